@@ -1,0 +1,252 @@
+/* config.c — INI parser for aldrec_config_t; a table maps each key to its
+ * field and its check, so adding a setting is one line. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum kind { K_STR, K_INT };
+
+struct key {
+    const char *section;
+    const char *name;
+    enum kind kind;
+    size_t off;
+    size_t size;       /* K_STR: buffer size */
+    long lo, hi;       /* K_INT: accepted range */
+    int required;
+};
+
+#define STR(sec, key, field, req) \
+    { .section = sec, .name = key, .kind = K_STR, \
+      .off = offsetof(aldrec_config_t, field), \
+      .size = sizeof(((aldrec_config_t *)0)->field), .required = req }
+#define INT(sec, key, field, min, max) \
+    { .section = sec, .name = key, .kind = K_INT, \
+      .off = offsetof(aldrec_config_t, field), .lo = min, .hi = max }
+
+static const struct key keys[] = {
+    STR("database", "conninfo", conninfo, 1),
+    STR("database", "admin_conninfo", admin_conninfo, 0),
+    INT("database", "connect_timeout_s", connect_timeout_s, 1, 300),
+    STR("recorder", "machine", machine, 1),
+    STR("recorder", "id", recorder_id, 1),
+    STR("recorder", "socket", socket_path, 0),
+    INT("recorder", "batch_rows", batch_rows, 1, 1000000),
+    INT("recorder", "flush_interval_ms", flush_interval_ms, 10, 3600000),
+    INT("recorder", "queue_batches", queue_batches, 1, 1000000),
+    STR("recorder", "log_level", log_level, 0),
+    INT("modbus", "response_timeout_ms", response_timeout_ms, 10, 60000),
+    INT("modbus", "max_registers", max_registers, 1, 125),
+    INT("modbus", "max_bits", max_bits, 1, 2000),
+    INT("modbus", "max_gap", max_gap, 0, 125),
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+void config_defaults(aldrec_config_t *cfg)
+{
+    *cfg = (aldrec_config_t){
+        .connect_timeout_s = 5,
+        .socket_path = "/run/aldrec/aldrecd.sock",
+        .batch_rows = 5000,
+        .flush_interval_ms = 1000,
+        .queue_batches = 256,
+        .log_level = "info",
+        .response_timeout_ms = 500,
+        .max_registers = 125,
+        .max_bits = 2000,
+        .max_gap = 8,
+    };
+}
+
+static int fail(char *err, size_t errlen, const char *name, int line,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int fail(char *err, size_t errlen, const char *name, int line,
+                const char *fmt, ...)
+{
+    va_list ap;
+    int n = line > 0 ? snprintf(err, errlen, "%s:%d: ", name, line)
+                     : snprintf(err, errlen, "%s: ", name);
+    if (n < 0 || (size_t)n >= errlen)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static char *trim(char *s, char *end)
+{
+    while (s < end && isspace((unsigned char)*s))
+        s++;
+    while (end > s && isspace((unsigned char)end[-1]))
+        end--;
+    *end = '\0';
+    return s;
+}
+
+static int set_value(aldrec_config_t *cfg, const struct key *k, const char *val,
+                     const char *name, int line, char *err, size_t errlen)
+{
+    char *field = (char *)cfg + k->off;
+
+    if (k->kind == K_STR) {
+        size_t n = strlen(val);
+        if (n == 0)
+            return fail(err, errlen, name, line, "%s: empty value", k->name);
+        if (n >= k->size)
+            return fail(err, errlen, name, line, "%s: value longer than %zu characters",
+                        k->name, k->size - 1);
+        memcpy(field, val, n + 1);
+        return 0;
+    }
+    char *endp;
+    errno = 0;
+    long v = strtol(val, &endp, 10);
+    if (errno || endp == val || *endp != '\0' || v < k->lo || v > k->hi)
+        return fail(err, errlen, name, line,
+                    "%s: expected an integer in %ld..%ld, got \"%s\"",
+                    k->name, k->lo, k->hi, val);
+    *(int *)(void *)field = (int)v;
+    return 0;
+}
+
+int config_parse(aldrec_config_t *cfg, const char *buf, size_t len,
+                 const char *name, char *err, size_t errlen)
+{
+    char section[32] = "";
+    int seen[NKEYS] = { 0 };
+    int lineno = 0;
+    size_t pos = 0;
+
+    while (pos < len) {
+        char line[2048];
+        size_t eol = pos;
+        while (eol < len && buf[eol] != '\n')
+            eol++;
+        lineno++;
+        if (eol - pos >= sizeof line)
+            return fail(err, errlen, name, lineno, "line longer than %zu characters",
+                        sizeof line - 1);
+        if (memchr(buf + pos, '\0', eol - pos))
+            return fail(err, errlen, name, lineno, "NUL byte in line; not a text file?");
+        memcpy(line, buf + pos, eol - pos);
+        line[eol - pos] = '\0';
+        pos = eol + 1;
+        char *s = trim(line, line + strlen(line));
+        if (*s == '\0' || *s == '#' || *s == ';')
+            continue;
+        if (*s == '[') {
+            char *close = strchr(s, ']');
+            if (!close || close[1] != '\0')
+                return fail(err, errlen, name, lineno, "malformed section header \"%s\"", s);
+            char *sec = trim(s + 1, close);
+            size_t n = strlen(sec);
+            if (n == 0 || n >= sizeof section)
+                return fail(err, errlen, name, lineno, "bad section name \"%s\"", sec);
+            int known = 0;
+            for (size_t i = 0; i < NKEYS; i++)
+                known |= strcmp(keys[i].section, sec) == 0;
+            if (!known)
+                return fail(err, errlen, name, lineno,
+                            "unknown section [%s] (expected [database], [recorder] or [modbus])",
+                            sec);
+            memcpy(section, sec, n + 1);
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (!eq)
+            return fail(err, errlen, name, lineno, "expected \"key = value\", got \"%s\"", s);
+        char *key = trim(s, eq);
+        char *val = eq + 1;
+        val = trim(val, val + strlen(val));
+        if (*key == '\0')
+            return fail(err, errlen, name, lineno, "missing key before '='");
+        if (section[0] == '\0')
+            return fail(err, errlen, name, lineno, "\"%s\" outside of any [section]", key);
+        size_t i;
+        for (i = 0; i < NKEYS; i++)
+            if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, key) == 0)
+                break;
+        if (i == NKEYS)
+            return fail(err, errlen, name, lineno, "unknown key \"%s\" in [%s]", key, section);
+        if (seen[i])
+            return fail(err, errlen, name, lineno, "\"%s\" set twice in [%s] (first on line %d)",
+                        key, section, seen[i]);
+        seen[i] = lineno;
+        if (set_value(cfg, &keys[i], val, name, lineno, err, errlen) < 0)
+            return -1;
+        if (keys[i].kind == K_STR && strstr(val, "password=") &&
+            strstr(keys[i].name, "conninfo"))
+            return fail(err, errlen, name, lineno,
+                        "%s: passwords do not belong in conninfo; use passfile=PATH",
+                        keys[i].name);
+    }
+    for (size_t i = 0; i < NKEYS; i++)
+        if (keys[i].required && ((char *)cfg + keys[i].off)[0] == '\0')
+            return fail(err, errlen, name, 0, "missing required key \"%s\" in [%s]",
+                        keys[i].name, keys[i].section);
+    if (cfg->admin_conninfo[0] == '\0')
+        memcpy(cfg->admin_conninfo, cfg->conninfo, sizeof cfg->conninfo);
+    if (strcmp(cfg->log_level, "error") && strcmp(cfg->log_level, "warn") &&
+        strcmp(cfg->log_level, "info") && strcmp(cfg->log_level, "debug")) {
+        int line = 0;
+        for (size_t i = 0; i < NKEYS; i++)
+            if (strcmp(keys[i].name, "log_level") == 0)
+                line = seen[i];
+        return fail(err, errlen, name, line,
+                    "log_level: expected error, warn, info or debug, got \"%s\"",
+                    cfg->log_level);
+    }
+    return 0;
+}
+
+int config_load(aldrec_config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc = -1;
+
+    config_defaults(cfg);
+    f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    for (;;) {
+        if (len + 4096 > cap) {
+            if (cap > (1u << 20)) {
+                snprintf(err, errlen, "%s: larger than 1 MiB; not a config file?", path);
+                goto out;
+            }
+            cap = cap ? cap * 2 : 8192;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                snprintf(err, errlen, "%s: out of memory", path);
+                goto out;
+            }
+            buf = nb;
+        }
+        size_t n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    if (ferror(f)) {
+        snprintf(err, errlen, "%s: read error", path);
+        goto out;
+    }
+    rc = config_parse(cfg, buf, len, path, err, errlen);
+out:
+    if (f)
+        fclose(f);
+    free(buf);
+    return rc;
+}

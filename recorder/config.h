@@ -1,0 +1,51 @@
+/* config.h — aldrecd/aldrec configuration: an INI file.
+ *
+ *   # comment            ; comment
+ *   [section]
+ *   key = value          # values run to the end of the line, trimmed
+ *
+ * Every key is known (a typo is an error, not a silently ignored line) and
+ * every value is checked. Errors name the file and line: "aldrec.conf:12:
+ * batch_rows: expected an integer in 1..1000000, got "12x"".
+ *
+ * conninfo strings must not carry passwords: use a passfile (conninfo
+ * "passfile=/etc/aldrec/pgpass") so that secrets never reach argv or logs. */
+#ifndef ALDREC_CONFIG_H
+#define ALDREC_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct aldrec_config {
+    /* [database] */
+    char conninfo[1024];        /* aldrecd and aldrec (required) */
+    char admin_conninfo[1024];  /* aldrec db migrate; defaults to conninfo */
+    int  connect_timeout_s;     /* default 5 */
+    /* [recorder] */
+    char machine[64];           /* machines.name (required) */
+    char recorder_id[64];       /* ingest_ledger.recorder_id (required) */
+    char socket_path[108];      /* control socket (default /run/aldrec/aldrecd.sock) */
+    int  batch_rows;            /* flush after this many rows (default 5000) */
+    int  flush_interval_ms;     /* ... or this long after the batch's first row (default 1000) */
+    int  queue_batches;         /* in-memory batches waiting for the database (default 256) */
+    char log_level[16];         /* error|warn|info|debug (default info) */
+    /* [modbus] */
+    int  response_timeout_ms;   /* per request (default 500) */
+    int  max_registers;         /* per read request, 1..125 (default 125) */
+    int  max_bits;              /* per coil/discrete read, 1..2000 (default 2000) */
+    int  max_gap;               /* unused registers bridged in one request (default 8) */
+} aldrec_config_t;
+
+/* Fills *cfg with defaults. */
+void config_defaults(aldrec_config_t *cfg);
+
+/* Parses INI text buf[0..len) named `name` (for messages) over the values
+ * already in *cfg, then checks required keys. Returns 0, or -1 with a
+ * "name:line: message" in err. */
+int config_parse(aldrec_config_t *cfg, const char *buf, size_t len,
+                 const char *name, char *err, size_t errlen);
+
+/* Defaults, then reads and parses the file at path. Returns 0, or -1 with
+ * the message in err. */
+int config_load(aldrec_config_t *cfg, const char *path, char *err, size_t errlen);
+
+#endif

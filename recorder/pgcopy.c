@@ -1,0 +1,147 @@
+/* pgcopy.c — binary COPY encoder; see pgcopy.h for the wire layout. */
+#include "pgcopy.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PG_EPOCH_OFFSET_US (946684800LL * 1000000LL)
+
+static const uint8_t copy_signature[11] = { 'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0 };
+
+struct pgcopy {
+    uint8_t *buf;
+    size_t len, cap;
+    size_t rows;
+};
+
+static int reserve(pgcopy_t *p, size_t more)
+{
+    if (p->len + more <= p->cap)
+        return 0;
+    size_t cap = p->cap ? p->cap : 4096;
+    while (cap < p->len + more)
+        cap *= 2;
+    uint8_t *nb = realloc(p->buf, cap);
+    if (!nb) {
+        errno = ENOMEM;
+        return -1;
+    }
+    p->buf = nb;
+    p->cap = cap;
+    return 0;
+}
+
+static uint8_t *put16(uint8_t *o, uint16_t v)
+{
+    o[0] = (uint8_t)(v >> 8);
+    o[1] = (uint8_t)v;
+    return o + 2;
+}
+
+static uint8_t *put32(uint8_t *o, uint32_t v)
+{
+    o[0] = (uint8_t)(v >> 24);
+    o[1] = (uint8_t)(v >> 16);
+    o[2] = (uint8_t)(v >> 8);
+    o[3] = (uint8_t)v;
+    return o + 4;
+}
+
+static uint8_t *put64(uint8_t *o, uint64_t v)
+{
+    o = put32(o, (uint32_t)(v >> 32));
+    return put32(o, (uint32_t)v);
+}
+
+static void write_header(pgcopy_t *p)
+{
+    memcpy(p->buf, copy_signature, sizeof copy_signature);
+    uint8_t *o = p->buf + sizeof copy_signature;
+    o = put32(o, 0);   /* flags: no OIDs */
+    put32(o, 0);       /* header extension length */
+    p->len = sizeof copy_signature + 8;
+    p->rows = 0;
+}
+
+pgcopy_t *pgcopy_new(void)
+{
+    pgcopy_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    if (reserve(p, 4096) < 0) {
+        free(p);
+        return NULL;
+    }
+    write_header(p);
+    return p;
+}
+
+void pgcopy_free(pgcopy_t *p)
+{
+    if (!p)
+        return;
+    free(p->buf);
+    free(p);
+}
+
+void pgcopy_reset(pgcopy_t *p)
+{
+    write_header(p);
+}
+
+int64_t pgcopy_pg_time(int64_t unix_us)
+{
+    return unix_us - PG_EPOCH_OFFSET_US;
+}
+
+int pgcopy_add(pgcopy_t *p, int64_t process_id, const sample_t *s)
+{
+    if (reserve(p, 52) < 0)
+        return -1;
+    uint8_t *o = p->buf + p->len;
+    uint64_t bits;
+
+    o = put16(o, 5);
+    o = put32(o, 8);
+    o = put64(o, (uint64_t)process_id);
+    o = put32(o, 4);
+    o = put32(o, (uint32_t)s->parameter_id);
+    o = put32(o, 8);
+    o = put64(o, (uint64_t)pgcopy_pg_time(s->ts_us));
+    if (s->has_value) {
+        memcpy(&bits, &s->value, sizeof bits);
+        o = put32(o, 8);
+        o = put64(o, bits);
+    } else {
+        o = put32(o, 0xffffffffu);   /* -1: NULL */
+    }
+    o = put32(o, 2);
+    o = put16(o, (uint16_t)s->quality);
+    p->len = (size_t)(o - p->buf);
+    p->rows++;
+    return 0;
+}
+
+size_t pgcopy_rows(const pgcopy_t *p)
+{
+    return p->rows;
+}
+
+uint8_t *pgcopy_take(pgcopy_t *p, size_t *len)
+{
+    if (reserve(p, 2) < 0)
+        return NULL;
+    put16(p->buf + p->len, 0xffff);
+    p->len += 2;
+    uint8_t *out = malloc(p->len);
+    if (!out) {
+        p->len -= 2;
+        errno = ENOMEM;
+        return NULL;
+    }
+    memcpy(out, p->buf, p->len);
+    *len = p->len;
+    write_header(p);
+    return out;
+}

@@ -1,0 +1,38 @@
+#!/bin/bash
+# setup.sh — install the Debian packages aldrec needs to build, demo and
+# test; does nothing (and needs no network) when they are all present.
+set -euo pipefail
+
+PKGS=(
+    build-essential pkg-config            # compiler, make, pkg-config
+    libpq-dev libmodbus-dev libsqlite3-dev libhiredis-dev
+    postgresql postgresql-contrib         # server for demo/tests (pg_stat_statements)
+    redis-server                          # L2 metadata cache
+    socat                                 # serial pty pairs for Modbus RTU tests
+    valgrind                              # make valgrind
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing Debian packages: ${missing[*]}" >&2
+    echo "setup: run 'make setup' as root, or: apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+
+# The project runs its own private clusters; don't let the package create
+# and start a system-wide one on port 5432.
+if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

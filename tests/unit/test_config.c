@@ -1,0 +1,102 @@
+/* test_config.c — INI parsing: values, defaults, and errors with file:line. */
+#include <string.h>
+
+#include "config.h"
+#include "t.h"
+
+static int parse(aldrec_config_t *c, const char *text, char *err, size_t errlen)
+{
+    config_defaults(c);
+    return config_parse(c, text, strlen(text), "t.conf", err, errlen);
+}
+
+static const char good[] =
+    "# aldrec\n"
+    "[database]\n"
+    "conninfo = host=db dbname=aldrec user=aldrecd passfile=/etc/aldrec/pgpass  \n"
+    "\n"
+    "[recorder]\n"
+    "  machine=ald-01\n"
+    "id = ald-01-a ; not a comment: values run to the end of the line\n"
+    "batch_rows = 250\n"
+    "; comment\n"
+    "[modbus]\n"
+    "max_registers = 16\n";
+
+static void test_good(void)
+{
+    aldrec_config_t c;
+    char err[256] = "";
+    T_EQ_INT(parse(&c, good, err, sizeof err), 0);
+    T_EQ_STR(err, "");
+    T_EQ_STR(c.conninfo, "host=db dbname=aldrec user=aldrecd passfile=/etc/aldrec/pgpass");
+    T_EQ_STR(c.admin_conninfo, c.conninfo);
+    T_EQ_STR(c.machine, "ald-01");
+    T_EQ_STR(c.recorder_id, "ald-01-a ; not a comment: values run to the end of the line");
+    T_EQ_INT(c.batch_rows, 250);
+    T_EQ_INT(c.flush_interval_ms, 1000);
+    T_EQ_INT(c.max_registers, 16);
+    T_EQ_INT(c.max_gap, 8);
+    T_EQ_STR(c.socket_path, "/run/aldrec/aldrecd.sock");
+}
+
+static void expect_error(const char *text, const char *want)
+{
+    aldrec_config_t c;
+    char err[256] = "";
+    T_EQ_INT(parse(&c, text, err, sizeof err), -1);
+    char msg[400];
+    snprintf(msg, sizeof msg, "error \"%s\" contains \"%s\"", err, want);
+    t_report(strstr(err, want) != NULL, __FILE__, __LINE__, msg);
+}
+
+static void test_errors(void)
+{
+    expect_error("[database]\nconninfo = x\n[recorder]\nmachine = m\nid = r\nbatch_rows = 12x\n",
+                 "t.conf:6: batch_rows: expected an integer in 1..1000000, got \"12x\"");
+    expect_error("[database]\nconninfo = x\n[recorder]\nmachine = m\nid = r\nbatch_rows = 0\n",
+                 "t.conf:6: batch_rows");
+    expect_error("[database]\nconninfo = x\n[recorder]\nmachine = m\nid = r\nbatch_rows = 99999999999999999999\n",
+                 "t.conf:6: batch_rows");
+    expect_error("[database]\nconninfo = x\n[recorder]\nmachine = m\nid = r\nflush_ms = 5\n",
+                 "t.conf:6: unknown key \"flush_ms\" in [recorder]");
+    expect_error("[databse]\n", "t.conf:1: unknown section [databse]");
+    expect_error("[database\n", "t.conf:1: malformed section header");
+    expect_error("conninfo = x\n", "t.conf:1: \"conninfo\" outside of any [section]");
+    expect_error("[recorder]\nmachine ald\n", "t.conf:2: expected \"key = value\"");
+    expect_error("[recorder]\n = ald\n", "t.conf:2: missing key");
+    expect_error("[recorder]\nmachine =\n", "t.conf:2: machine: empty value");
+    expect_error("[recorder]\nmachine = a\nmachine = b\n", "t.conf:3: \"machine\" set twice in [recorder] (first on line 2)");
+    expect_error("[recorder]\nmachine = a\nid = r\n", "t.conf: missing required key \"conninfo\" in [database]");
+    expect_error("[database]\nconninfo = host=x password=hunter2\n",
+                 "t.conf:2: conninfo: passwords do not belong in conninfo");
+    expect_error("[database]\nconninfo = x\n[recorder]\nmachine = m\nid = r\nlog_level = loud\n",
+                 "t.conf:6: log_level: expected error, warn, info or debug");
+    expect_error("[modbus]\nmax_registers = 126\n", "t.conf:2: max_registers: expected an integer in 1..125");
+    static const char nul[] = "[recorder]\nmachine = a\0b\n";
+    aldrec_config_t c;
+    char err[256];
+    config_defaults(&c);
+    T_EQ_INT(config_parse(&c, nul, sizeof nul - 1, "t.conf", err, sizeof err), -1);
+    T_CHECK(strstr(err, "t.conf:2: NUL byte") != NULL);
+    char longline[3000];
+    memset(longline, 'x', sizeof longline);
+    longline[sizeof longline - 1] = '\0';
+    expect_error(longline, "t.conf:1: line longer than");
+}
+
+static void test_load_missing_file(void)
+{
+    aldrec_config_t c;
+    char err[256];
+    T_EQ_INT(config_load(&c, "/nonexistent/aldrec.conf", err, sizeof err), -1);
+    T_EQ_STR(err, "/nonexistent/aldrec.conf: No such file or directory");
+}
+
+int main(void)
+{
+    test_good();
+    test_errors();
+    test_load_missing_file();
+    return t_done("test_config");
+}
