@@ -5,7 +5,7 @@
 #   make test       set up packages, run every test (ends "N passed, N failed")
 #   make bench      benchmarks under tests/bench (ratios against a reference)
 #   make SAN=1 ...  ASan+UBSan build (into build-san/)
-#   make WERROR=1   warnings are errors (CI sets this)
+#   make WERROR=1   warnings are errors (automatic when CI=true)
 #   make valgrind   integration test with aldrecd under valgrind
 #
 # Project flags live in ALD_CFLAGS; the user's CFLAGS/LDFLAGS are appended.
@@ -29,7 +29,8 @@ ALD_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -O2 -g -pthread \
               -Wimplicit-fallthrough -Wformat=2 -Wno-format-nonliteral \
               -Irecorder -Icache -Ifirmware -MMD -MP $(SANFLAGS) \
               -DALDREC_SQLDIR='"$(abspath sql)"'
-ifeq ($(WERROR),1)
+# CI (CI=true in the environment) and WERROR=1 turn warnings into errors.
+ifneq ($(filter 1,$(WERROR))$(filter true,$(CI)),)
 ALD_CFLAGS += -Werror
 endif
 ALD_LDFLAGS := -pthread $(SANFLAGS)

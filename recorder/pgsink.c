@@ -1,6 +1,8 @@
 /* pgsink.c — exactly-once batch writer over libpq's non-blocking API. */
 #include "pgsink.h"
 
+#include "pgcopy.h"
+
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -164,7 +166,16 @@ static bool is_data_error(const PGresult *res)
     return state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0);
 }
 
-enum step { STEP_OK, STEP_RETRY, STEP_REJECT };
+enum step { STEP_OK, STEP_RETRY, STEP_REJECT, STEP_DUPLICATE };
+
+/* The ledger row of this batch exists: it was committed before. */
+static bool is_ledger_conflict(const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *cons = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+    return state && cons && strcmp(state, "23505") == 0 &&
+           strcmp(cons, "ingest_ledger_pkey") == 0;
+}
 
 /* Collects every result of a sent command. Succeeds when each has the
  * expected status; the last result is returned through *last if asked. */
@@ -187,7 +198,9 @@ static enum step finish_command(pgsink_t *s, ExecStatusType want, int64_t deadli
     while ((res = next_result(s, deadline, &timed_out)) != NULL) {
         ExecStatusType got = PQresultStatus(res);
         if (got != want && got != PGRES_COMMAND_OK && st == STEP_OK) {
-            st = is_data_error(res) ? STEP_REJECT : STEP_RETRY;
+            st = is_ledger_conflict(res) ? STEP_DUPLICATE
+                 : is_data_error(res)     ? STEP_REJECT
+                                          : STEP_RETRY;
             if (first_err) {
                 const char *msg = PQresultErrorMessage(res);
                 snprintf(err, errlen, "%s: %.*s", what, (int)strcspn(msg, "\n"), msg);
@@ -196,8 +209,10 @@ static enum step finish_command(pgsink_t *s, ExecStatusType want, int64_t deadli
         }
         if (got == PGRES_COPY_IN) {
             /* COPY is waiting for data: hand control back to the caller. */
-            if (last)
+            if (last) {
+                PQclear(*last);
                 *last = res;
+            }
             else
                 PQclear(res);
             return st;
@@ -287,34 +302,30 @@ pgsink_result_t pgsink_write(pgsink_t *s, const pgsink_batch_t *b, char *err, si
         conn_error(s, "escaping recorder id", err, errlen);
         goto retry;
     }
+    /* One round trip: the server runs BEGIN and the ledger insert, then
+     * waits for COPY data. If the ledger row exists the insert fails on its
+     * primary key, the COPY never starts, and the batch is a DUPLICATE. */
     snprintf(sql, sizeof sql,
              "BEGIN; INSERT INTO ingest_ledger"
              " (recorder_id, batch_seq, rows, process_id, first_ts, last_ts)"
              " VALUES (%s, %lld, %u, %lld,"
              " 'epoch'::timestamptz + %lld * interval '1 microsecond',"
-             " 'epoch'::timestamptz + %lld * interval '1 microsecond')"
-             " ON CONFLICT DO NOTHING",
+             " 'epoch'::timestamptz + %lld * interval '1 microsecond');"
+             " COPY process_data_points (" PGCOPY_COLUMNS ") FROM STDIN (FORMAT binary)",
              rid, (long long)b->seq, b->rows, (long long)b->process_id,
              (long long)b->first_ts_us, (long long)b->last_ts_us);
     PQfreemem(rid);
 
-    st = send_and_finish(s, sql, PGRES_COMMAND_OK, deadline, "ledger insert", &res, err, errlen);
-    if (st != STEP_OK)
-        goto fail;
-    bool duplicate = res && strcmp(PQcmdTuples(res), "0") == 0;
-    PQclear(res);
-    res = NULL;
-    if (duplicate) {
-        rollback(s);
-        return PGSINK_DUPLICATE;
-    }
-
-    st = send_and_finish(s, "COPY process_data_points (" "process_id, parameter_id, ts, value, quality"
-                         ") FROM STDIN (FORMAT binary)",
-                         PGRES_COPY_IN, deadline, "COPY", &res, err, errlen);
+    st = send_and_finish(s, sql, PGRES_COPY_IN, deadline, "ledger insert + COPY", &res,
+                         err, errlen);
     bool in_copy = res && PQresultStatus(res) == PGRES_COPY_IN;
     PQclear(res);
     res = NULL;
+    if (st == STEP_DUPLICATE) {
+        err[0] = '\0';
+        rollback(s);
+        return PGSINK_DUPLICATE;
+    }
     if (st != STEP_OK || !in_copy) {
         if (st == STEP_OK) {
             snprintf(err, errlen, "COPY: server did not enter COPY IN");

@@ -1,10 +1,11 @@
 /* pgsink.h — store one batch in PostgreSQL, exactly once.
  *
- * One transaction per batch:
- *   BEGIN; INSERT INTO ingest_ledger (recorder_id, batch_seq, ...)
- *          ON CONFLICT DO NOTHING;
- *   -- 0 rows inserted: the batch is already stored -> ROLLBACK, DUPLICATE
- *   COPY process_data_points (...) FROM STDIN (FORMAT binary); COMMIT;
+ * One transaction per batch, two round trips:
+ *   BEGIN; INSERT INTO ingest_ledger (recorder_id, batch_seq, ...);
+ *          COPY process_data_points (...) FROM STDIN (FORMAT binary)
+ *   ... binary COPY data ...; COMMIT
+ * If the ledger row exists (primary-key violation) the batch was stored
+ * before: the COPY never runs, ROLLBACK, DUPLICATE.
  * A batch whose COMMIT outcome is unknown (connection lost, deadline) is
  * simply written again later: the ledger turns the replay into a no-op.
  *

@@ -1,0 +1,100 @@
+/* bench_copy.c — our writer path (pgcopy encoding + pgsink: one transaction
+ * with a ledger row per batch) on ROWS synthetic points; also writes the same
+ * rows as one binary COPY file for the psql \copy reference that
+ * tests/bench/run.sh times in the same run.
+ *
+ *   bench_copy DSN ROWS BATCH_ROWS OUT.bin PROCESS_ID   -> prints "rows_per_s N"
+ *   bench_copy --file-only ROWS OUT.bin PROCESS_ID      -> writes OUT.bin only */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pgcopy.h"
+#include "pgsink.h"
+
+#define PARAMS 100
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Row i: parameter i % PARAMS, polled every 100 ms, a smooth signal. */
+static sample_t row(long i)
+{
+    long poll = i / PARAMS;
+    int param = (int)(i % PARAMS);
+    return (sample_t){
+        .parameter_id = 1 + param,
+        .ts_us = 1763800000000000LL + poll * 100000LL,
+        .value = 100.0 * sin((double)poll / 50.0 + param),
+        .quality = 0,
+        .has_value = true,
+    };
+}
+
+static int write_file(long rows, const char *path, long long proc)
+{
+    pgcopy_t *p = pgcopy_new();
+    for (long i = 0; i < rows; i++) {
+        sample_t s = row(i);
+        pgcopy_add(p, proc, &s);
+    }
+    size_t len;
+    uint8_t *d = pgcopy_take(p, &len);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(d, 1, len, f) != len || fclose(f) != 0) {
+        perror(path);
+        return 1;
+    }
+    free(d);
+    pgcopy_free(p);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 5 && strcmp(argv[1], "--file-only") == 0)
+        return write_file(atol(argv[2]), argv[3], atoll(argv[4]));
+    if (argc != 6) {
+        fprintf(stderr, "usage: bench_copy DSN ROWS BATCH_ROWS OUT.bin PROCESS_ID\n");
+        return 2;
+    }
+    const char *dsn = argv[1];
+    long rows = atol(argv[2]), batch = atol(argv[3]);
+    long long proc = atoll(argv[5]);
+    pgsink_t *sink = pgsink_new(dsn, "bench", 60000);
+    pgcopy_t *p = pgcopy_new();
+    char err[256];
+    int64_t seq = 0;
+
+    double t0 = now_s();
+    for (long i = 0; i < rows;) {
+        long start = i, end = i + batch < rows ? i + batch : rows;
+        sample_t first = row(start), last = row(end - 1);
+        for (; i < end; i++) {
+            sample_t s = row(i);
+            pgcopy_add(p, proc, &s);
+        }
+        size_t len;
+        uint8_t *d = pgcopy_take(p, &len);
+        pgsink_batch_t b = { .seq = ++seq, .process_id = proc, .rows = (uint32_t)(end - start),
+                             .first_ts_us = first.ts_us, .last_ts_us = last.ts_us,
+                             .data = d, .len = len };
+        pgsink_result_t r = pgsink_write(sink, &b, err, sizeof err);
+        free(d);
+        if (r != PGSINK_STORED) {
+            fprintf(stderr, "bench_copy: batch %lld: %s\n", (long long)seq, err);
+            return 1;
+        }
+    }
+    double took = now_s() - t0;
+    printf("rows_per_s %.0f\nseconds %.3f\nbatches %lld\n", (double)rows / took, took, (long long)seq);
+    pgsink_free(sink);
+    pgcopy_free(p);
+    return write_file(rows, argv[4], proc);
+}
