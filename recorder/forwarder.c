@@ -130,9 +130,10 @@ static void *forwarder_main(void *arg)
                             f->st.queued_batches);
             }
             backoff = BACKOFF_MIN_MS;
-            pop_head(f);
             log_msg(LL_DEBUG, "batch %lld: %u rows in %lld ms", (long long)q->b.seq,
                     q->b.rows, (long long)took);
+            pop_head(f);   /* frees q */
+            q = NULL;
             continue;
         }
         /* Transient failure: keep the batch, wait, try again. */
