@@ -27,7 +27,7 @@ endif
 ALD_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -O2 -g -pthread \
               -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
               -Wimplicit-fallthrough -Wformat=2 -Wno-format-nonliteral \
-              -Irecorder -Icache -Ifirmware -MMD -MP $(SANFLAGS) \
+              -Irecorder -Icache -Iquery -Ifirmware -MMD -MP $(SANFLAGS) \
               -DALDREC_SQLDIR='"$(abspath sql)"'
 # CI (CI=true in the environment) and WERROR=1 turn warnings into errors.
 ifneq ($(filter 1,$(WERROR))$(filter true,$(CI)),)
@@ -39,7 +39,7 @@ BIN      := $(BUILD)/bin
 OBJ      := $(BUILD)/obj
 
 LIB_SRCS := $(filter-out recorder/aldrecd.c recorder/aldrec.c,$(wildcard recorder/*.c)) \
-            $(wildcard cache/*.c)
+            $(wildcard cache/*.c) $(wildcard query/*.c)
 SIM_SRCS := $(wildcard firmware/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 TOOL_SRCS := $(wildcard tests/tools/*.c)

@@ -20,7 +20,10 @@ static const char load_sql[] =
     "SELECT m.id, cp.id, mc.name, cp.name, cp.units, mc.host, mc.port, mc.unit_id,"
     "       cp.register_type, cp.address, cp.data_type, cp.word_order,"
     "       cp.scale, cp.value_offset, cp.min_value, cp.max_value, cp.set_value,"
-    "       cp.is_writable, cp.poll_interval_ms"
+    "       cp.is_writable, cp.poll_interval_ms,"
+    "       mc.transport, mc.serial_port, mc.baud, mc.parity, mc.data_bits, mc.stop_bits,"
+    "       mc.max_registers, mc.max_bits, mc.max_gap, mc.response_timeout_ms, mc.no_bridge,"
+    "       cp.deadband, cp.max_interval_ms"
     "  FROM machines m"
     "  LEFT JOIN (machine_components mc"
     "             JOIN component_parameters cp"
@@ -64,9 +67,13 @@ static void validate(param_meta_t *p, const char *type, const char *order,
         snprintf(p->why, sizeof p->why, "scale must be finite and non-zero");
         return;
     }
-    if (p->port < 1 || p->port > 65535 || p->host[0] == '\0') {
+    if (p->transport == TR_TCP && (p->port < 1 || p->port > 65535 || p->host[0] == '\0')) {
         snprintf(p->why, sizeof p->why, "component endpoint \"%.100s:%d\" is not usable",
                  p->host, p->port);
+        return;
+    }
+    if (p->transport == TR_RTU && p->serial_port[0] == '\0') {
+        snprintf(p->why, sizeof p->why, "RTU component without a serial_port");
         return;
     }
     p->valid = true;
@@ -118,6 +125,20 @@ pmap_t *pmap_load(PGconn *conn, const char *machine, char *err, size_t errlen)
             p->set_value = strtod(PQgetvalue(res, r, 16), NULL);
         p->writable = PQgetvalue(res, r, 17)[0] == 't';
         p->poll_ms = atoi(PQgetvalue(res, r, 18));
+        p->transport = strcmp(PQgetvalue(res, r, 19), "rtu") == 0 ? TR_RTU : TR_TCP;
+        copy_str(p->serial_port, sizeof p->serial_port, PQgetvalue(res, r, 20));
+        p->baud = atoi(PQgetvalue(res, r, 21));
+        p->parity = PQgetvalue(res, r, 22)[0];
+        p->data_bits = atoi(PQgetvalue(res, r, 23));
+        p->stop_bits = atoi(PQgetvalue(res, r, 24));
+        p->dev_max_registers = atoi(PQgetvalue(res, r, 25));
+        p->dev_max_bits = atoi(PQgetvalue(res, r, 26));
+        p->dev_max_gap = PQgetisnull(res, r, 27) ? -1 : atoi(PQgetvalue(res, r, 27));
+        p->dev_response_timeout_ms = atoi(PQgetvalue(res, r, 28));
+        copy_str(p->no_bridge, sizeof p->no_bridge, PQgetvalue(res, r, 29));
+        if ((p->has_deadband = !PQgetisnull(res, r, 30)))
+            p->deadband = strtod(PQgetvalue(res, r, 30), NULL);
+        p->max_interval_ms = atoi(PQgetvalue(res, r, 31));
         validate(p, PQgetvalue(res, r, 10), PQgetvalue(res, r, 11), PQgetvalue(res, r, 8));
     }
     PQclear(res);

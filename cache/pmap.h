@@ -18,15 +18,30 @@
 
 #include "regcodec.h"
 
+typedef enum transport { TR_TCP, TR_RTU } transport_t;
+
 typedef struct param_meta {
     int32_t id;                  /* component_parameters.id */
     char component[64];
     char name[64];
     char qualified[128];         /* "component.name" */
     char units[32];
-    char host[256];              /* Modbus endpoint of the component */
+    /* The component's Modbus device (sql/migrations/0003_acquisition.sql).
+     * Settings that are NULL in the database are 0 here (-1 for max_gap):
+     * "use the [modbus] default of the config". */
+    transport_t transport;
+    char host[256];              /* TCP endpoint */
     int port;
+    char serial_port[128];       /* RTU line, e.g. /dev/ttyUSB0 */
+    int baud;
+    char parity;                 /* 'N', 'E', 'O'; 0 = default */
+    int data_bits, stop_bits;
     int unit_id;
+    int dev_max_registers;       /* per FC3/FC4 request */
+    int dev_max_bits;            /* per FC1/FC2 request */
+    int dev_max_gap;             /* -1 = default */
+    int dev_response_timeout_ms;
+    char no_bridge[256];         /* "holding:16-19,input:26-29" or "" */
     regtype_t table;
     dtype_t type;
     worder_t order;
@@ -36,6 +51,9 @@ typedef struct param_meta {
     bool has_min, has_max, has_set;
     bool writable;
     int poll_ms;
+    double deadband;             /* on-change recording, when has_deadband */
+    bool has_deadband;
+    int max_interval_ms;         /* with a deadband: store at least this often; 0 = never forced */
     bool valid;                  /* false: skip this parameter, see why */
     char why[160];
 } param_meta_t;

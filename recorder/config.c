@@ -30,10 +30,14 @@ struct key {
     { .section = sec, .name = key, .kind = K_INT, \
       .off = offsetof(aldrec_config_t, field), .lo = min, .hi = max }
 
+/* One block per section; keep the README's configuration reference in step. */
 static const struct key keys[] = {
+    /* [database] */
     STR("database", "conninfo", conninfo, 1),
     STR("database", "admin_conninfo", admin_conninfo, 0),
     INT("database", "connect_timeout_s", connect_timeout_s, 1, 300),
+
+    /* [recorder] */
     STR("recorder", "machine", machine, 1),
     STR("recorder", "id", recorder_id, 1),
     STR("recorder", "socket", socket_path, 0),
@@ -41,10 +45,19 @@ static const struct key keys[] = {
     INT("recorder", "flush_interval_ms", flush_interval_ms, 10, 3600000),
     INT("recorder", "queue_batches", queue_batches, 1, 1000000),
     STR("recorder", "log_level", log_level, 0),
+
+    /* [modbus] — defaults for every device; a component's own settings
+     * (machine_components) take precedence */
     INT("modbus", "response_timeout_ms", response_timeout_ms, 10, 60000),
     INT("modbus", "max_registers", max_registers, 1, 125),
     INT("modbus", "max_bits", max_bits, 1, 2000),
     INT("modbus", "max_gap", max_gap, 0, 125),
+
+    /* [spool] — store and forward */
+
+    /* [cache] — parameter metadata */
+
+    /* [metrics] and [alerts] — operating the service */
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -153,10 +166,18 @@ int config_parse(aldrec_config_t *cfg, const char *buf, size_t len,
             int known = 0;
             for (size_t i = 0; i < NKEYS; i++)
                 known |= strcmp(keys[i].section, sec) == 0;
-            if (!known)
-                return fail(err, errlen, name, lineno,
-                            "unknown section [%s] (expected [database], [recorder] or [modbus])",
-                            sec);
+            if (!known) {
+                char list[256] = "";
+                for (size_t i = 0; i < NKEYS; i++) {
+                    if (i > 0 && strcmp(keys[i].section, keys[i - 1].section) == 0)
+                        continue;
+                    size_t used = strlen(list);
+                    snprintf(list + used, sizeof list - used, "%s[%s]", used ? ", " : "",
+                             keys[i].section);
+                }
+                return fail(err, errlen, name, lineno, "unknown section [%s] (expected one of %s)",
+                            sec, list);
+            }
             memcpy(section, sec, n + 1);
             continue;
         }

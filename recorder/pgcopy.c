@@ -123,6 +123,120 @@ int pgcopy_add(pgcopy_t *p, int64_t process_id, const sample_t *s)
     return 0;
 }
 
+int pgcopy_row(pgcopy_t *p, int nfields)
+{
+    if (reserve(p, 2) < 0)
+        return -1;
+    put16(p->buf + p->len, (uint16_t)nfields);
+    p->len += 2;
+    p->rows++;
+    return 0;
+}
+
+/* A field: its length (-1 for NULL) and len bytes of value to fill in. */
+static uint8_t *field(pgcopy_t *p, int32_t len)
+{
+    size_t body = len > 0 ? (size_t)len : 0;
+    if (reserve(p, 4 + body) < 0)
+        return NULL;
+    uint8_t *o = put32(p->buf + p->len, (uint32_t)len);
+    p->len += 4 + body;
+    return o;
+}
+
+int pgcopy_put_null(pgcopy_t *p)
+{
+    return field(p, -1) ? 0 : -1;
+}
+
+int pgcopy_put_bool(pgcopy_t *p, bool v)
+{
+    uint8_t *o = field(p, 1);
+    if (!o)
+        return -1;
+    o[0] = v ? 1 : 0;
+    return 0;
+}
+
+int pgcopy_put_int2(pgcopy_t *p, int16_t v)
+{
+    uint8_t *o = field(p, 2);
+    if (!o)
+        return -1;
+    put16(o, (uint16_t)v);
+    return 0;
+}
+
+int pgcopy_put_int4(pgcopy_t *p, int32_t v)
+{
+    uint8_t *o = field(p, 4);
+    if (!o)
+        return -1;
+    put32(o, (uint32_t)v);
+    return 0;
+}
+
+int pgcopy_put_int8(pgcopy_t *p, int64_t v)
+{
+    uint8_t *o = field(p, 8);
+    if (!o)
+        return -1;
+    put64(o, (uint64_t)v);
+    return 0;
+}
+
+int pgcopy_put_float8(pgcopy_t *p, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return pgcopy_put_int8(p, (int64_t)bits);
+}
+
+int pgcopy_put_ts(pgcopy_t *p, int64_t unix_us)
+{
+    return pgcopy_put_int8(p, pgcopy_pg_time(unix_us));
+}
+
+int pgcopy_put_text(pgcopy_t *p, const char *s, size_t len)
+{
+    if (len > INT32_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    uint8_t *o = field(p, (int32_t)len);
+    if (!o)
+        return -1;
+    memcpy(o, s, len);
+    return 0;
+}
+
+int pgcopy_put_int4_array(pgcopy_t *p, const int32_t *v, size_t n)
+{
+    /* ndim, has-nulls flag, element type (int4 = OID 23); per dimension
+     * its size and lower bound; then each element as a field. An empty
+     * array has ndim 0 and nothing after the element type. */
+    size_t len = 12 + (n ? 8 : 0) + n * 8;
+    if (len > INT32_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    uint8_t *o = field(p, (int32_t)len);
+    if (!o)
+        return -1;
+    o = put32(o, n ? 1 : 0);
+    o = put32(o, 0);
+    o = put32(o, 23);
+    if (n) {
+        o = put32(o, (uint32_t)n);
+        o = put32(o, 1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        o = put32(o, 4);
+        o = put32(o, (uint32_t)v[i]);
+    }
+    return 0;
+}
+
 size_t pgcopy_rows(const pgcopy_t *p)
 {
     return p->rows;

@@ -1,6 +1,8 @@
-/* pgcopy.h — encode samples as PostgreSQL binary COPY data for
+/* pgcopy.h — encode rows as PostgreSQL binary COPY data: samples for
  *   COPY process_data_points (process_id, parameter_id, ts, value, quality)
  *   FROM STDIN (FORMAT binary)
+ * through pgcopy_add(), and rows of any other table field by field through
+ * pgcopy_row() and the pgcopy_put_*() functions.
  *
  * Layout (PostgreSQL docs, "COPY ... Binary Format"): an 11-byte signature,
  * int32 flags, int32 header-extension length; per row an int16 field count
@@ -10,6 +12,7 @@
 #ifndef ALDREC_PGCOPY_H
 #define ALDREC_PGCOPY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +33,23 @@ void pgcopy_reset(pgcopy_t *p);
 
 /* Appends one row. Returns 0, or -1 with errno ENOMEM. */
 int pgcopy_add(pgcopy_t *p, int64_t process_id, const sample_t *s);
+
+/* Generic rows (set-point events, step markers, gap records, ...): start
+ * a row of nfields fields with pgcopy_row(), then put exactly nfields
+ * values in the table's column order. Timestamps are Unix-epoch µs and are
+ * converted to timestamptz; text is UTF-8 of len bytes (no NUL inside).
+ * Each returns 0, or -1 with errno ENOMEM. */
+int pgcopy_row(pgcopy_t *p, int nfields);
+int pgcopy_put_null(pgcopy_t *p);
+int pgcopy_put_bool(pgcopy_t *p, bool v);
+int pgcopy_put_int2(pgcopy_t *p, int16_t v);
+int pgcopy_put_int4(pgcopy_t *p, int32_t v);
+int pgcopy_put_int8(pgcopy_t *p, int64_t v);
+int pgcopy_put_float8(pgcopy_t *p, double v);
+int pgcopy_put_ts(pgcopy_t *p, int64_t unix_us);
+int pgcopy_put_text(pgcopy_t *p, const char *s, size_t len);
+/* A one-dimensional int4[] (lower bound 1) of n elements, none NULL. */
+int pgcopy_put_int4_array(pgcopy_t *p, const int32_t *v, size_t n);
 
 /* Rows added since the last reset. */
 size_t pgcopy_rows(const pgcopy_t *p);

@@ -130,6 +130,77 @@ static void test_round_trip(const char *dsn)
     pgsink_free(sink);
 }
 
+/* pgcopy's generic row API, round-tripped through a real COPY into a
+ * temporary table holding every type it can put. */
+static void test_generic_rows(void)
+{
+    static const int32_t ids[] = { 7, -3, 2147483647 };
+    pgcopy_t *p = pgcopy_new();
+    int64_t t = 1763800000123456LL;
+
+    T_EQ_INT(pgcopy_row(p, 9), 0);
+    pgcopy_put_bool(p, true);
+    pgcopy_put_int2(p, -12345);
+    pgcopy_put_int4(p, -123456789);
+    pgcopy_put_int8(p, -9000000000000000001LL);
+    pgcopy_put_float8(p, -0.0025);
+    pgcopy_put_ts(p, t);
+    const char *label = "Heizzone 2 \xc2\xb0" "C";
+    pgcopy_put_text(p, label, strlen(label));
+    pgcopy_put_int4_array(p, ids, 3);
+    pgcopy_put_null(p);
+    T_EQ_INT(pgcopy_row(p, 9), 0);   /* second row: empty array and text, NULLs */
+    pgcopy_put_null(p);
+    pgcopy_put_null(p);
+    pgcopy_put_null(p);
+    pgcopy_put_null(p);
+    pgcopy_put_null(p);
+    pgcopy_put_null(p);
+    pgcopy_put_text(p, "", 0);
+    pgcopy_put_int4_array(p, NULL, 0);
+    pgcopy_put_int8(p, 1);
+    T_EQ_INT(pgcopy_rows(p), 2);
+    size_t len;
+    uint8_t *d = pgcopy_take(p, &len);
+    pgcopy_free(p);
+
+    PQclear(PQexec(conn, "CREATE TEMP TABLE g (b bool, s int2, i int4, l int8, f float8,"
+                         " t timestamptz, x text, a int4[], n int8)"));
+    PGresult *r = PQexec(conn, "COPY g FROM STDIN (FORMAT binary)");
+    T_EQ_INT(PQresultStatus(r), PGRES_COPY_IN);
+    PQclear(r);
+    T_EQ_INT(PQputCopyData(conn, (const char *)d, (int)len), 1);
+    T_EQ_INT(PQputCopyEnd(conn, NULL), 1);
+    r = PQgetResult(conn);
+    T_EQ_INT(PQresultStatus(r), PGRES_COMMAND_OK);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        printf("# %s", PQresultErrorMessage(r));
+    PQclear(r);
+    while ((r = PQgetResult(conn)) != NULL)
+        PQclear(r);
+    free(d);
+
+    r = PQexec(conn, "SELECT b, s, i, l, f, (extract(epoch FROM t) * 1000000)::bigint, x,"
+                     " a::text, n IS NULL, coalesce(cardinality(a), -1) FROM g ORDER BY n NULLS FIRST");
+    T_EQ_INT(PQntuples(r), 2);
+    if (PQntuples(r) == 2) {
+        T_EQ_STR(PQgetvalue(r, 0, 0), "t");
+        T_EQ_STR(PQgetvalue(r, 0, 1), "-12345");
+        T_EQ_STR(PQgetvalue(r, 0, 2), "-123456789");
+        T_EQ_STR(PQgetvalue(r, 0, 3), "-9000000000000000001");
+        T_EQ_DBL(strtod(PQgetvalue(r, 0, 4), NULL), -0.0025, 0);
+        T_EQ_INT(atoll(PQgetvalue(r, 0, 5)), t);
+        T_EQ_STR(PQgetvalue(r, 0, 6), "Heizzone 2 \xc2\xb0" "C");
+        T_EQ_STR(PQgetvalue(r, 0, 7), "{7,-3,2147483647}");
+        T_EQ_STR(PQgetvalue(r, 0, 8), "t");
+        T_CHECK(PQgetisnull(r, 1, 0) && PQgetisnull(r, 1, 5));
+        T_EQ_STR(PQgetvalue(r, 1, 6), "");
+        T_EQ_STR(PQgetvalue(r, 1, 7), "{}");
+        T_EQ_STR(PQgetvalue(r, 1, 9), "0");
+    }
+    PQclear(r);
+}
+
 static void test_unreachable(void)
 {
     /* Port 1 on loopback: connection refused at once. */
@@ -165,6 +236,7 @@ int main(void)
     PQclear(PQexec(conn, "DELETE FROM process_data_points WHERE process_id IN (900001, 900002);"
                          "DELETE FROM ingest_ledger WHERE recorder_id = 'test-pgsink'"));
     test_round_trip(dsn);
+    test_generic_rows();
     test_unreachable();
     PQfinish(conn);
     return t_done("test_pgsink");

@@ -1,0 +1,24 @@
+/* cmd_daemon.c — aldrec status: what aldrecd is doing, from its control
+ * socket. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "ctl.h"
+
+int cmd_status(const aldrec_config_t *cfg, int argc, char **argv)
+{
+    char reply[8192], err[512];
+    if (argc > 1)
+        return cli_usage_error("status: unexpected argument \"%s\"", argv[1]);
+    int rc = ctl_request(cfg->socket_path, "STATUS", reply, sizeof reply, CLI_CTL_TIMEOUT_MS,
+                         err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "aldrec: %s\n", err);
+        return 1;
+    }
+    char *body = strchr(reply, '\n');
+    fputs(body ? body + 1 : reply, rc == 0 ? stdout : stderr);
+    return rc == 0 ? 0 : 1;
+}
+
