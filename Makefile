@@ -40,7 +40,7 @@ OBJ      := $(BUILD)/obj
 
 LIB_SRCS := $(filter-out recorder/aldrecd.c recorder/aldrec.c,$(wildcard recorder/*.c)) \
             $(wildcard cache/*.c) $(wildcard query/*.c)
-SIM_SRCS := $(wildcard firmware/*.c)
+SIM_SRCS := $(filter-out firmware/aldsim.c,$(wildcard firmware/*.c))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 BENCH_SRCS := $(wildcard tests/bench/*.c)
@@ -48,6 +48,8 @@ BENCH_SRCS := $(wildcard tests/bench/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o)
 SIM_OBJS := $(SIM_SRCS:%.c=$(OBJ)/%.o)
 LIBALD   := $(BUILD)/libaldrec.a
+# The simulator's model and fault logic, also linked into unit tests.
+LIBSIM   := $(BUILD)/libaldsim.a
 
 PROGS    := $(BIN)/aldsim $(BIN)/aldrecd $(BIN)/aldrec
 UNITS    := $(UNIT_SRCS:tests/unit/%.c=$(BIN)/%)
@@ -65,7 +67,11 @@ $(LIBALD): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(BIN)/aldsim: $(SIM_OBJS) $(LIBALD)
+$(LIBSIM): $(SIM_OBJS)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BIN)/aldsim: $(OBJ)/firmware/aldsim.o $(LIBSIM) $(LIBALD)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
@@ -73,7 +79,7 @@ $(BIN)/aldrecd $(BIN)/aldrec: $(BIN)/%: $(OBJ)/recorder/%.o $(LIBALD)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-$(BIN)/test_%: $(OBJ)/tests/unit/test_%.o $(LIBALD)
+$(BIN)/test_%: $(OBJ)/tests/unit/test_%.o $(LIBSIM) $(LIBALD)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 

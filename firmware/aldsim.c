@@ -1,22 +1,41 @@
-/* aldsim.c — a simulated ALD reactor as a Modbus TCP server.
+/* aldsim.c — a simulated ALD reactor as a Modbus TCP or RTU server, with
+ * faults on demand.
  *
- * Serves the register image of reactor.c (map: firmware/REGISTERS.md) to up
- * to MAX_CLIENTS clients at once from one poll(2) loop on the main thread:
- * the listening socket and every client socket are polled together; a
- * readable client gets exactly one request read and answered per turn. The
- * model is stepped (CLOCK_MONOTONIC) before every request and at least every
- * TICK_MS, so the ALD sequencer keeps time with no client connected.
+ * Serves the register image of reactor.c (map: firmware/REGISTERS.md) from
+ * one poll(2) loop on the main thread: over TCP to up to MAX_CLIENTS clients
+ * at once (the listening socket and every client socket are polled
+ * together), or over RTU on one serial line (--rtu). A readable connection
+ * gets exactly one request read per turn. The model is stepped
+ * (CLOCK_MONOTONIC) before every answer and at least every TICK_MS, so the
+ * ALD sequencer keeps time with no client connected.
  *
  *   aldsim [--port N] [--bind ADDR] [--unit N] [--seed N]
+ *          [--fault SPEC]... [--fault-file FILE]
+ *   aldsim --rtu DEVICE [--baud N] [--parity N|E|O] [--data-bits 7|8]
+ *          [--stop-bits 1|2] [--unit N] [--seed N] [--fault SPEC]... [--fault-file FILE]
  *
- * Prints "aldsim: listening on ADDR:PORT unit N" on stdout once listening
- * (with --port 0, the port the kernel chose). SIGTERM/SIGINT: stop, print
- * "aldsim: served N read requests, M write requests" on stderr, exit 0.
- * Exit 1 when it cannot listen, 2 on a bad command line.
+ * Faults (fault.h) make the device misbehave on purpose. Every decision is
+ * taken when a request has been read (fault_decide()); an answer that must
+ * come late is kept with its connection and sent by the loop when its time
+ * is due — nothing sleeps, so other clients and the model keep running.
+ * A connection with an answer pending is not read meanwhile (a device
+ * answers its requests in order). SIGHUP re-reads --fault-file, whose specs
+ * then are the whole active set; every change prints
+ * "aldsim: faults: <specs or none>" on stderr once it is in effect.
+ *
+ * Prints "aldsim: listening on ADDR:PORT unit N" (TCP; with --port 0, the
+ * port the kernel chose) or "aldsim: serving RTU on DEVICE unit N" on stdout
+ * once ready. SIGTERM/SIGINT: stop, print "aldsim: served N read requests,
+ * M write requests" and "aldsim: faults applied: ..." on stderr, exit 0.
+ * Exit 1 when it cannot listen or open the line (or the line hangs up), 2 on
+ * a bad command line or fault file at start.
  *
  * Unit ids: requests for --unit, 0 or 255 (both mean "this device" over TCP)
  * are answered; others get exception 0x0B (gateway target device failed to
- * respond), as a gateway in front of a missing device would answer. */
+ * respond), as a gateway in front of a missing device would answer. Faults
+ * apply to requests for this device only. Over RTU, libmodbus ignores
+ * requests for other units, and unit 0 is a broadcast: executed, never
+ * answered. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +55,7 @@
 
 #include <modbus.h>
 
+#include "fault.h"
 #include "log.h"
 #include "reactor.h"
 
@@ -48,23 +68,59 @@
 /* libmodbus sleeps the response timeout before flushing a malformed request;
  * in a server that stalls every client, so keep it minimal. */
 #define FLUSH_SLEEP_US  1000
+/* After refuse_ms, a port that cannot be bound again is retried this often. */
+#define RELISTEN_RETRY_MS 100
+#define MAX_ADU         MODBUS_TCP_MAX_ADU_LENGTH   /* > MODBUS_RTU_MAX_ADU_LENGTH */
+#define RTU_CRC_LEN     2
+#define NS_PER_MS       1000000LL
 
 struct options {
     char bind[INET_ADDRSTRLEN];   /* normalised dotted quad */
     int port;                     /* 0: let the kernel choose */
     int unit;
     uint64_t seed;
+    const char *rtu;              /* serial device; NULL: TCP */
+    int baud;
+    char parity;                  /* 'N', 'E', 'O' */
+    int data_bits, stop_bits;
+    const char *fault_file;       /* NULL: none */
+    fault_set_t faults;           /* from --fault */
+};
+
+/* A TCP client, or (RTU) the serial line. */
+struct conn {
+    int fd;                       /* -1: free slot */
+    bool pending;                 /* an answer waits until due_ns */
+    int64_t due_ns;
+    int exception;                /* answer with this exception; 0: a normal answer */
+    int req_len;
+    uint8_t req[MAX_ADU];         /* the request being answered late */
+};
+
+/* Faults applied since start, for the exit summary. */
+struct fault_counts {
+    uint64_t delayed;             /* answers sent latency_ms late (or meant to be) */
+    uint64_t unanswered;          /* silent, silent_rate, RTU drop/refusal */
+    uint64_t exceptions;          /* injected exceptions (ranges, rate, limits) */
+    uint64_t dropped;             /* connections closed by drop_every */
+    uint64_t refusals;            /* refuse_ms periods started */
 };
 
 struct server {
     struct options opt;
     modbus_t *ctx;                /* used for every client via modbus_set_socket() */
     reactor_t *reactor;
-    int listen_fd;
-    int clients[MAX_CLIENTS];     /* -1: free slot */
+    int listen_fd;                /* TCP; -1 while refusing */
+    struct conn conns[MAX_CLIENTS];   /* RTU: conns[0] is the line */
     int64_t start_ns;             /* model time 0 */
     uint64_t reads, writes;       /* requests answered */
+    fault_set_t faults;           /* in effect */
+    uint64_t fault_seq;           /* requests for this device since faults were loaded */
+    uint64_t fault_rng;           /* splitmix64 state, from --seed */
+    int64_t refuse_until_ns;      /* 0: not refusing */
+    struct fault_counts applied;
     complain_t full;              /* refusing clients because all slots are taken */
+    complain_t relisten;          /* the port could not be bound again */
 };
 
 /* What a function code does to the register image. */
@@ -76,11 +132,14 @@ enum req_kind {
 };
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
 }
 
 static int64_t mono_ns(void)
@@ -121,20 +180,34 @@ static enum req_kind classify(int function)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: aldsim [--port N] [--bind ADDR] [--unit N] [--seed N]\n"
+            "usage: aldsim [--port N] [--bind ADDR] [OPTIONS]\n"
+            "       aldsim --rtu DEVICE [--baud N] [--parity N|E|O] [--data-bits 7|8]\n"
+            "              [--stop-bits 1|2] [OPTIONS]\n"
             "\n"
-            "Simulated ALD reactor, a Modbus TCP server (register map:\n"
-            "firmware/REGISTERS.md).\n"
+            "Simulated ALD reactor, a Modbus TCP or RTU server (register map and\n"
+            "fault specs: firmware/REGISTERS.md).\n"
             "\n"
-            "  --port N     TCP port, 0 = any free port (default 1502)\n"
-            "  --bind ADDR  IPv4 address to listen on, 0.0.0.0 = all (default 127.0.0.1)\n"
-            "  --unit N     Modbus unit id answered, 1..247 (default 1); 0 and 255\n"
-            "               are answered too, other ids get exception 0x0B\n"
-            "  --seed N     seed of the measurement noise, 0..2^64-1 (default 1)\n"
-            "  --help       this text\n"
+            "  --port N          TCP port, 0 = any free port (default 1502)\n"
+            "  --bind ADDR       IPv4 address to listen on, 0.0.0.0 = all (default 127.0.0.1)\n"
+            "  --rtu DEVICE      serve Modbus RTU on this serial device instead of TCP\n"
+            "  --baud N          RTU line speed (default 19200)\n"
+            "  --parity N|E|O    RTU parity (default N)\n"
+            "  --data-bits 7|8   RTU data bits (default 8)\n"
+            "  --stop-bits 1|2   RTU stop bits (default 1)\n"
+            "  --unit N          Modbus unit id answered, 1..247 (default 1); over TCP 0 and\n"
+            "                    255 are answered too, other ids get exception 0x0B\n"
+            "  --seed N          seed of the measurement noise and of fault rates (default 1)\n"
+            "  --fault SPEC      inject a fault (repeatable): latency=MS, silent,\n"
+            "                    silent_rate=P, exception=TABLE:ADDR[-ADDR]:CODE,\n"
+            "                    exception_rate=P:CODE, drop_every=N, refuse_ms=MS,\n"
+            "                    max_registers=N, max_bits=N\n"
+            "  --fault-file FILE more faults, one spec per line; re-read on SIGHUP, when\n"
+            "                    its specs replace every fault in effect\n"
+            "  --help            this text\n"
             "\n"
-            "Prints \"aldsim: listening on ADDR:PORT unit N\" once listening.\n"
-            "SIGTERM/SIGINT print a request summary on stderr and exit 0.\n");
+            "Prints \"aldsim: listening on ADDR:PORT unit N\" (TCP) or \"aldsim: serving\n"
+            "RTU on DEVICE unit N\" once ready, and \"aldsim: faults: ...\" on stderr\n"
+            "whenever the faults change. SIGTERM/SIGINT print a summary and exit 0.\n");
 }
 
 /* Decimal min..max, the whole string. Prints an error naming opt on failure. */
@@ -159,6 +232,22 @@ fail:
     return -1;
 }
 
+/* Line speeds libmodbus maps to termios speeds (others it would silently
+ * replace by 9600). */
+static bool valid_baud(uint64_t b)
+{
+    static const unsigned speeds[] = { 300, 600, 1200, 2400, 4800, 9600, 19200, 38400,
+                                       57600, 115200, 230400, 460800, 921600 };
+    for (size_t i = 0; i < sizeof speeds / sizeof speeds[0]; i++) {
+        if (speeds[i] == b)
+            return true;
+    }
+    return false;
+}
+
+/* Options that only make sense for one transport. */
+enum { OPT_TCP = 1, OPT_SERIAL = 2 };
+
 /* Returns 0 to run, 1 after --help, -1 after printing an error. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
@@ -167,24 +256,37 @@ static int parse_options(int argc, char **argv, struct options *o)
         { .name = "bind", .has_arg = required_argument, .val = 'b' },
         { .name = "unit", .has_arg = required_argument, .val = 'u' },
         { .name = "seed", .has_arg = required_argument, .val = 's' },
+        { .name = "fault", .has_arg = required_argument, .val = 'f' },
+        { .name = "fault-file", .has_arg = required_argument, .val = 'F' },
+        { .name = "rtu", .has_arg = required_argument, .val = 'r' },
+        { .name = "baud", .has_arg = required_argument, .val = 'B' },
+        { .name = "parity", .has_arg = required_argument, .val = 'P' },
+        { .name = "data-bits", .has_arg = required_argument, .val = 'D' },
+        { .name = "stop-bits", .has_arg = required_argument, .val = 'S' },
         { .name = "help", .has_arg = no_argument, .val = 'h' },
         { 0 },
     };
     const char *bind_arg = "127.0.0.1";
+    const char *tcp_opt = NULL, *serial_opt = NULL;   /* first of each given */
+    char err[512];
     struct in_addr addr;
     uint64_t v;
     int c;
 
-    *o = (struct options){ .port = 1502, .unit = 1, .seed = 1 };
+    *o = (struct options){ .port = 1502, .unit = 1, .seed = 1, .baud = 19200,
+                           .parity = 'N', .data_bits = 8, .stop_bits = 1 };
+    fault_set_clear(&o->faults);
     opterr = 0;   /* our messages: getopt's would name the full program path */
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
         case 'p':
+            tcp_opt = "--port";
             if (parse_uint("--port", optarg, 0, 65535, &v) < 0)
                 return -1;
             o->port = (int)v;
             break;
         case 'b':
+            tcp_opt = "--bind";
             bind_arg = optarg;
             break;
         case 'u':
@@ -196,6 +298,49 @@ static int parse_options(int argc, char **argv, struct options *o)
             if (parse_uint("--seed", optarg, 0, UINT64_MAX, &v) < 0)
                 return -1;
             o->seed = v;
+            break;
+        case 'f':
+            if (fault_set_add(&o->faults, optarg, err, sizeof err) < 0) {
+                fprintf(stderr, "aldsim: --fault: %s\n", err);
+                return -1;
+            }
+            break;
+        case 'F':
+            o->fault_file = optarg;
+            break;
+        case 'r':
+            o->rtu = optarg;
+            break;
+        case 'B':
+            serial_opt = "--baud";
+            if (parse_uint("--baud", optarg, 300, 921600, &v) < 0)
+                return -1;
+            if (!valid_baud(v)) {
+                fprintf(stderr, "aldsim: --baud: %s is not a standard line speed "
+                        "(300, 600, 1200 ... 115200, 230400, 460800, 921600)\n", optarg);
+                return -1;
+            }
+            o->baud = (int)v;
+            break;
+        case 'P':
+            serial_opt = "--parity";
+            if (strlen(optarg) != 1 || !strchr("NEO", optarg[0])) {
+                fprintf(stderr, "aldsim: --parity: expected N, E or O, got \"%s\"\n", optarg);
+                return -1;
+            }
+            o->parity = optarg[0];
+            break;
+        case 'D':
+            serial_opt = "--data-bits";
+            if (parse_uint("--data-bits", optarg, 7, 8, &v) < 0)
+                return -1;
+            o->data_bits = (int)v;
+            break;
+        case 'S':
+            serial_opt = "--stop-bits";
+            if (parse_uint("--stop-bits", optarg, 1, 2, &v) < 0)
+                return -1;
+            o->stop_bits = (int)v;
             break;
         case 'h':
             usage(stdout);
@@ -212,6 +357,14 @@ static int parse_options(int argc, char **argv, struct options *o)
         fprintf(stderr, "aldsim: unexpected argument \"%s\"\n", argv[optind]);
         return -1;
     }
+    if (o->rtu && tcp_opt) {
+        fprintf(stderr, "aldsim: %s is a TCP option; --rtu serves a serial line\n", tcp_opt);
+        return -1;
+    }
+    if (!o->rtu && serial_opt) {
+        fprintf(stderr, "aldsim: %s needs --rtu DEVICE\n", serial_opt);
+        return -1;
+    }
     /* libmodbus takes a dotted quad only (and reads any address starting
      * with '0' as 0.0.0.0), so validate here and pass it normalised. */
     if (inet_pton(AF_INET, bind_arg, &addr) != 1) {
@@ -222,12 +375,61 @@ static int parse_options(int argc, char **argv, struct options *o)
     return 0;
 }
 
-/* ---- clients ------------------------------------------------------------ */
+/* ---- listening socket --------------------------------------------------- */
 
-static void close_client(struct server *s, int i)
+/* Binds and listens on opt.bind:opt.port; with port 0 fills in the port the
+ * kernel chose, so a later listen (after refuse_ms) takes the same one.
+ * Returns 0, or -1 with errno set. */
+static int listen_open(struct server *s)
 {
-    close(s->clients[i]);
-    s->clients[i] = -1;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)s->opt.port) };
+    socklen_t salen = sizeof sa;
+    int one = 1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+    if (fd < 0)
+        return -1;
+    inet_pton(AF_INET, s->opt.bind, &sa.sin_addr);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        listen(fd, LISTEN_BACKLOG) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &salen) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    s->opt.port = ntohs(sa.sin_port);
+    s->listen_fd = fd;
+    return 0;
+}
+
+static void listen_close(struct server *s)
+{
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    s->listen_fd = -1;
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+/* Closes a TCP client, forgetting an answer it was waiting for. */
+static void close_client(struct conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->pending = false;
+}
+
+/* After a request that could not be read or answered: a TCP client is
+ * closed; the serial line stays, with whatever arrived half-way discarded. */
+static void conn_failed(struct server *s, struct conn *c)
+{
+    if (s->opt.rtu)
+        modbus_flush(s->ctx);
+    else
+        close_client(c);
 }
 
 static void accept_client(struct server *s)
@@ -240,10 +442,10 @@ static void accept_client(struct server *s)
         return;
     }
     for (int i = 0; i < MAX_CLIENTS; i++) {
-        if (s->clients[i] < 0) {
+        if (s->conns[i].fd < 0) {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            s->clients[i] = fd;
+            s->conns[i] = (struct conn){ .fd = fd };
             log_release(&s->full, LL_INFO, "accepting clients again");
             return;
         }
@@ -254,124 +456,304 @@ static void accept_client(struct server *s)
     close(fd);
 }
 
-/* Reads and answers one request of client i; closes it on error or EOF. */
-static void serve_request(struct server *s, int i)
-{
-    uint8_t req[MODBUS_TCP_MAX_ADU_LENGTH];
-    int hdr = modbus_get_header_length(s->ctx);
-    int len, rc;
+/* ---- faults ------------------------------------------------------------- */
 
-    modbus_set_socket(s->ctx, s->clients[i]);
-    len = modbus_receive(s->ctx, req);
-    if (len < 0) {
-        /* EOF shows as ECONNRESET; anything else (timeout in mid-request,
-         * garbage) also ends the connection. */
-        if (errno != ECONNRESET)
-            log_msg(LL_DEBUG, "client closed: %s", modbus_strerror(errno));
-        close_client(s, i);
+/* refuse_ms: TCP stops listening and closes every client; RTU reads and
+ * discards requests. Either way nothing is answered until refuse_until_ns. */
+static void refuse_start(struct server *s, int ms)
+{
+    s->refuse_until_ns = mono_ns() + ms * NS_PER_MS;
+    s->applied.refusals++;
+    if (s->opt.rtu) {
+        s->conns[0].pending = false;
+    } else {
+        listen_close(s);
+        for (int i = 0; i < MAX_CLIENTS; i++)
+            close_client(&s->conns[i]);
+    }
+    fprintf(stderr, "aldsim: refusing connections for %d ms\n", ms);
+}
+
+/* Ends a refusal: listens again on the same port. If that port cannot be
+ * bound now, tries again every RELISTEN_RETRY_MS. */
+static void refuse_end(struct server *s)
+{
+    if (!s->opt.rtu && s->listen_fd < 0 && listen_open(s) < 0) {
+        log_complain(&s->relisten, LL_WARN, "cannot listen on %s:%d again: %s; retrying",
+                     s->opt.bind, s->opt.port, strerror(errno));
+        s->refuse_until_ns = mono_ns() + RELISTEN_RETRY_MS * NS_PER_MS;
         return;
     }
-    if (len == 0)   /* libmodbus ignored it */
+    log_release(&s->relisten, LL_INFO, "listening again");
+    s->refuse_until_ns = 0;
+    if (s->opt.rtu)
+        fprintf(stderr, "aldsim: answering again on %s\n", s->opt.rtu);
+    else
+        fprintf(stderr, "aldsim: accepting connections again on %s:%d\n",
+                s->opt.bind, s->opt.port);
+}
+
+/* Puts f in effect, then says so: when the "faults:" line appears, a
+ * refusal has started (or a previous one ended) and the request count that
+ * drop_every uses starts again from 0. */
+static void faults_set(struct server *s, const fault_set_t *f)
+{
+    char text[FAULT_TEXT_MAX];
+
+    s->faults = *f;
+    s->fault_seq = 0;
+    if (f->refuse_ms)
+        refuse_start(s, f->refuse_ms);
+    else if (s->refuse_until_ns)
+        refuse_end(s);
+    fault_set_format(f, text, sizeof text);
+    fprintf(stderr, "aldsim: faults: %s\n", text);
+}
+
+/* SIGHUP: the fault file's specs replace every fault in effect. A file
+ * that cannot be read or parsed changes nothing. */
+static void faults_reload(struct server *s)
+{
+    char err[1024];
+    fault_set_t f;
+
+    if (!s->opt.fault_file) {
+        fprintf(stderr, "aldsim: SIGHUP without --fault-file; faults unchanged\n");
         return;
+    }
+    fault_set_clear(&f);
+    if (fault_set_load(&f, s->opt.fault_file, err, sizeof err) < 0) {
+        fprintf(stderr, "aldsim: fault file %s; faults unchanged\n", err);
+        return;
+    }
+    faults_set(s, &f);
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+/* Answers the request in req[0..len) on c: normally, or with exception
+ * code when code != 0. The model is brought up to date first, and a read is
+ * counted before the answer is built so that the answer includes itself. */
+static void answer(struct server *s, struct conn *c, const uint8_t *req, int len, int code)
+{
+    int hdr = modbus_get_header_length(s->ctx);
+    enum req_kind kind = classify(req[hdr]);
+    /* libmodbus sends nothing for an RTU broadcast (unit 0). */
+    bool sent = !(s->opt.rtu && req[hdr - 1] == 0);
+    int rc = 0;
 
     reactor_step(s->reactor, model_time(s));
+    if (sent && (kind == REQ_READ || kind == REQ_READ_WRITE)) {
+        reactor_count_read(s->reactor);
+        s->reads++;
+    }
+    modbus_set_socket(s->ctx, c->fd);
+    if (code) {
+        if (sent)
+            rc = modbus_reply_exception(s->ctx, req, code);
+    } else {
+        rc = modbus_reply(s->ctx, req, len, reactor_mapping(s->reactor));
+        if (kind == REQ_WRITE || kind == REQ_READ_WRITE) {
+            /* Even if sending failed, the image may have been written. */
+            reactor_apply_writes(s->reactor);
+            if (rc >= 0)
+                s->writes++;
+        }
+    }
+    if (rc < 0)
+        conn_failed(s, c);
+}
+
+/* Reads one request from c and does what the faults in effect say. */
+static void serve_request(struct server *s, struct conn *c)
+{
+    uint8_t req[MAX_ADU];
+    int hdr = modbus_get_header_length(s->ctx);
+    int crc = s->opt.rtu ? RTU_CRC_LEN : 0;
+    fault_request_t fr;
+    int len, code = 0;
+
+    modbus_set_socket(s->ctx, c->fd);
+    len = modbus_receive(s->ctx, req);
+    if (len < 0) {
+        /* TCP EOF shows as ECONNRESET; anything else (timeout in
+         * mid-request, garbage, a bad CRC) also ends a TCP connection. */
+        if (errno != ECONNRESET)
+            log_msg(LL_DEBUG, "bad request: %s", modbus_strerror(errno));
+        conn_failed(s, c);
+        return;
+    }
+    if (len == 0)   /* libmodbus ignored it (RTU: another unit's) */
+        return;
+
     int unit = req[hdr - 1];
-    enum req_kind kind = classify(req[hdr]);
-    if (unit != s->opt.unit && unit != 0 && unit != MODBUS_TCP_SLAVE) {
+    if (!s->opt.rtu && unit != s->opt.unit && unit != 0 && unit != MODBUS_TCP_SLAVE) {
+        reactor_step(s->reactor, model_time(s));
         if (modbus_reply_exception(s->ctx, req, MODBUS_EXCEPTION_GATEWAY_TARGET) < 0)
-            close_client(s, i);
+            conn_failed(s, c);
+        return;
+    }
+    if (s->refuse_until_ns) {       /* RTU: a refusing device is deaf */
+        s->applied.unanswered++;
         return;
     }
 
-    if (kind == REQ_READ || kind == REQ_READ_WRITE) {
-        reactor_count_read(s->reactor);   /* the response includes itself */
-        s->reads++;
+    /* libmodbus checked the length for the function code; a PDU too short
+     * for our fields leaves fr without ranges. */
+    (void)fault_parse_request(req + hdr, (size_t)(len - hdr - crc), &fr);
+    switch (fault_decide(&s->faults, &fr, ++s->fault_seq, &s->fault_rng, &code)) {
+    case FAULT_DROP:
+        if (s->opt.rtu) {           /* a serial line cannot be closed: lose the frame */
+            s->applied.unanswered++;
+        } else {
+            s->applied.dropped++;
+            close_client(c);
+        }
+        return;
+    case FAULT_SILENT:
+        s->applied.unanswered++;
+        return;
+    case FAULT_EXCEPTION:
+        s->applied.exceptions++;
+        break;
+    case FAULT_ANSWER:
+        code = 0;
+        break;
     }
-
-    /* FAULT INJECTION HOOK (not implemented yet): this is the place to add
-     * latency, drop the answer, answer an exception for chosen addresses or
-     * close the connection — after the request is parsed and counted,
-     * before modbus_reply() touches the register image. */
-
-    rc = modbus_reply(s->ctx, req, len, reactor_mapping(s->reactor));
-    if (kind == REQ_WRITE || kind == REQ_READ_WRITE) {
-        /* Even if sending failed, the image may have been written. */
-        reactor_apply_writes(s->reactor);
-        if (rc >= 0)
-            s->writes++;
+    if (s->faults.latency_ms) {
+        s->applied.delayed++;
+        c->pending = true;
+        c->due_ns = mono_ns() + s->faults.latency_ms * NS_PER_MS;
+        c->exception = code;
+        c->req_len = len;
+        memcpy(c->req, req, (size_t)len);
+        return;
     }
-    if (rc < 0)
-        close_client(s, i);
+    answer(s, c, req, len, code);
 }
 
 /* ---- main loop ---------------------------------------------------------- */
 
-/* Opens the listening socket; fills s->opt.port with the port bound. */
-static int server_listen(struct server *s)
+/* Opens the TCP listening socket or the serial line; fills s->opt.port
+ * with the port bound. */
+static int server_open(struct server *s)
 {
-    struct sockaddr_in sa;
-    socklen_t salen = sizeof sa;
-
-    s->ctx = modbus_new_tcp(s->opt.bind, s->opt.port);
-    if (!s->ctx)
-        goto fail;
+    if (s->opt.rtu) {
+        s->ctx = modbus_new_rtu(s->opt.rtu, s->opt.baud, s->opt.parity,
+                                s->opt.data_bits, s->opt.stop_bits);
+        if (!s->ctx || modbus_set_slave(s->ctx, s->opt.unit) < 0 ||
+            modbus_connect(s->ctx) < 0) {
+            log_msg(LL_ERROR, "cannot open %s: %s", s->opt.rtu, modbus_strerror(errno));
+            return -1;
+        }
+        s->conns[0] = (struct conn){ .fd = modbus_get_socket(s->ctx) };
+    } else {
+        /* The context only frames requests and answers; we own the sockets. */
+        s->ctx = modbus_new_tcp(s->opt.bind, s->opt.port);
+        if (!s->ctx || listen_open(s) < 0) {
+            log_msg(LL_ERROR, "cannot listen on %s:%d: %s", s->opt.bind, s->opt.port,
+                    strerror(errno));
+            return -1;
+        }
+    }
     modbus_set_byte_timeout(s->ctx, 0, BYTE_TIMEOUT_US);
     modbus_set_response_timeout(s->ctx, 0, FLUSH_SLEEP_US);
-    s->listen_fd = modbus_tcp_listen(s->ctx, LISTEN_BACKLOG);
-    if (s->listen_fd < 0)
-        goto fail;
-    if (fcntl(s->listen_fd, F_SETFD, FD_CLOEXEC) < 0 ||
-        fcntl(s->listen_fd, F_SETFL, O_NONBLOCK) < 0 ||
-        getsockname(s->listen_fd, (struct sockaddr *)&sa, &salen) < 0)
-        goto fail;
-    s->opt.port = ntohs(sa.sin_port);
     return 0;
-
-fail:
-    log_msg(LL_ERROR, "cannot listen on %s:%d: %s", s->opt.bind, s->opt.port,
-            modbus_strerror(errno));
-    return -1;
 }
 
-/* Runs until SIGTERM/SIGINT. Returns 0, or -1 if poll() failed. */
+/* Milliseconds from now to the earliest of: the model tick, a pending
+ * answer, the end of a refusal; rounded up, at least 0. */
+static int next_timeout_ms(const struct server *s, int64_t now, int64_t next_tick)
+{
+    int64_t due = next_tick;
+
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        if (s->conns[i].fd >= 0 && s->conns[i].pending && s->conns[i].due_ns < due)
+            due = s->conns[i].due_ns;
+    }
+    if (s->refuse_until_ns && s->refuse_until_ns < due)
+        due = s->refuse_until_ns;
+    return due <= now ? 0 : (int)((due - now + NS_PER_MS - 1) / NS_PER_MS);
+}
+
+/* Sends the answers that are due. */
+static void run_timers(struct server *s)
+{
+    int64_t now = mono_ns();
+
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        struct conn *c = &s->conns[i];
+        if (c->fd >= 0 && c->pending && c->due_ns <= now) {
+            c->pending = false;
+            answer(s, c, c->req, c->req_len, c->exception);
+        }
+    }
+    if (s->refuse_until_ns && s->refuse_until_ns <= now)
+        refuse_end(s);
+}
+
+/* Runs until SIGTERM/SIGINT. Returns 0, or -1 if poll() failed or the
+ * serial line hung up. */
 static int server_run(struct server *s)
 {
     struct pollfd pfd[1 + MAX_CLIENTS];
-    int slot[1 + MAX_CLIENTS];              /* client index of pfd[k], k >= 1 */
+    int slot[1 + MAX_CLIENTS];              /* conns index of pfd[k] */
     int64_t next_tick = mono_ns();
 
     while (!stop_requested) {
-        int n = 0;
-        pfd[n++] = (struct pollfd){ .fd = s->listen_fd, .events = POLLIN };
+        int n = 0, first_conn;
+        if (reload_requested) {
+            reload_requested = 0;
+            faults_reload(s);
+        }
+        if (s->listen_fd >= 0)
+            pfd[n++] = (struct pollfd){ .fd = s->listen_fd, .events = POLLIN };
+        first_conn = n;
         for (int i = 0; i < MAX_CLIENTS; i++) {
-            if (s->clients[i] < 0)
+            struct conn *c = &s->conns[i];
+            if (c->fd < 0)
                 continue;
             slot[n] = i;
-            pfd[n++] = (struct pollfd){ .fd = s->clients[i], .events = POLLIN };
+            /* A connection waiting for its answer is not read; a TCP peer
+             * that goes away meanwhile is noticed by POLLRDHUP. */
+            pfd[n++] = (struct pollfd){
+                .fd = c->fd,
+                .events = !c->pending ? POLLIN : s->opt.rtu ? 0 : POLLRDHUP,
+            };
         }
 
         int64_t now = mono_ns();
         if (now >= next_tick) {
             reactor_step(s->reactor, model_time(s));
-            next_tick += (int64_t)TICK_MS * 1000000;
+            next_tick += (int64_t)TICK_MS * NS_PER_MS;
             if (next_tick <= now)           /* fell behind: no catch-up burst */
-                next_tick = now + (int64_t)TICK_MS * 1000000;
+                next_tick = now + (int64_t)TICK_MS * NS_PER_MS;
         }
-        int timeout_ms = (int)((next_tick - now + 999999) / 1000000);
 
-        int ready = poll(pfd, (nfds_t)n, timeout_ms);
+        int ready = poll(pfd, (nfds_t)n, next_timeout_ms(s, now, next_tick));
         if (ready < 0) {
             if (errno == EINTR)
                 continue;
             log_msg(LL_ERROR, "poll: %s", strerror(errno));
             return -1;
         }
-        for (int k = 1; k < n; k++) {
-            if (pfd[k].revents & (POLLIN | POLLHUP | POLLERR))
-                serve_request(s, slot[k]);
+        for (int k = first_conn; k < n; k++) {
+            struct conn *c = &s->conns[slot[k]];
+            short ev = pfd[k].revents;
+            if (c->fd != pfd[k].fd || ev == 0)
+                continue;                   /* closed by a refusal meanwhile */
+            if (s->opt.rtu && (ev & (POLLHUP | POLLERR))) {
+                log_msg(LL_ERROR, "serial line %s hung up", s->opt.rtu);
+                return -1;
+            }
+            if (c->pending)                 /* peer gone: its answer goes nowhere */
+                close_client(c);
+            else
+                serve_request(s, c);
         }
-        if (pfd[0].revents & POLLIN)
+        if (first_conn == 1 && s->listen_fd >= 0 && (pfd[0].revents & POLLIN))
             accept_client(s);
+        run_timers(s);
     }
     return 0;
 }
@@ -380,6 +762,8 @@ int main(int argc, char **argv)
 {
     struct server s = { .listen_fd = -1 };
     struct sigaction sa = { .sa_handler = on_signal };   /* no SA_RESTART: poll gets EINTR */
+    char err[1024];
+    fault_set_t faults;
     int status = 1;
 
     log_init("aldsim", LL_INFO);
@@ -392,12 +776,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "Try 'aldsim --help'.\n");
         return 2;
     }
+    faults = s.opt.faults;
+    if (s.opt.fault_file && fault_set_load(&faults, s.opt.fault_file, err, sizeof err) < 0) {
+        fprintf(stderr, "aldsim: --fault-file: %s\n", err);
+        return 2;
+    }
     for (int i = 0; i < MAX_CLIENTS; i++)
-        s.clients[i] = -1;
+        s.conns[i] = (struct conn){ .fd = -1 };
+    /* Its own stream: the noise sequence of a seed does not depend on faults. */
+    s.fault_rng = s.opt.seed ^ 0xA1D5F00DC0FFEE11ull;
 
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);   /* a client gone mid-answer is an EPIPE, not a death */
 
     s.reactor = reactor_new(s.opt.seed);
@@ -406,9 +798,16 @@ int main(int argc, char **argv)
         goto fail;
     }
     s.start_ns = mono_ns();
-    if (server_listen(&s) < 0)
+    if (server_open(&s) < 0)
         goto fail;
-    printf("aldsim: listening on %s:%d unit %d\n", s.opt.bind, s.opt.port, s.opt.unit);
+    /* The port is bound (and known) before a refuse_ms at start closes it;
+     * the ready line below comes once the faults are in effect. */
+    if (s.opt.fault_file || !fault_set_empty(&faults))
+        faults_set(&s, &faults);
+    if (s.opt.rtu)
+        printf("aldsim: serving RTU on %s unit %d\n", s.opt.rtu, s.opt.unit);
+    else
+        printf("aldsim: listening on %s:%d unit %d\n", s.opt.bind, s.opt.port, s.opt.unit);
     fflush(stdout);
 
     if (server_run(&s) < 0)
@@ -416,16 +815,21 @@ int main(int argc, char **argv)
     status = 0;
     fprintf(stderr, "aldsim: served %llu read requests, %llu write requests\n",
             (unsigned long long)s.reads, (unsigned long long)s.writes);
+    fprintf(stderr, "aldsim: faults applied: %llu answers delayed, %llu requests unanswered, "
+            "%llu exceptions, %llu connections dropped, %llu refusals\n",
+            (unsigned long long)s.applied.delayed, (unsigned long long)s.applied.unanswered,
+            (unsigned long long)s.applied.exceptions, (unsigned long long)s.applied.dropped,
+            (unsigned long long)s.applied.refusals);
 
 fail:
-    for (int i = 0; i < MAX_CLIENTS; i++) {
-        if (s.clients[i] >= 0)
-            close_client(&s, i);
+    if (!s.opt.rtu) {
+        for (int i = 0; i < MAX_CLIENTS; i++)
+            close_client(&s.conns[i]);
     }
-    if (s.listen_fd >= 0)
-        close(s.listen_fd);
-    s.listen_fd = -1;
-    modbus_free(s.ctx);         /* does not close sockets; we did */
+    listen_close(&s);
+    if (s.opt.rtu && s.ctx)
+        modbus_close(s.ctx);    /* the serial line is the context's own */
+    modbus_free(s.ctx);         /* does not close TCP sockets; we did */
     s.ctx = NULL;
     reactor_free(s.reactor);
     s.reactor = NULL;
