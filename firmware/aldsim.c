@@ -583,8 +583,15 @@ static void serve_request(struct server *s, struct conn *c)
         conn_failed(s, c);
         return;
     }
-    if (len == 0)   /* libmodbus ignored it (RTU: another unit's) */
+    if (len == 0) {
+        /* libmodbus ignored a request for another RTU unit and now takes
+         * the next frame for that unit's answer. With no such unit on the
+         * line that frame would be the master's next request, lost; so let
+         * it look for the answer now, for FLUSH_SLEEP_US. */
+        if (s->opt.rtu)
+            (void)modbus_receive(s->ctx, req);
         return;
+    }
 
     int unit = req[hdr - 1];
     if (!s->opt.rtu && unit != s->opt.unit && unit != 0 && unit != MODBUS_TCP_SLAVE) {

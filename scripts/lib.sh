@@ -7,6 +7,13 @@
 #                           migrated; sets PGPORT, ADMIN_DSN, REC_DSN
 #   redis_start             sets REDIS_PORT
 #   aldsim_start NAME ARGS  sets SIM_PORT_<NAME>, SIM_PID_<NAME>
+#   aldsim_start_rtu NAME ARGS
+#                           aldsim serving RTU on a socat pty pair; sets
+#                           SIM_TTY_<NAME> (the clients' end), SIM_PID_<NAME>,
+#                           SIM_SOCAT_PID_<NAME>
+#   aldsim_fault NAME [SPEC...]
+#                           replaces aldsim NAME's faults (none: no faults) and
+#                           waits until they are in effect
 #   demo_machine_load PORT [POLL_MS]
 #   aldrecd_config FILE [KEY=VALUE ...]
 #   aldrecd_start CONFIG    waits until it answers; sets ALDRECD_PID
@@ -161,11 +168,14 @@ redis_start() {
     ald_die "cannot start redis-server"
 }
 
-# aldsim_start NAME [ARGS...] — starts aldsim on a free port (it picks one).
+# aldsim_start NAME [ARGS...] — starts aldsim on a free port (it picks one),
+# with fault file $WORK/aldsim-NAME.faults (empty) for aldsim_fault.
 aldsim_start() {
     local name=$1; shift
     local out=$WORK/aldsim-$name.out
-    "$BIN/aldsim" --port 0 "$@" >"$out" 2>"$WORK/aldsim-$name.log" &
+    : > "$WORK/aldsim-$name.faults"
+    "$BIN/aldsim" --port 0 --fault-file "$WORK/aldsim-$name.faults" "$@" \
+        >"$out" 2>"$WORK/aldsim-$name.log" &
     local pid=$!
     ald_track "$pid" "aldsim-$name"
     wait_until 10 "aldsim $name" grep -q 'listening on' "$out" || ald_die "aldsim did not start"
@@ -174,6 +184,55 @@ aldsim_start() {
     printf -v "SIM_PORT_$name" '%s' "$port"
     printf -v "SIM_PID_$name" '%s' "$pid"
     export "SIM_PORT_$name" "SIM_PID_$name"
+}
+
+# aldsim_start_rtu NAME [ARGS...] — makes a pseudo-terminal pair with socat
+# (a null-modem cable), starts aldsim serving Modbus RTU on one end and
+# exports the other end as SIM_TTY_<NAME> for clients (--baud etc. are
+# accepted on both ends; a pty ignores them). Both processes are stopped
+# by PID at cleanup, aldsim first. Fault file as for aldsim_start.
+aldsim_start_rtu() {
+    local name=$1; shift
+    local slog=$WORK/socat-$name.log out=$WORK/aldsim-$name.out
+    socat -d -d pty,raw,echo=0 pty,raw,echo=0 2>"$slog" &
+    local spid=$!
+    ald_track "$spid" "socat-$name"
+    wait_until 10 "socat pty pair $name" grep -q 'starting data transfer loop' "$slog" \
+        || { cat "$slog" >&2; ald_die "socat did not make a pty pair"; }
+    local ptys
+    mapfile -t ptys < <(sed -n 's/.*PTY is \(.*\)$/\1/p' "$slog")
+    : > "$WORK/aldsim-$name.faults"
+    "$BIN/aldsim" --rtu "${ptys[0]}" --fault-file "$WORK/aldsim-$name.faults" "$@" \
+        >"$out" 2>"$WORK/aldsim-$name.log" &
+    local pid=$!
+    ald_track "$pid" "aldsim-$name"
+    wait_until 10 "aldsim $name on ${ptys[0]}" grep -q 'serving RTU on' "$out" \
+        || { cat "$WORK/aldsim-$name.log" >&2; ald_die "aldsim did not start on ${ptys[0]}"; }
+    printf -v "SIM_TTY_$name" '%s' "${ptys[1]}"
+    printf -v "SIM_PID_$name" '%s' "$pid"
+    printf -v "SIM_SOCAT_PID_$name" '%s' "$spid"
+    export "SIM_TTY_$name" "SIM_PID_$name" "SIM_SOCAT_PID_$name"
+}
+
+# aldsim_fault NAME [SPEC...] — the specs (firmware/REGISTERS.md, e.g.
+# latency=200 exception=input:20-21:2) become aldsim NAME's whole fault set;
+# no SPEC: no faults. Returns once aldsim says they are in effect, 1 (with
+# aldsim's message) if it rejected them.
+aldsim_fault() {
+    local name=$1; shift
+    local log=$WORK/aldsim-$name.log pidvar=SIM_PID_$name
+    local ok0 bad0
+    ok0=$(grep -c '^aldsim: faults: ' "$log")
+    bad0=$(grep -c 'faults unchanged$' "$log")
+    printf '%s\n' "$@" > "$WORK/aldsim-$name.faults"
+    kill -HUP "${!pidvar}" || return 1
+    wait_until 10 "aldsim $name to load faults" bash -c \
+        "[ \$(grep -c '^aldsim: faults: ' '$log') -gt $ok0 ] || [ \$(grep -c 'faults unchanged\$' '$log') -gt $bad0 ]" \
+        || return 1
+    if [ "$(grep -c 'faults unchanged$' "$log")" -gt "$bad0" ]; then
+        grep 'faults unchanged$' "$log" | tail -1 >&2
+        return 1
+    fi
 }
 
 demo_machine_load() {   # sim_port [poll_ms]
