@@ -2,11 +2,18 @@
 #
 #   make            build build/bin/{aldsim,aldrecd,aldrec}
 #   make demo       set up packages, record a simulated run, print a summary
-#   make test       set up packages, run every test (ends "N passed, N failed")
+#   make test       set up packages, run every test (ends "N passed, N failed"):
+#                   the unit tests, the same unit tests (and the aldsim they
+#                   drive) built with ASan+UBSan into build-san/, each fuzz
+#                   target for FUZZ_TEST_SECONDS (5), the integration tests
+#   make test SAN=1 everything above built with ASan+UBSan (build-san/)
+#   make fuzz       each libFuzzer target (tests/fuzz/) for FUZZ_SECONDS (60),
+#                   from its committed corpus; builds with clang into build-fuzz/
 #   make bench      benchmarks under tests/bench (ratios against a reference)
 #   make SAN=1 ...  ASan+UBSan build (into build-san/)
 #   make WERROR=1   warnings are errors (automatic when CI=true)
-#   make valgrind   integration test with aldrecd under valgrind
+#   make valgrind   integration tests with aldrecd under valgrind (a
+#                   valgrind error makes aldrecd exit 99, failing the test)
 #
 # Project flags live in ALD_CFLAGS; the user's CFLAGS/LDFLAGS are appended.
 
@@ -91,6 +98,41 @@ $(BENCHES): $(BIN)/%: $(OBJ)/tests/bench/%.o $(LIBALD)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
+# ---- fuzzing: libFuzzer targets tests/fuzz/fuzz_*.c ---------------------
+# Built with clang, -fsanitize=fuzzer plus ASan+UBSan, into build-fuzz/;
+# the library code they reach is compiled there again with coverage
+# instrumentation (-fsanitize=fuzzer-no-link).
+FUZZ_CC       ?= clang
+FUZZ_BUILD    := build-fuzz
+FUZZ_SECONDS  ?= 60
+FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS   := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -O1 -g -pthread \
+                 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+                 -Irecorder -Icache -Iquery -Ifirmware -MMD -MP -DALDREC_SQLDIR='"$(abspath sql)"' \
+                 $(FUZZ_SANFLAGS) -fsanitize=fuzzer-no-link
+FUZZ_SRCS     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZERS       := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/bin/%)
+FUZZ_LIB      := $(FUZZ_BUILD)/libaldrec.a
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(FUZZ_LIB): $(LIB_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(FUZZERS): $(FUZZ_BUILD)/bin/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SANFLAGS) -pthread -o $@ $^ $(PKG_LIBS) -lm
+
+.PHONY: fuzzers fuzz
+fuzzers: $(FUZZERS)
+
+fuzz: setup
+	@$(MAKE) --no-print-directory fuzzers
+	@FUZZ_BIN=$(abspath $(FUZZ_BUILD))/bin tests/fuzz/run.sh all $(FUZZ_SECONDS)
+
 setup:
 	@scripts/setup.sh
 
@@ -98,9 +140,27 @@ demo: setup
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) scripts/demo.sh
 
+FUZZ_TEST_SECONDS ?= 5
+SAN_BUILD := build-san
+
+# Unit tests and the aldsim that test_aldsim drives: what `make test` also
+# builds with sanitizers.
+.PHONY: units
+units: $(UNITS) $(BIN)/aldsim
+
+# CI runs exactly `make test`: so it also runs the unit tests under
+# ASan+UBSan (SAN_BIN) and the fuzz targets for a few seconds (FUZZ_BIN).
 test: setup
 	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) tests/run.sh
+	@$(MAKE) --no-print-directory fuzzers
+ifeq ($(SAN),1)
+	@BUILD=$(BUILD) FUZZ_BIN=$(abspath $(FUZZ_BUILD))/bin \
+	    FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) tests/run.sh
+else
+	@$(MAKE) --no-print-directory SAN=1 BUILD=$(SAN_BUILD) units
+	@BUILD=$(BUILD) SAN_BIN=$(abspath $(SAN_BUILD))/bin FUZZ_BIN=$(abspath $(FUZZ_BUILD))/bin \
+	    FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) tests/run.sh
+endif
 
 unit-test: all
 	@BUILD=$(BUILD) tests/run.sh unit
@@ -109,11 +169,15 @@ bench: setup
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/bench/run.sh
 
+VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
+            --errors-for-leak-kinds=definite --track-fds=no
+
 valgrind: setup
 	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) ALDREC_VALGRIND=1 tests/run.sh integration
+	@BUILD=$(BUILD) ALDRECD_WRAPPER="$(VALGRIND)" ALDRECD_START_TIMEOUT=60 \
+	    tests/run.sh integration
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)

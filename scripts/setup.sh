@@ -9,6 +9,9 @@ PKGS=(
     postgresql postgresql-contrib         # server for demo/tests (pg_stat_statements)
     redis-server                          # L2 metadata cache
     socat                                 # serial pty pairs for Modbus RTU tests
+    clang libclang-rt-14-dev              # libFuzzer targets (the fuzzer and sanitizer
+                                          # runtimes are in libclang-rt-14-dev, only
+                                          # recommended by clang)
     valgrind                              # make valgrind
 )
 

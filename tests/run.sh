@@ -1,15 +1,20 @@
 #!/bin/bash
 # run.sh — run every test and end with "N passed, N failed".
 #
-#   tests/run.sh                 unit tests, then integration tests
+#   tests/run.sh                 unit tests, fuzz targets, integration tests
 #   tests/run.sh unit            unit tests only
+#   tests/run.sh fuzz            fuzz targets only
 #   tests/run.sh integration     integration tests only
 #
-# Unit tests are build/bin/test_* programs; those that need PostgreSQL get
-# ALDREC_TEST_DSN of a private cluster started here. Integration tests are
-# tests/integration/*.sh, each starting its own servers. Every test program
-# ends with "NAME: N passed, N failed"; a program that ends without that
-# line (crash, sanitizer abort, hang killed by timeout) counts as 1 failure.
+# Unit tests are $BIN/test_* programs; those that need PostgreSQL get
+# ALDREC_TEST_DSN of a private cluster started here. With SAN_BIN set (make
+# test does), the unit tests found there (built with ASan+UBSan) run as
+# well, as "san/test_*". With FUZZ_BIN set, each fuzz target there replays
+# its corpus and fuzzes for FUZZ_SECONDS (default 5; tests/fuzz/run.sh).
+# Integration tests are tests/integration/*.sh, each starting its own
+# servers. Every test program ends with "NAME: N passed, N failed"; a
+# program that ends without that line (crash, sanitizer abort, hang killed
+# by timeout) counts as 1 failure.
 set -uo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 trap ald_cleanup EXIT
@@ -57,7 +62,21 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
         [ -x "$t" ] || continue
         run_one "$(basename "$t")" 300 ${ALDREC_TEST_WRAPPER:-} "$t"
     done
+    if [ -n "${SAN_BIN:-}" ] && [ "$SAN_BIN" != "$BIN" ]; then
+        mkdir -p "$WORK/san"
+        for t in "$SAN_BIN"/test_*; do
+            [ -x "$t" ] || continue
+            run_one "san/$(basename "$t")" 300 "$t"
+        done
+    fi
     pg_stop
+fi
+if { [ "$what" = all ] || [ "$what" = fuzz ]; } && [ -n "${FUZZ_BIN:-}" ]; then
+    for t in "$FUZZ_BIN"/fuzz_*; do
+        [ -x "$t" ] || continue
+        run_one "$(basename "$t")" 300 env FUZZ_BIN="$FUZZ_BIN" \
+            "$ALD_ROOT/tests/fuzz/run.sh" "${t##*/fuzz_}" "${FUZZ_SECONDS:-5}"
+    done
 fi
 if [ "$what" = all ] || [ "$what" = integration ]; then
     for t in "$ALD_ROOT"/tests/integration/*.sh; do
