@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void must(int ok, const char *what, const char *err)
 {
     if (!ok) {
-        fprintf(stderr, "config_parse broke a promise: %s (err \"%.200s\")\n", what, err);
+        fprintf(stderr, "fuzz: config_parse broke a promise: %s (err \"%.200s\")\n", what, err);
         abort();
     }
 }

@@ -101,7 +101,7 @@ static void decode_all(const uint16_t *regs, int n)
                     continue;   /* NaN payloads need not survive a round trip */
                 regcodec_encode(v, types[t], orders[o], back);
                 if (memcmp(back, regs + off, (size_t)w * sizeof back[0]) != 0) {
-                    fprintf(stderr, "regcodec round trip: %s %s at %d gave %.17g\n",
+                    fprintf(stderr, "fuzz: regcodec round trip: %s %s at %d gave %.17g\n",
                             regcodec_type_name(types[t]), regcodec_order_name(orders[o]),
                             off, v);
                     abort();
@@ -163,19 +163,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (size_t i = (size_t)count * item; i < ((size_t)count + GUARD) * item; i++) {
         if (buf[i] != GUARD_BYTE) {
-            fprintf(stderr, "FC%d: libmodbus wrote past %d items\n", fc, count);
+            fprintf(stderr, "fuzz: FC%d: libmodbus wrote past %d items\n", fc, count);
             abort();
         }
     }
     if (rc != -1 && rc != count) {
-        fprintf(stderr, "FC%d: read of %d returned %d\n", fc, count, rc);
+        fprintf(stderr, "fuzz: FC%d: read of %d returned %d\n", fc, count, rc);
         abort();
     }
     if (rc == count && bits) {
         for (int i = 0; i < count; i++) {
             uint16_t w = buf[i];
             if (buf[i] > 1 || regcodec_decode(&w, DT_BOOL, WO_ABCD) != buf[i]) {
-                fprintf(stderr, "FC%d: bit %d reads %d\n", fc, i, buf[i]);
+                fprintf(stderr, "fuzz: FC%d: bit %d reads %d\n", fc, i, buf[i]);
                 abort();
             }
         }

@@ -12,9 +12,11 @@
 # temporary one), never into the committed corpus. Prints
 # "fuzz_TARGET: N passed, N failed" per target; exit 1 if anything failed.
 #
-# A finding: the artifact path is printed. Copy the file into
-# tests/fuzz/corpus/TARGET/ under a name saying what it broke, add a unit
-# test for the same input, and fix the code.
+# The corpus: files with descriptive names are hand-made seeds; cov-* are
+# inputs a longer run found new coverage with (kept after `-merge=1`);
+# crash-* would be past findings. A finding: the artifact path is printed.
+# Copy the file into tests/fuzz/corpus/TARGET/crash-WHAT, add a unit test
+# for the same input, and fix the code.
 set -uo pipefail
 ALD_ROOT=${ALD_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 FUZZ_BIN=${FUZZ_BIN:-$ALD_ROOT/build-fuzz/bin}
@@ -50,7 +52,7 @@ fuzz_one() {   # target
             else
                 fail=$((fail + 1))
                 echo "not ok - regression input ${f#"$ALD_ROOT"/} fails again:"
-                grep -E 'ERROR|SUMMARY|runtime error|broke a promise|abort' "$scratch/replay.log" \
+                grep -E 'fuzz: |ERROR|SUMMARY|runtime error' "$scratch/replay.log" \
                     | head -5 | sed 's/^/    /'
             fi
         done
@@ -69,7 +71,7 @@ fuzz_one() {   # target
     else
         fail=$((fail + 1))
         echo "not ok - fuzz_$t found a problem (exit $rc) after ${runs:-?} runs:"
-        grep -E 'ERROR|SUMMARY|runtime error|broke a promise|deadly signal|Test unit written' "$log" | head -8 | sed 's/^/    /'
+        grep -E 'fuzz: |ERROR|SUMMARY|runtime error|Test unit written' "$log" | head -8 | sed 's/^/    /'
         ls "$scratch"/artifacts/* 2>/dev/null | sed 's/^/    artifact: /'
     fi
     echo "fuzz_$t: $pass passed, $fail failed"
