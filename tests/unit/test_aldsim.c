@@ -443,12 +443,12 @@ static int read_holding(modbus_t *m, int addr, int count)
  * at once are answered in parallel; the exit summary counts it all. */
 static void test_latency(void)
 {
-    static const char *const args[] = { "--fault", "latency=300", NULL };
+    static const char *const args[] = { "--fault", "latency=400", NULL };
     struct sim s;
     long reads = 0;
 
     T_CHECK(sim_start(&s, "latency", args));
-    T_CHECK(strstr(slurp(s.log), "aldsim: faults: latency=300\n") != NULL);
+    T_CHECK(strstr(slurp(s.log), "aldsim: faults: latency=400\n") != NULL);
     modbus_t *a = client(&s, 3000), *b = client(&s, 3000);
     T_CHECK(a && b);
     if (!a || !b)
@@ -458,7 +458,7 @@ static void test_latency(void)
     long rc = read_counter(a);
     int64_t took = now_ms() - t0;
     T_EQ_INT(rc, ++reads);
-    T_CHECK(took >= 300 || (printf("# answer after %lld ms\n", (long long)took), 0));
+    T_CHECK(took >= 400 || (printf("# answer after %lld ms\n", (long long)took), 0));
     T_CHECK(took < 2500);
 
     /* Two requests in flight: answered together, not one after the other. */
@@ -471,9 +471,9 @@ static void test_latency(void)
     T_CHECK(modbus_receive_confirmation(b, rsp) > 0);
     took = now_ms() - t0;
     reads += 2;
-    printf("# two clients with latency=300: both answered after %lld ms\n", (long long)took);
-    T_CHECK(took >= 300);
-    T_CHECK(took < 550);   /* one after the other would take >= 600 ms */
+    printf("# two clients with latency=400: both answered after %lld ms\n", (long long)took);
+    T_CHECK(took >= 400);
+    T_CHECK(took < 800);   /* one after the other would take >= 800 ms */
     T_EQ_INT(read_counter(b), ++reads);
 
 out:
