@@ -78,6 +78,7 @@ struct unit_def {            /* compared by device_same */
 
 struct unit {
     struct unit_def def;
+    char name[340];                /* for messages: the label, plus the unit id on RTU */
     /* device thread only: */
     int max_registers, max_bits;   /* effective: shrink when the device refuses */
     int64_t retry_ns;              /* RTU: not asked before this after a timeout */
@@ -185,6 +186,10 @@ int device_add_unit(device_t *d, int unit_id, const plan_limits_t *lim)
     u->def.nranges = lim->n_no_bridge;
     if (lim->n_no_bridge)
         memcpy(u->def.ranges, lim->no_bridge, lim->n_no_bridge * sizeof *lim->no_bridge);
+    if (d->conn.transport == TR_RTU)
+        snprintf(u->name, sizeof u->name, "%s unit %d", d->label, unit_id);
+    else
+        snprintf(u->name, sizeof u->name, "%s", d->label);
     u->max_registers = lim->max_registers;
     u->max_bits = lim->max_bits;
     u->backoff_ms = d->conn.reconnect_min_ms;
@@ -377,8 +382,7 @@ static void answered(device_t *d, struct unit *u)
     d->conn_backoff_ms = d->conn.reconnect_min_ms;
     u->backoff_ms = d->conn.reconnect_min_ms;
     log_release(&d->down, LL_INFO, "device %s: answering again", d->label);
-    log_release(&u->silent, LL_INFO, "device %s unit %d: answering again", d->label,
-                u->def.unit_id);
+    log_release(&u->silent, LL_INFO, "device %s: answering again", u->name);
 }
 
 /* ---- requests and values ------------------------------------------------- */
@@ -471,9 +475,9 @@ static void item_refused(device_t *d, struct group *g, struct item *it, int err,
     if (err == EMBXILADD && !it->ever_read) {
         /* never served: the definition points where the device has nothing */
         int words = regcodec_words(it->def.type);
-        log_msg(LL_WARN, "parameter %s (id %d) skipped: device %s unit %d answers"
+        log_msg(LL_WARN, "parameter %s (id %d) skipped: device %s answers"
                 " \"illegal data address\" for %s %u (%d %s%s)", it->def.qualified, it->def.id,
-                d->label, u->def.unit_id, regcodec_regtype_name(it->def.table), it->def.address,
+                u->name, regcodec_regtype_name(it->def.table), it->def.address,
                 words, is_bits(it->def.table) ? "bit" : "register", words == 1 ? "" : "s");
         it->dropped = true;
         g->replan = true;
@@ -481,9 +485,9 @@ static void item_refused(device_t *d, struct group *g, struct item *it, int err,
         d->st.params_dropped++;
         pthread_mutex_unlock(&d->mu);
     } else {
-        log_complain(&it->refused, LL_WARN, "parameter %s (id %d): device %s unit %d answers"
+        log_complain(&it->refused, LL_WARN, "parameter %s (id %d): device %s answers"
                      " exception %d (%s); stored with quality %d until it reads again",
-                     it->def.qualified, it->def.id, d->label, u->def.unit_id,
+                     it->def.qualified, it->def.id, u->name,
                      err - MODBUS_ENOBASE, modbus_strerror(err), quality_of(err));
         if (!it->alone) {
             it->alone = true;
@@ -508,9 +512,9 @@ static void shrink_limit(device_t *d, struct group *g, const plan_req_t *r, int 
     if (want >= *lim)
         return;
     *lim = want;
-    log_msg(LL_WARN, "device %s unit %d refuses a %u-%s read of %s %u (exception %d) although"
+    log_msg(LL_WARN, "device %s refuses a %u-%s read of %s %u (exception %d) although"
             " each value in it reads on its own: planning with at most %d per request"
-            " (set machine_components.%s)", d->label, u->def.unit_id, r->count,
+            " (set machine_components.%s)", u->name, r->count,
             bits ? "bit" : "register", regcodec_regtype_name(r->table), r->start,
             err - MODBUS_ENOBASE, want, bits ? "max_bits" : "max_registers");
     for (size_t i = 0; i < d->ngroups; i++)
@@ -603,8 +607,8 @@ static void run_group(device_t *d, struct group *g, int64_t start_ns)
             conn_lost(d, err, device_mono_ns());
             up = false;
         } else if (err == ETIMEDOUT) {
-            log_complain(&u->silent, LL_WARN, "device %s unit %d: no answer within %d ms;"
-                         " backing off", d->label, u->def.unit_id, d->conn.response_timeout_ms);
+            log_complain(&u->silent, LL_WARN, "device %s: no answer within %d ms;"
+                         " backing off", u->name, d->conn.response_timeout_ms);
             u->retry_ns = device_mono_ns() + (int64_t)backoff_next(d, &u->backoff_ms) * 1000000LL;
             unit_ok = false;
         } else {
