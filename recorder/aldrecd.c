@@ -231,6 +231,7 @@ static void handle_command(struct recorder *r, struct client *c, char *line)
         } else {
             r->process_id = id;
             r->process_rows = 0;
+            poller_resync(r->poller);
             log_msg(LL_INFO, "recording process %lld", id);
             client_reply(c, "OK recording process %lld\n", id);
         }

@@ -126,7 +126,7 @@ struct device {
     pthread_t thread;
     bool started;
     int wake_fd;
-    atomic_bool stop, exited;
+    atomic_bool stop, exited, resync;
     pthread_mutex_t mu;            /* guards st */
     device_stats_t st;
 };
@@ -157,6 +157,7 @@ device_t *device_new(const device_conn_t *conn, const char *label)
     d->rnd = (unsigned)device_mono_ns() ^ (unsigned)(uintptr_t)d;
     atomic_init(&d->stop, false);
     atomic_init(&d->exited, true);
+    atomic_init(&d->resync, false);
     pthread_mutex_init(&d->mu, NULL);
     snprintf(d->st.label, sizeof d->st.label, "%s", label);
     return d;
@@ -688,6 +689,10 @@ static void *device_main(void *arg)
             wait_until(d, g ? g->due_ns : INT64_MAX);
             continue;
         }
+        if (atomic_exchange(&d->resync, false))
+            for (size_t i = 0; i < d->ngroups; i++)
+                for (size_t k = 0; k < d->groups[i].nitems; k++)
+                    d->groups[i].items[k].dbs.stored = false;
         run_group(d, g, now);
         schedule(d, g);
     }
@@ -744,6 +749,11 @@ void device_stop(device_t *d)
     uint64_t one = 1;
     ssize_t n = write(d->wake_fd, &one, sizeof one);
     (void)n;
+}
+
+void device_resync(device_t *d)
+{
+    atomic_store(&d->resync, true);
 }
 
 bool device_stopping(const device_t *d)

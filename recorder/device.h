@@ -100,6 +100,10 @@ int device_start(device_t *d, device_sink_fn fn, void *arg);
  * request in flight (at most one response timeout) and exits. Idempotent. */
 void device_stop(device_t *d);
 
+/* Makes every deadband parameter store its next sample whatever its value
+ * (a new run starts with a value of each). Thread-safe, returns at once. */
+void device_resync(device_t *d);
+
 /* True once device_stop was called. Thread-safe. */
 bool device_stopping(const device_t *d);
 

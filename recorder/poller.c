@@ -342,6 +342,12 @@ static void sink(void *arg, device_t *d, const sample_t *s, size_t n)
                 " dropping samples until it drains", p->opts.queue_max);
 }
 
+void poller_resync(poller_t *p)
+{
+    for (size_t i = 0; i < p->ndevs; i++)
+        device_resync(p->devs[i].dev);
+}
+
 int poller_notify_fd(const poller_t *p)
 {
     return p->notify_fd;

@@ -72,6 +72,10 @@ void poller_free(poller_t *p);
  * kept. */
 int poller_update(poller_t *p, const pmap_t *map);
 
+/* The next sample of every deadband parameter is stored whatever its value
+ * (called when a run starts, so that it begins with a value of each). */
+void poller_resync(poller_t *p);
+
 /* Readable when samples wait: poll it for POLLIN, then call poller_drain. */
 int poller_notify_fd(const poller_t *p);
 

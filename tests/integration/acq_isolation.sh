@@ -27,8 +27,6 @@ aldsim_start fast --seed 1
 SLOW_PORT=$("$BIN/freeport")
 acq_component acq2 fast 100 "port = $SIM_PORT_fast"
 acq_component acq2 slow 100 "port = $SLOW_PORT"
-FAULTS=$WORK/slow.faults
-: > "$FAULTS"
 
 now() { date +%s.%N; }
 # dev_field NAME FIELD — a number from the device's `aldrec status` line
@@ -37,12 +35,6 @@ dev_cycles() { dev_line "$1" | sed -n 's/.* cycles \([0-9]*\) .*/\1/p'; }
 dev_overruns() { dev_line "$1" | sed -n 's/.* cycles [0-9]* (\([0-9]*\) overruns).*/\1/p'; }
 dev_is() { dev_line "$1" | grep -q ": $2;"; }
 cycles_reach() { [ "$(dev_cycles "$1")" -ge "$2" ]; }
-set_faults() {   # SPEC... — rewrite the fault file, SIGHUP, wait for the echo
-    printf '%s\n' "$@" > "$FAULTS"
-    local want=${*:-none}
-    kill -HUP "$SIM_PID_slow"
-    wait_until 5 "aldsim faults: $want" grep -q "aldsim: faults: $want" "$WORK/aldsim-slow.log"
-}
 
 if ! aldrecd_start "$CFG"; then not_ok "aldrecd starts with one device down"; check_done acq_isolation; exit 1; fi
 ok "aldrecd starts while one of its devices is down"
@@ -55,7 +47,7 @@ wait_until 10 "10 cycles of the down device" cycles_reach "$SLOW_PORT" $((c0 + 1
 check "the down device is reported down" dev_is "$SLOW_PORT" down
 
 # 2. it comes up: polled without restarting the daemon
-aldsim_start slow --port "$SLOW_PORT" --fault-file "$FAULTS"
+aldsim_start slow --port "$SLOW_PORT"
 check "the device that was down at start-up is polled once it is up" \
     wait_until 15 "slow device up" dev_is "$SLOW_PORT" up
 T_UP=$(now)
@@ -63,14 +55,14 @@ sleep 1
 
 # 3. slow: 200 ms per answer, 4 requests per cycle → 800 ms cycles
 o0=$(dev_overruns "$SLOW_PORT")
-set_faults latency=200
+check "aldsim slow: latency=200 switched on at run time" aldsim_fault slow latency=200
 T_LAT=$(now)
 c0=$(dev_cycles "$SLOW_PORT")
 wait_until 15 "3 cycles of the slow device" cycles_reach "$SLOW_PORT" $((c0 + 4))
 check_ge "the slow device overran its 100 ms cycles" "$(dev_overruns "$SLOW_PORT")" $((o0 + 10))
 
 # 4. no answers at all: timeouts
-set_faults silent
+check "aldsim slow: silent switched on at run time" aldsim_fault slow silent
 T_SILENT=$(now)
 c0=$(dev_cycles "$SLOW_PORT")
 wait_until 15 "cycles of the silent device" cycles_reach "$SLOW_PORT" $((c0 + 5))
