@@ -42,6 +42,9 @@
  * cycle, not a burst of re-reads every few cycles. */
 #define ISOLATE_MIN_READS 10
 #define ISOLATE_MAX_READS 3000
+/* An RTU unit that does not answer costs its whole bus a response timeout
+ * per attempt, so its backoff starts higher than a reconnect's. */
+#define UNIT_BACKOFF_MIN_MS 1000
 
 /* What device_same compares, byte for byte: filled after memset(0) and never
  * changed once the thread runs, so the main thread may read it unlocked. */
@@ -163,6 +166,13 @@ device_t *device_new(const device_conn_t *conn, const char *label)
     return d;
 }
 
+static int unit_backoff_min(const device_t *d)
+{
+    int b = d->conn.reconnect_min_ms > UNIT_BACKOFF_MIN_MS ? d->conn.reconnect_min_ms
+                                                           : UNIT_BACKOFF_MIN_MS;
+    return b < d->conn.reconnect_max_ms ? b : d->conn.reconnect_max_ms;
+}
+
 int device_add_unit(device_t *d, int unit_id, const plan_limits_t *lim)
 {
     for (size_t i = 0; i < d->nunits; i++)
@@ -193,7 +203,7 @@ int device_add_unit(device_t *d, int unit_id, const plan_limits_t *lim)
         snprintf(u->name, sizeof u->name, "%s", d->label);
     u->max_registers = lim->max_registers;
     u->max_bits = lim->max_bits;
-    u->backoff_ms = d->conn.reconnect_min_ms;
+    u->backoff_ms = unit_backoff_min(d);
     return 0;
 }
 
@@ -381,7 +391,7 @@ static void answered(device_t *d, struct unit *u)
 {
     d->answered = true;
     d->conn_backoff_ms = d->conn.reconnect_min_ms;
-    u->backoff_ms = d->conn.reconnect_min_ms;
+    u->backoff_ms = unit_backoff_min(d);
     log_release(&d->down, LL_INFO, "device %s: answering again", d->label);
     log_release(&u->silent, LL_INFO, "device %s: answering again", u->name);
 }
