@@ -8,6 +8,33 @@
 
 static const plan_limits_t std = { .max_registers = 125, .max_bits = 2000, .max_gap = 8 };
 
+/* Every item served exactly once by a request covering it, no request
+ * over the limit or touching a no_bridge address; returns the plan size. */
+static size_t plan_checked(const plan_item_t *items, size_t n, const plan_limits_t *lim,
+                           plan_req_t *reqs)
+{
+    size_t order[256];
+    size_t nreq = plan_build(items, n, lim, order, reqs);
+    size_t served = 0;
+    for (size_t r = 0; r < nreq; r++) {
+        int max = reqs[r].table <= REG_DISCRETE ? lim->max_bits : lim->max_registers;
+        T_CHECK(reqs[r].count <= max);
+        T_CHECK(!plan_excluded(lim, reqs[r].table, reqs[r].start,
+                               (long)reqs[r].start + reqs[r].count));
+        for (size_t k = reqs[r].first; k < reqs[r].first + reqs[r].n; k++) {
+            const plan_item_t *it = &items[order[k]];
+            T_CHECK(it->table == reqs[r].table);
+            T_CHECK(it->address >= reqs[r].start);
+            T_CHECK(it->address + it->count <= reqs[r].start + reqs[r].count);
+            if (it->alone)
+                T_EQ_INT(reqs[r].n, 1);
+            served++;
+        }
+    }
+    T_EQ_INT(served, n);
+    return nreq;
+}
+
 static void test_demo_map(void)
 {
     /* The demo machine (firmware/REGISTERS.md): 32 parameters, 4 requests. */
@@ -21,9 +48,8 @@ static void test_demo_map(void)
         I(REG_INPUT, 30, 1), I(REG_INPUT, 31, 1), I(REG_INPUT, 32, 2), I(REG_INPUT, 34, 2),
         I(REG_INPUT, 36, 2), I(REG_INPUT, 38, 2), I(REG_INPUT, 40, 4), I(REG_INPUT, 44, 1),
     };
-    size_t order[N(items)];
     plan_req_t reqs[N(items)];
-    size_t n = plan_build(items, N(items), &std, order, reqs);
+    size_t n = plan_checked(items, N(items), &std, reqs);
     T_EQ_INT(n, 4);
     T_EQ_INT(reqs[0].table, REG_COIL);
     T_EQ_INT(reqs[0].count, 3);
@@ -35,18 +61,6 @@ static void test_demo_map(void)
     T_EQ_INT(reqs[3].start, 0);
     T_EQ_INT(reqs[3].count, 45);
     T_EQ_INT(reqs[3].n, 20);
-    /* every item is served exactly once, by a request that covers it */
-    size_t served = 0;
-    for (size_t r = 0; r < n; r++) {
-        for (size_t k = reqs[r].first; k < reqs[r].first + reqs[r].n; k++) {
-            const plan_item_t *it = &items[order[k]];
-            T_CHECK(it->table == reqs[r].table);
-            T_CHECK(it->address >= reqs[r].start);
-            T_CHECK(it->address + it->count <= reqs[r].start + reqs[r].count);
-            served++;
-        }
-    }
-    T_EQ_INT(served, N(items));
 }
 
 static void test_gap(void)
@@ -112,33 +126,6 @@ static void test_overlap_and_bits(void)
     /* 2001 bits would exceed max_bits: split again */
     static const plan_item_t far[] = { I(REG_COIL, 0, 1), I(REG_COIL, 2000, 1) };
     T_EQ_INT(plan_build(far, 2, &wide, order, reqs), 2);
-}
-
-/* Every item served exactly once by a request covering it, no request
- * over the limit or touching a no_bridge address; returns the plan size. */
-static size_t plan_checked(const plan_item_t *items, size_t n, const plan_limits_t *lim,
-                           plan_req_t *reqs)
-{
-    size_t order[256];
-    size_t nreq = plan_build(items, n, lim, order, reqs);
-    size_t served = 0;
-    for (size_t r = 0; r < nreq; r++) {
-        int max = reqs[r].table <= REG_DISCRETE ? lim->max_bits : lim->max_registers;
-        T_CHECK(reqs[r].count <= max);
-        T_CHECK(!plan_excluded(lim, reqs[r].table, reqs[r].start,
-                               (long)reqs[r].start + reqs[r].count));
-        for (size_t k = reqs[r].first; k < reqs[r].first + reqs[r].n; k++) {
-            const plan_item_t *it = &items[order[k]];
-            T_CHECK(it->table == reqs[r].table);
-            T_CHECK(it->address >= reqs[r].start);
-            T_CHECK(it->address + it->count <= reqs[r].start + reqs[r].count);
-            if (it->alone)
-                T_EQ_INT(reqs[r].n, 1);
-            served++;
-        }
-    }
-    T_EQ_INT(served, n);
-    return nreq;
 }
 
 static void test_no_bridge(void)
