@@ -14,7 +14,6 @@
 #include "log.h"
 
 #define QUEUE_MAX_DEFAULT 1000000
-#define MAX_UNITS 247
 #define MAX_RANGES 64
 
 struct entry {
