@@ -195,10 +195,11 @@ int main(int argc, char **argv)
     T_CHECK(cycles_of(p, a.port) >= ca);
     T_CHECK(cycles_of(p, b.port) >= cb);
 
-    /* b gets a second parameter: b restarts, a keeps running */
+    /* b gets a second parameter, in a 200 ms poll group of its own: b
+     * restarts, a keeps running */
     exec_ok(c, "INSERT INTO component_parameters (component_id, name, register_type, address,"
                "  data_type, poll_interval_ms)"
-               "  SELECT mc.id, 'u16', 'input', 30, 'u16', 50 FROM machine_components mc"
+               "  SELECT mc.id, 'u16', 'input', 30, 'u16', 200 FROM machine_components mc"
                "  JOIN machines m ON m.id = mc.machine_id AND m.name = '" MACHINE "'"
                "  WHERE mc.name = 'b'");
     n.id_b2 = param_id(c, "b", "u16");
@@ -209,11 +210,13 @@ int main(int argc, char **argv)
     T_CHECK(cycles_of(p, a.port) >= ca);           /* a: same thread, counter goes on */
     T_CHECK(cycles_of(p, b.port) <= 2);            /* b: a new device */
     n.a = n.b = n.b2 = 0;
-    run_for(p, 500, &n);
-    T_CHECK(n.a >= 5);
-    T_CHECK(n.b >= 5);
-    T_CHECK(n.b2 >= 5);
-    T_CHECK(cycles_of(p, a.port) > ca + 5);
+    run_for(p, 1000, &n);
+    T_CHECK(n.a >= 10);
+    /* 50 ms group: 20 a second; 200 ms group: 5 (+1 or 2 at the edges) */
+    T_CHECK(n.b >= 10 && n.b <= 23);
+    T_CHECK(n.b2 >= 3 && n.b2 <= 7);
+    T_CHECK(n.b >= 3 * n.b2);
+    T_CHECK(cycles_of(p, a.port) > ca + 10);
 
     /* a is deactivated: it stops, nothing of it arrives afterwards */
     exec_ok(c, "UPDATE machine_components SET is_activated = false WHERE name = 'a'"
