@@ -1,12 +1,13 @@
 /* aldrecd.c — the recorder daemon.
  *
  * One event loop on the main thread (poll(2) on CLOCK_MONOTONIC deadlines):
- * it runs due Modbus poll groups, appends their samples to the current
- * batch while a process is active, flushes the batch on batch_rows or
- * flush_interval_ms, and answers the control socket. Flushed batches go to
- * the forwarder thread, the only place that waits on PostgreSQL.
+ * it drains the samples that the device threads (poller.h) queued, appends
+ * them to the current batch while a process is active, flushes the batch on
+ * batch_rows or flush_interval_ms, and answers the control socket. Flushed
+ * batches go to the forwarder thread, the only place that waits on
+ * PostgreSQL. Polling itself never waits for this loop.
  *
- *   poller --samples--> batch (pgcopy) --flush--> forwarder --COPY--> PostgreSQL
+ *   device threads --queue--> batch (pgcopy) --flush--> forwarder --COPY--> PostgreSQL
  *
  * Signals only set a flag. SIGTERM/SIGINT: flush, let the forwarder drain
  * (bounded), exit 0. */
@@ -123,7 +124,7 @@ static void client_reply(struct client *c, const char *fmt, ...) __attribute__((
 
 static void client_reply(struct client *c, const char *fmt, ...)
 {
-    char buf[4096];
+    char buf[16384];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
@@ -152,7 +153,9 @@ static void reply_status(struct recorder *r, struct client *c)
 {
     poller_stats_t ps;
     forwarder_stats_t fs;
+    char devices[8192];
     poller_get_stats(r->poller, &ps);
+    poller_format_devices(r->poller, devices, sizeof devices);
     forwarder_get_stats(r->fwd, &fs);
     double up = (double)(poller_mono_ns() - r->started_ns) / 1e9;
     char proc[64];
@@ -174,7 +177,10 @@ static void reply_status(struct recorder *r, struct client *c)
                  "requests_per_cycle: %zu\n"
                  "poll_cycles:        %llu (%llu overruns)\n"
                  "requests:           %llu (%llu failed)\n"
-                 "cycle_ms:           last %.2f, max %.2f\n"
+                 "samples:            %llu polled, %llu stored (deadband), %llu dropped\n"
+                 "cycle_ms:           p50 %.2f, p99 %.2f, max %.2f\n"
+                 "late_ms:            p50 %.2f, p99 %.2f, max %.2f\n"
+                 "%s"
                  "batch_rows:         %zu pending\n"
                  "database_link:      %s\n"
                  "queue:              %zu batches, %zu rows\n"
@@ -189,7 +195,12 @@ static void reply_status(struct recorder *r, struct client *c)
                  ps.devices, ps.devices_up, ps.requests_per_cycle,
                  (unsigned long long)ps.cycles, (unsigned long long)ps.overruns,
                  (unsigned long long)ps.requests, (unsigned long long)ps.request_errors,
-                 ps.last_cycle_ms, ps.max_cycle_ms, pgcopy_rows(r->enc), link_name(fs.link),
+                 (unsigned long long)ps.samples_polled, (unsigned long long)ps.samples_stored,
+                 (unsigned long long)ps.queue_dropped,
+                 hist_quantile(&ps.cycle_us, 0.5) / 1e3, hist_quantile(&ps.cycle_us, 0.99) / 1e3,
+                 ps.cycle_us.max / 1e3, hist_quantile(&ps.late_us, 0.5) / 1e3,
+                 hist_quantile(&ps.late_us, 0.99) / 1e3, ps.late_us.max / 1e3, devices,
+                 pgcopy_rows(r->enc), link_name(fs.link),
                  fs.queued_batches, fs.queued_rows, (unsigned long long)fs.stored_batches,
                  (unsigned long long)fs.stored_rows, (unsigned long long)fs.duplicate_batches,
                  (unsigned long long)fs.rejected_batches, (unsigned long long)fs.rejected_rows,
@@ -208,6 +219,8 @@ static void handle_command(struct recorder *r, struct client *c, char *line)
     } else if (strcmp(line, "STATUS") == 0) {
         reply_status(r, c);
     } else if (strcmp(line, "START") == 0) {
+        /* samples of cycles completed before START are not part of the run */
+        poller_drain(r->poller, on_sample, r);
         char *end;
         long long id = arg ? strtoll(arg, &end, 10) : 0;
         if (!arg || *end != '\0' || id <= 0) {
@@ -218,6 +231,7 @@ static void handle_command(struct recorder *r, struct client *c, char *line)
         } else {
             r->process_id = id;
             r->process_rows = 0;
+            poller_resync(r->poller);
             log_msg(LL_INFO, "recording process %lld", id);
             client_reply(c, "OK recording process %lld\n", id);
         }
@@ -226,6 +240,8 @@ static void handle_command(struct recorder *r, struct client *c, char *line)
             client_reply(c, "ERR no process is being recorded\n");
             return;
         }
+        /* ... and those completed before STOP are */
+        poller_drain(r->poller, on_sample, r);
         flush_batch(r);
         log_msg(LL_INFO, "process %lld stopped: %llu rows", (long long)r->process_id,
                 (unsigned long long)r->process_rows);
@@ -432,6 +448,9 @@ int main(int argc, char **argv)
         .response_timeout_ms = r.cfg.response_timeout_ms,
         .limits = { .max_registers = r.cfg.max_registers, .max_bits = r.cfg.max_bits,
                     .max_gap = r.cfg.max_gap },
+        .baud = r.cfg.baud, .parity = r.cfg.parity[0],
+        .data_bits = r.cfg.data_bits, .stop_bits = r.cfg.stop_bits,
+        .reconnect_min_ms = 100, .reconnect_max_ms = r.cfg.reconnect_max_ms,
     };
     r.poller = poller_new(r.map, &po);
     r.enc = pgcopy_new();
@@ -451,14 +470,13 @@ int main(int argc, char **argv)
     r.started_ns = poller_mono_ns();
 
     while (!stop_requested) {
-        struct pollfd pfd[2 + MAX_CLIENTS];
+        struct pollfd pfd[3 + MAX_CLIENTS];
         int idx[MAX_CLIENTS];
         int nfds = 0;
         pfd[nfds++] = (struct pollfd){ .fd = r.listen_fd, .events = POLLIN };
         pfd[nfds++] = (struct pollfd){ .fd = forwarder_notify_fd(r.fwd), .events = POLLIN };
-        int64_t wake = poller_next_due(r.poller);
-        if (r.flush_deadline_ns < wake)
-            wake = r.flush_deadline_ns;
+        pfd[nfds++] = (struct pollfd){ .fd = poller_notify_fd(r.poller), .events = POLLIN };
+        int64_t wake = r.flush_deadline_ns;
         for (int i = 0; i < MAX_CLIENTS; i++) {
             struct client *c = &r.clients[i];
             if (c->fd < 0)
@@ -468,7 +486,7 @@ int main(int argc, char **argv)
                     wake = c->wait_deadline_ns;
                 continue;
             }
-            idx[nfds - 2] = i;
+            idx[nfds - 3] = i;
             pfd[nfds++] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
         }
         int64_t now = poller_mono_ns();
@@ -487,16 +505,18 @@ int main(int argc, char **argv)
                 accept_clients(&r);
             if (pfd[1].revents)
                 forwarder_drain_notify(r.fwd);
-            for (int k = 2; k < nfds; k++)
+            if (pfd[2].revents)
+                poller_drain(r.poller, on_sample, &r);
+            for (int k = 3; k < nfds; k++)
                 if (pfd[k].revents)
-                    client_read(&r, &r.clients[idx[k - 2]]);
+                    client_read(&r, &r.clients[idx[k - 3]]);
         }
-        now = poller_mono_ns();
-        poller_run_due(r.poller, now, on_sample, &r);
         if (poller_mono_ns() >= r.flush_deadline_ns)
             flush_batch(&r);
         check_stop_waiters(&r, poller_mono_ns());
     }
+    /* samples of cycles completed before the signal still belong to the run */
+    poller_drain(r.poller, on_sample, &r);
     log_msg(LL_INFO, "stopping: flushing %zu pending rows", pgcopy_rows(r.enc));
     flush_batch(&r);
     status = 0;

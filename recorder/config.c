@@ -52,6 +52,11 @@ static const struct key keys[] = {
     INT("modbus", "max_registers", max_registers, 1, 125),
     INT("modbus", "max_bits", max_bits, 1, 2000),
     INT("modbus", "max_gap", max_gap, 0, 125),
+    INT("modbus", "reconnect_max_ms", reconnect_max_ms, 100, 600000),
+    INT("modbus", "baud", baud, 300, 921600),
+    STR("modbus", "parity", parity, 0),
+    INT("modbus", "data_bits", data_bits, 7, 8),
+    INT("modbus", "stop_bits", stop_bits, 1, 2),
 
     /* [spool] — store and forward */
 
@@ -74,6 +79,11 @@ void config_defaults(aldrec_config_t *cfg)
         .max_registers = 125,
         .max_bits = 2000,
         .max_gap = 8,
+        .reconnect_max_ms = 5000,
+        .baud = 19200,
+        .parity = "E",
+        .data_bits = 8,
+        .stop_bits = 1,
     };
 }
 
@@ -127,6 +137,15 @@ static int set_value(aldrec_config_t *cfg, const struct key *k, const char *val,
                     "%s: expected an integer in %ld..%ld, got \"%s\"",
                     k->name, k->lo, k->hi, val);
     *(int *)(void *)field = (int)v;
+    return 0;
+}
+
+/* Line where key was set (0: not set), for messages about its value. */
+static int key_line(const int *seen, const char *key)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, key) == 0)
+            return seen[i];
     return 0;
 }
 
@@ -215,6 +234,9 @@ int config_parse(aldrec_config_t *cfg, const char *buf, size_t len,
                         keys[i].name, keys[i].section);
     if (cfg->admin_conninfo[0] == '\0')
         memcpy(cfg->admin_conninfo, cfg->conninfo, sizeof cfg->conninfo);
+    if (strcmp(cfg->parity, "N") && strcmp(cfg->parity, "E") && strcmp(cfg->parity, "O"))
+        return fail(err, errlen, name, key_line(seen, "parity"),
+                    "parity: expected N, E or O, got \"%s\"", cfg->parity);
     if (strcmp(cfg->log_level, "error") && strcmp(cfg->log_level, "warn") &&
         strcmp(cfg->log_level, "info") && strcmp(cfg->log_level, "debug")) {
         int line = 0;

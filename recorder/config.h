@@ -33,6 +33,11 @@ typedef struct aldrec_config {
     int  max_registers;         /* per read request, 1..125 (default 125) */
     int  max_bits;              /* per coil/discrete read, 1..2000 (default 2000) */
     int  max_gap;               /* unused registers bridged in one request (default 8) */
+    int  reconnect_max_ms;      /* cap of the reconnect backoff (default 5000) */
+    int  baud;                  /* RTU line defaults: 19200 8E1, the Modbus */
+    char parity[2];             /*   serial line specification's default */
+    int  data_bits;
+    int  stop_bits;
 } aldrec_config_t;
 
 /* Fills *cfg with defaults. */

@@ -1,429 +1,585 @@
-/* poller.c — devices, poll groups, request execution and decoding. */
+/* poller.c — split the map into devices, run them, collect their samples. */
 #include "poller.h"
 
 #include <errno.h>
-#include <math.h>
-#include <modbus.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
+#include "device.h"
 #include "log.h"
 
-#define RECONNECT_MIN_MS 100
-#define RECONNECT_MAX_MS 5000
+#define QUEUE_MAX_DEFAULT 1000000
+#define MAX_RANGES 64
 
-struct item {                 /* one parameter as the poller needs it */
-    int32_t id;
-    char qualified[128];
-    regtype_t table;
-    dtype_t type;
-    worder_t order;
-    uint16_t address;
-    double scale, offset, min, max;
-    bool has_min, has_max;
-    bool dropped;             /* refused by the device: no longer planned */
-};
-
-struct device {
-    char host[256];
-    int port;
-    int unit_id;
-    char label[300];          /* "host:port unit N" for messages */
-    modbus_t *ctx;
-    bool up;
-    int64_t next_connect_ns;
-    int backoff_ms;
-    complain_t down;
-};
-
-struct group {
-    size_t dev;
-    int interval_ms;
-    int64_t next_due_ns;
-    struct item *items;
-    size_t nitems;
-    plan_item_t *pitems;
-    size_t *order;
-    plan_req_t *reqs;
-    size_t nreqs;
+struct entry {
+    char key[300];               /* TCP "host:port unit N", RTU the line */
+    device_t *dev;
 };
 
 struct poller {
     poller_opts_t opts;
-    struct device *devs;
+    struct entry *devs;
     size_t ndevs;
-    struct group *groups;
-    size_t ngroups;
-    poller_stats_t st;
+    device_t **retiring;         /* stopped, waiting to be joined */
+    size_t nretiring;
+    size_t params, params_skipped;
+    /* sample queue, filled by device threads */
+    pthread_mutex_t mu;
+    sample_t *q;
+    size_t qn, qcap;
+    sample_t *spare;             /* main loop's buffer, swapped with q */
+    size_t sparecap;
+    uint64_t dropped;
+    complain_t full;
+    int notify_fd;               /* eventfd */
+    bool signalled;
 };
 
 int64_t poller_mono_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    return device_mono_ns();
 }
 
 int64_t poller_wall_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+    return device_wall_us();
 }
 
-static void replan(struct group *g, const plan_limits_t *lim)
+/* ---- building devices from the map --------------------------------------- */
+
+struct unit_spec {
+    int unit_id;
+    plan_limits_t lim;
+    plan_range_t ranges[MAX_RANGES];
+    char last_component[64];
+};
+
+struct dev_spec {
+    char key[300];
+    char label[320];
+    device_conn_t conn;
+    const param_meta_t *first;   /* the component the settings were taken from */
+    struct unit_spec units[8];   /* TCP: 1; RTU: grows in `more` beyond 8 */
+    struct unit_spec *more;
+    size_t nunits;
+    device_t *dev;
+};
+
+struct build {
+    struct dev_spec *specs;
+    size_t nspecs;
+    size_t params, skipped;
+};
+
+static struct unit_spec *spec_unit(struct dev_spec *s, size_t i)
 {
-    size_t n = 0;
-    /* Dropped items are moved out of the planned range by giving the plan
-     * only the live ones, in place. */
-    for (size_t i = 0; i < g->nitems; i++) {
-        if (g->items[i].dropped)
+    return i < 8 ? &s->units[i] : &s->more[i - 8];
+}
+
+static void spec_key(const param_meta_t *pm, char *key, size_t len)
+{
+    if (pm->transport == TR_RTU)
+        snprintf(key, len, "%s", pm->serial_port);
+    else
+        snprintf(key, len, "%.255s:%d unit %d", pm->host, pm->port, pm->unit_id);
+}
+
+/* Two components of one device disagree on a setting: keep the most
+ * conservative value and say so. */
+static void merge_setting(const struct dev_spec *s, const char *owner, const param_meta_t *pm,
+                          const char *what, int *cur, int theirs, bool want_max)
+{
+    if (theirs == *cur)
+        return;
+    int used = (theirs > *cur) == want_max ? theirs : *cur;
+    log_msg(LL_WARN, "device %s: component %s sets %s = %d, component %s %d; using %d",
+            s->label, pm->component, what, theirs, owner, *cur, used);
+    *cur = used;
+}
+
+static struct dev_spec *spec_for(struct build *b, const poller_opts_t *o, const param_meta_t *pm)
+{
+    char key[300];
+    spec_key(pm, key, sizeof key);
+    for (size_t i = 0; i < b->nspecs; i++)
+        if (strcmp(b->specs[i].key, key) == 0)
+            return &b->specs[i];
+    struct dev_spec *s = &b->specs[b->nspecs++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->key, sizeof s->key, "%s", key);
+    s->first = pm;
+    device_conn_t *c = &s->conn;
+    memset(c, 0, sizeof *c);     /* device_same compares the bytes */
+    c->transport = pm->transport;
+    c->response_timeout_ms = o->response_timeout_ms;
+    c->reconnect_min_ms = o->reconnect_min_ms;
+    c->reconnect_max_ms = o->reconnect_max_ms;
+    if (pm->transport == TR_TCP) {
+        snprintf(c->host, sizeof c->host, "%s", pm->host);
+        c->port = pm->port;
+        snprintf(s->label, sizeof s->label, "%s", key);
+    } else {
+        snprintf(c->serial_port, sizeof c->serial_port, "%s", pm->serial_port);
+        c->baud = pm->baud ? pm->baud : o->baud;
+        c->parity = pm->parity ? pm->parity : o->parity;
+        c->data_bits = pm->data_bits ? pm->data_bits : o->data_bits;
+        c->stop_bits = pm->stop_bits ? pm->stop_bits : o->stop_bits;
+        snprintf(s->label, sizeof s->label, "%.127s (rtu %d %d%c%d)", c->serial_port, c->baud,
+                 c->data_bits, c->parity, c->stop_bits);
+    }
+    return s;
+}
+
+/* Folds the settings of pm's component into its device and unit. Returns
+ * 0, or -1 when the component's no_bridge list is unusable (why filled). */
+static int spec_merge(struct dev_spec *s, const poller_opts_t *o, const param_meta_t *pm,
+                      char *why, size_t whylen)
+{
+    size_t ui;
+    for (ui = 0; ui < s->nunits; ui++)
+        if (spec_unit(s, ui)->unit_id == pm->unit_id)
+            break;
+    if (ui == s->nunits) {
+        if (ui >= 8) {
+            struct unit_spec *m = realloc(s->more, (ui - 7) * sizeof *m);
+            if (!m) {
+                snprintf(why, whylen, "out of memory");
+                return -1;
+            }
+            s->more = m;
+        }
+        struct unit_spec *u = spec_unit(s, ui);
+        memset(u, 0, sizeof *u);
+        u->unit_id = pm->unit_id;
+        u->lim = o->limits;
+        u->lim.no_bridge = NULL;
+        u->lim.n_no_bridge = 0;
+        s->nunits++;
+    }
+    struct unit_spec *u = spec_unit(s, ui);
+    if (strcmp(u->last_component, pm->component) == 0)
+        return 0;    /* rows come ordered by component: merged already */
+    plan_range_t r[MAX_RANGES];
+    size_t nr = 0;
+    if (plan_parse_ranges(pm->no_bridge, r, MAX_RANGES, &nr, why, whylen) < 0)
+        return -1;
+    if (u->lim.n_no_bridge + nr > MAX_RANGES) {
+        snprintf(why, whylen, "more than %d no_bridge ranges on the device", MAX_RANGES);
+        return -1;
+    }
+    memcpy(u->ranges + u->lim.n_no_bridge, r, nr * sizeof *r);
+    u->lim.n_no_bridge += nr;
+
+    int mr = pm->dev_max_registers ? pm->dev_max_registers : o->limits.max_registers;
+    int mb = pm->dev_max_bits ? pm->dev_max_bits : o->limits.max_bits;
+    int mg = pm->dev_max_gap >= 0 ? pm->dev_max_gap : o->limits.max_gap;
+    int rt = pm->dev_response_timeout_ms ? pm->dev_response_timeout_ms : o->response_timeout_ms;
+    const char *owner = u->last_component;
+    if (owner[0] == '\0') {   /* the unit's first component sets its limits */
+        u->lim.max_registers = mr;
+        u->lim.max_bits = mb;
+        u->lim.max_gap = mg;
+    } else {
+        merge_setting(s, owner, pm, "max_registers", &u->lim.max_registers, mr, false);
+        merge_setting(s, owner, pm, "max_bits", &u->lim.max_bits, mb, false);
+        merge_setting(s, owner, pm, "max_gap", &u->lim.max_gap, mg, false);
+    }
+    if (pm == s->first)
+        s->conn.response_timeout_ms = rt;
+    else
+        merge_setting(s, s->first->component, pm, "response_timeout_ms",
+                      &s->conn.response_timeout_ms, rt, true);
+    const device_conn_t *c = &s->conn;
+    if (pm->transport == TR_RTU && pm != s->first &&
+        ((pm->baud && pm->baud != c->baud) || (pm->parity && pm->parity != c->parity) ||
+         (pm->data_bits && pm->data_bits != c->data_bits) ||
+         (pm->stop_bits && pm->stop_bits != c->stop_bits)))
+        log_msg(LL_WARN, "device %s: component %s asks for other line settings (%d %d%c%d);"
+                " a line has one framing: using those of component %s", s->label,
+                pm->component, pm->baud, pm->data_bits, pm->parity ? pm->parity : '-',
+                pm->stop_bits, s->first->component);
+    snprintf(u->last_component, sizeof u->last_component, "%s", pm->component);
+    return 0;
+}
+
+static void build_free(struct build *b)
+{
+    for (size_t i = 0; i < b->nspecs; i++) {
+        device_free(b->specs[i].dev);
+        free(b->specs[i].more);
+    }
+    free(b->specs);
+    b->specs = NULL;
+    b->nspecs = 0;
+}
+
+static void skip(struct build *b, const param_meta_t *pm, const char *why)
+{
+    log_msg(LL_WARN, "parameter %s (id %d) skipped: %s", pm->qualified, pm->id, why);
+    b->skipped++;
+}
+
+/* Devices (not started) for every usable parameter of map. Returns 0, or
+ * -1 with errno ENOMEM (b freed). */
+static int build_devices(struct build *b, const pmap_t *map, const poller_opts_t *o)
+{
+    size_t n = pmap_count(map);
+    char why[256];
+    bool *bad = calloc(n ? n : 1, sizeof *bad);
+
+    memset(b, 0, sizeof *b);
+    b->specs = calloc(n ? n : 1, sizeof *b->specs);
+    if (!bad || !b->specs)
+        goto nomem;
+    /* pass 1: devices and their merged settings */
+    for (size_t i = 0; i < n; i++) {
+        const param_meta_t *pm = pmap_at(map, i);
+        if (!pm->valid) {
+            skip(b, pm, pm->why);
+            bad[i] = true;
             continue;
-        if (n != i) {
-            struct item tmp = g->items[n];
-            g->items[n] = g->items[i];
-            g->items[i] = tmp;
+        }
+        struct dev_spec *s = spec_for(b, o, pm);
+        if (spec_merge(s, o, pm, why, sizeof why) < 0) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "component %s: no_bridge: %s", pm->component, why);
+            skip(b, pm, msg);
+            bad[i] = true;
+        }
+    }
+    /* pass 2: device objects, units, parameters */
+    for (size_t k = 0; k < b->nspecs; k++) {
+        struct dev_spec *s = &b->specs[k];
+        s->dev = device_new(&s->conn, s->label);
+        if (!s->dev)
+            goto nomem;
+        for (size_t u = 0; u < s->nunits; u++) {
+            struct unit_spec *us = spec_unit(s, u);
+            us->lim.no_bridge = us->ranges;
+            if (device_add_unit(s->dev, us->unit_id, &us->lim) < 0)
+                goto nomem;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const param_meta_t *pm = pmap_at(map, i);
+        if (bad[i])
+            continue;
+        char key[300];
+        spec_key(pm, key, sizeof key);
+        size_t k;
+        for (k = 0; k < b->nspecs; k++)
+            if (strcmp(b->specs[k].key, key) == 0)
+                break;
+        int rc = device_add_param(b->specs[k].dev, pm, why, sizeof why);
+        if (rc < 0)
+            goto nomem;
+        if (rc > 0)
+            skip(b, pm, why);
+        else
+            b->params++;
+    }
+    free(bad);
+    return 0;
+nomem:
+    free(bad);
+    build_free(b);
+    errno = ENOMEM;
+    return -1;
+}
+
+/* ---- the queue ------------------------------------------------------------ */
+
+/* Device threads: append one cycle's samples. Samples of a device that is
+ * being stopped are discarded here, under the lock that poller_update
+ * holds while it stops the device, so nothing of a replaced device arrives
+ * after its replacement started. */
+static void sink(void *arg, device_t *d, const sample_t *s, size_t n)
+{
+    poller_t *p = arg;
+    bool full = false;
+
+    pthread_mutex_lock(&p->mu);
+    if (device_stopping(d)) {
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    if (p->qn + n > p->opts.queue_max) {
+        p->dropped += n;
+        full = !p->full.active;
+        p->full.active = 1;
+    } else {
+        if (p->qn + n > p->qcap) {
+            size_t cap = p->qcap ? p->qcap : 1024;
+            while (cap < p->qn + n)
+                cap *= 2;
+            sample_t *nq = realloc(p->q, cap * sizeof *nq);
+            if (!nq) {
+                p->dropped += n;
+                pthread_mutex_unlock(&p->mu);
+                return;
+            }
+            p->q = nq;
+            p->qcap = cap;
+        }
+        memcpy(p->q + p->qn, s, n * sizeof *s);
+        p->qn += n;
+        if (!p->signalled) {
+            uint64_t one = 1;
+            ssize_t w = write(p->notify_fd, &one, sizeof one);
+            (void)w;
+            p->signalled = true;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (full)
+        log_msg(LL_ERROR, "sample queue full (%zu samples not taken by the main loop):"
+                " dropping samples until it drains", p->opts.queue_max);
+}
+
+void poller_resync(poller_t *p)
+{
+    for (size_t i = 0; i < p->ndevs; i++)
+        device_resync(p->devs[i].dev);
+}
+
+int poller_notify_fd(const poller_t *p)
+{
+    return p->notify_fd;
+}
+
+static void reap(poller_t *p)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < p->nretiring; i++) {
+        if (device_exited(p->retiring[i]))
+            device_free(p->retiring[i]);
+        else
+            p->retiring[k++] = p->retiring[i];
+    }
+    p->nretiring = k;
+}
+
+size_t poller_drain(poller_t *p, poller_sample_fn fn, void *arg)
+{
+    uint64_t v;
+    pthread_mutex_lock(&p->mu);
+    sample_t *batch = p->q;
+    size_t n = p->qn, cap = p->qcap;
+    p->q = p->spare;
+    p->qcap = p->sparecap;
+    p->qn = 0;
+    p->signalled = false;
+    ssize_t r = read(p->notify_fd, &v, sizeof v);
+    (void)r;
+    bool was_full = p->full.active;
+    p->full.active = 0;
+    uint64_t dropped = p->dropped;
+    pthread_mutex_unlock(&p->mu);
+    if (was_full)
+        log_msg(LL_INFO, "sample queue drains again (%llu samples dropped so far)",
+                (unsigned long long)dropped);
+    for (size_t i = 0; i < n; i++)
+        fn(arg, &batch[i]);
+    p->spare = batch;
+    p->sparecap = cap;
+    reap(p);
+    return n;
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+static void retire(poller_t *p, device_t *d)
+{
+    pthread_mutex_lock(&p->mu);
+    device_stop(d);
+    pthread_mutex_unlock(&p->mu);
+    device_t **nr = realloc(p->retiring, (p->nretiring + 1) * sizeof *nr);
+    if (!nr) {
+        device_free(d);   /* blocks at most one response timeout */
+        return;
+    }
+    p->retiring = nr;
+    p->retiring[p->nretiring++] = d;
+}
+
+/* Takes the devices of b into p: keeps running ones that did not change. */
+static int adopt(poller_t *p, struct build *b)
+{
+    struct entry *nd = calloc(b->nspecs ? b->nspecs : 1, sizeof *nd);
+    if (!nd)
+        return -1;
+    size_t n = 0;
+    size_t kept = 0, started = 0, stopped = 0;
+    for (size_t k = 0; k < b->nspecs; k++) {
+        struct dev_spec *s = &b->specs[k];
+        struct entry *old = NULL;
+        for (size_t i = 0; i < p->ndevs; i++)
+            if (p->devs[i].dev && strcmp(p->devs[i].key, s->key) == 0)
+                old = &p->devs[i];
+        if (old && device_same(old->dev, s->dev)) {
+            nd[n] = *old;
+            old->dev = NULL;
+            kept++;
+        } else {
+            if (old) {
+                retire(p, old->dev);
+                old->dev = NULL;
+                stopped++;
+            }
+            if (device_start(s->dev, sink, p) < 0) {
+                log_msg(LL_ERROR, "device %s: cannot start its thread: %s; not polled",
+                        s->label, strerror(errno));
+                continue;   /* freed with b */
+            }
+            snprintf(nd[n].key, sizeof nd[n].key, "%s", s->key);
+            nd[n].dev = s->dev;
+            s->dev = NULL;
+            started++;
         }
         n++;
     }
-    for (size_t i = 0; i < n; i++)
-        g->pitems[i] = (plan_item_t){
-            .table = g->items[i].table,
-            .address = g->items[i].address,
-            .count = (uint16_t)regcodec_words(g->items[i].type),
-        };
-    g->nreqs = plan_build(g->pitems, n, lim, g->order, g->reqs);
-}
-
-static size_t find_device(poller_t *p, const param_meta_t *pm)
-{
-    for (size_t d = 0; d < p->ndevs; d++)
-        if (p->devs[d].port == pm->port && p->devs[d].unit_id == pm->unit_id &&
-            strcmp(p->devs[d].host, pm->host) == 0)
-            return d;
-    struct device *d = &p->devs[p->ndevs];
-    *d = (struct device){ .port = pm->port, .unit_id = pm->unit_id,
-                          .backoff_ms = RECONNECT_MIN_MS };
-    snprintf(d->host, sizeof d->host, "%s", pm->host);
-    snprintf(d->label, sizeof d->label, "%.255s:%d unit %d", pm->host, pm->port, pm->unit_id);
-    return p->ndevs++;
+    for (size_t i = 0; i < p->ndevs; i++)
+        if (p->devs[i].dev) {
+            retire(p, p->devs[i].dev);
+            stopped++;
+        }
+    free(p->devs);
+    p->devs = nd;
+    p->ndevs = n;
+    if (kept || stopped)
+        log_msg(LL_INFO, "parameter map applied: %zu device(s) unchanged, %zu started,"
+                " %zu stopped", kept, started, stopped);
+    return 0;
 }
 
 poller_t *poller_new(const pmap_t *map, const poller_opts_t *opts)
 {
-    size_t n = pmap_count(map);
     poller_t *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->opts = *opts;
-    p->devs = calloc(n ? n : 1, sizeof *p->devs);
-    p->groups = calloc(n ? n : 1, sizeof *p->groups);
-    if (!p->devs || !p->groups)
-        goto fail;
-
-    int64_t now = poller_mono_ns();
-    for (size_t i = 0; i < n; i++) {
-        const param_meta_t *pm = pmap_at(map, i);
-        if (!pm->valid) {
-            log_msg(LL_WARN, "parameter %s (id %d) skipped: %s", pm->qualified, pm->id, pm->why);
-            p->st.params_skipped++;
-            continue;
-        }
-        int words = regcodec_words(pm->type);
-        int limit = (pm->table == REG_COIL || pm->table == REG_DISCRETE)
-                        ? opts->limits.max_bits : opts->limits.max_registers;
-        if (words > limit) {
-            log_msg(LL_WARN, "parameter %s (id %d) skipped: %s needs %d registers,"
-                    " more than max_registers = %d", pm->qualified, pm->id,
-                    regcodec_type_name(pm->type), words, limit);
-            p->st.params_skipped++;
-            continue;
-        }
-        size_t d = find_device(p, pm);
-        size_t g;
-        for (g = 0; g < p->ngroups; g++)
-            if (p->groups[g].dev == d && p->groups[g].interval_ms == pm->poll_ms)
-                break;
-        if (g == p->ngroups) {
-            p->groups[g] = (struct group){ .dev = d, .interval_ms = pm->poll_ms,
-                                           .next_due_ns = now };
-            p->ngroups++;
-        }
-        struct group *gr = &p->groups[g];
-        struct item *it = realloc(gr->items, (gr->nitems + 1) * sizeof *it);
-        if (!it)
-            goto fail;
-        gr->items = it;
-        it[gr->nitems++] = (struct item){
-            .id = pm->id, .table = pm->table, .type = pm->type, .order = pm->order,
-            .address = (uint16_t)pm->address, .scale = pm->scale, .offset = pm->offset,
-            .min = pm->min, .max = pm->max, .has_min = pm->has_min, .has_max = pm->has_max,
-        };
-        snprintf(it[gr->nitems - 1].qualified, sizeof it->qualified, "%s", pm->qualified);
-        p->st.params++;
+    if (p->opts.queue_max == 0)
+        p->opts.queue_max = QUEUE_MAX_DEFAULT;
+    if (p->opts.reconnect_min_ms <= 0)
+        p->opts.reconnect_min_ms = 100;
+    if (p->opts.reconnect_max_ms < p->opts.reconnect_min_ms)
+        p->opts.reconnect_max_ms = p->opts.reconnect_min_ms;
+    pthread_mutex_init(&p->mu, NULL);
+    p->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (p->notify_fd < 0) {
+        int e = errno;
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        errno = e;
+        return NULL;
     }
-    for (size_t g = 0; g < p->ngroups; g++) {
-        struct group *gr = &p->groups[g];
-        gr->pitems = calloc(gr->nitems, sizeof *gr->pitems);
-        gr->order = calloc(gr->nitems, sizeof *gr->order);
-        gr->reqs = calloc(gr->nitems, sizeof *gr->reqs);
-        if (!gr->pitems || !gr->order || !gr->reqs)
-            goto fail;
-        replan(gr, &opts->limits);
+    if (poller_update(p, map) < 0) {
+        poller_free(p);
+        errno = ENOMEM;
+        return NULL;
     }
-    p->st.devices = p->ndevs;
     return p;
-fail:
-    poller_free(p);
-    errno = ENOMEM;
-    return NULL;
 }
 
-static void device_close(struct device *d)
+int poller_update(poller_t *p, const pmap_t *map)
 {
-    if (d->ctx) {
-        modbus_close(d->ctx);
-        modbus_free(d->ctx);
-        d->ctx = NULL;
+    struct build b;
+    if (build_devices(&b, map, &p->opts) < 0)
+        return -1;
+    if (adopt(p, &b) < 0) {
+        build_free(&b);
+        errno = ENOMEM;
+        return -1;
     }
-    d->up = false;
+    p->params = b.params;
+    p->params_skipped = b.skipped;
+    build_free(&b);
+    return 0;
 }
 
 void poller_free(poller_t *p)
 {
     if (!p)
         return;
-    for (size_t d = 0; d < p->ndevs; d++)
-        device_close(&p->devs[d]);
-    for (size_t g = 0; g < p->ngroups; g++) {
-        free(p->groups[g].items);
-        free(p->groups[g].pitems);
-        free(p->groups[g].order);
-        free(p->groups[g].reqs);
-    }
+    /* ask every thread first, then join: they stop in parallel */
+    for (size_t i = 0; i < p->ndevs; i++)
+        device_stop(p->devs[i].dev);
+    for (size_t i = 0; i < p->ndevs; i++)
+        device_free(p->devs[i].dev);
+    for (size_t i = 0; i < p->nretiring; i++)
+        device_free(p->retiring[i]);
     free(p->devs);
-    free(p->groups);
+    free(p->retiring);
+    free(p->q);
+    free(p->spare);
+    if (p->notify_fd >= 0)
+        close(p->notify_fd);
+    pthread_mutex_destroy(&p->mu);
     free(p);
 }
 
-int64_t poller_next_due(const poller_t *p)
+void poller_get_stats(poller_t *p, poller_stats_t *out)
 {
-    int64_t next = INT64_MAX;
-    for (size_t g = 0; g < p->ngroups; g++)
-        if (p->groups[g].next_due_ns < next)
-            next = p->groups[g].next_due_ns;
-    return next;
-}
-
-/* Connects d unless it is up or its backoff has not expired. */
-static bool device_ensure(poller_t *p, struct device *d, int64_t now)
-{
-    char port[16];
-
-    if (d->up)
-        return true;
-    if (now < d->next_connect_ns)
-        return false;
-    snprintf(port, sizeof port, "%d", d->port);
-    d->ctx = modbus_new_tcp_pi(d->host, port);
-    if (!d->ctx)
-        goto fail;
-    int ms = p->opts.response_timeout_ms;
-    modbus_set_response_timeout(d->ctx, (uint32_t)(ms / 1000), (uint32_t)(ms % 1000) * 1000);
-    modbus_set_byte_timeout(d->ctx, (uint32_t)(ms / 1000), (uint32_t)(ms % 1000) * 1000);
-    modbus_set_slave(d->ctx, d->unit_id);
-    if (modbus_connect(d->ctx) < 0)
-        goto fail;
-    d->up = true;
-    d->backoff_ms = RECONNECT_MIN_MS;
-    log_release(&d->down, LL_INFO, "device %s: connected", d->label);
-    return true;
-fail:
-    log_complain(&d->down, LL_WARN, "device %s: cannot connect: %s; retrying every %d ms at most",
-                 d->label, modbus_strerror(errno), RECONNECT_MAX_MS);
-    device_close(d);
-    d->next_connect_ns = now + (int64_t)d->backoff_ms * 1000000LL;
-    d->backoff_ms = d->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : d->backoff_ms * 2;
-    return false;
-}
-
-/* Quality for a failed request's values, from libmodbus' errno. */
-static int16_t quality_of(int err)
-{
-    if (err > MODBUS_ENOBASE && err < MODBUS_ENOBASE + 0x10)
-        return (int16_t)(Q_EXCEPTION_BASE + (err - MODBUS_ENOBASE));
-    if (err == ETIMEDOUT)
-        return Q_TIMEOUT;
-    return Q_COMM_ERROR;
-}
-
-static int do_read(modbus_t *ctx, regtype_t table, int addr, int count,
-                   uint16_t *regs, uint8_t *bits)
-{
-    switch (table) {
-    case REG_COIL:
-        return modbus_read_bits(ctx, addr, count, bits);
-    case REG_DISCRETE:
-        return modbus_read_input_bits(ctx, addr, count, bits);
-    case REG_HOLDING:
-        return modbus_read_registers(ctx, addr, count, regs);
-    case REG_INPUT:
-        return modbus_read_input_registers(ctx, addr, count, regs);
+    device_stats_t ds;
+    memset(out, 0, sizeof *out);
+    out->devices = p->ndevs;
+    out->params = p->params;
+    out->params_skipped = p->params_skipped;
+    for (size_t i = 0; i < p->ndevs; i++) {
+        device_get_stats(p->devs[i].dev, &ds);
+        out->devices_up += ds.up;
+        out->params -= ds.params_dropped;
+        out->params_skipped += ds.params_dropped;
+        out->requests_per_cycle += ds.requests_per_cycle;
+        out->min_requests_per_cycle += ds.min_requests_per_cycle;
+        out->cycles += ds.cycles;
+        out->overruns += ds.overruns;
+        out->requests += ds.requests;
+        out->request_errors += ds.request_errors;
+        out->samples_polled += ds.samples_polled;
+        out->samples_stored += ds.samples_stored;
+        hist_merge(&out->cycle_us, &ds.cycle_us);
+        hist_merge(&out->late_us, &ds.late_us);
     }
-    errno = EINVAL;
-    return -1;
+    pthread_mutex_lock(&p->mu);
+    out->queue_dropped = p->dropped;
+    pthread_mutex_unlock(&p->mu);
 }
 
-static void emit_bad(const struct item *it, int16_t q, int64_t ts,
-                     poller_sample_fn fn, void *arg, poller_t *p)
+static double ms(uint64_t us)
 {
-    sample_t s = { .parameter_id = it->id, .ts_us = ts, .quality = q, .has_value = false };
-    fn(arg, &s);
-    p->st.samples++;
+    return (double)us / 1000.0;
 }
 
-static void emit_value(const struct item *it, const uint16_t *regs, const uint8_t *bits,
-                       int off, int64_t ts, poller_sample_fn fn, void *arg, poller_t *p)
+size_t poller_format_devices(poller_t *p, char *buf, size_t len)
 {
-    uint16_t one;
-    const uint16_t *src = regs + off;
-    if (bits) {
-        one = bits[off];
-        src = &one;
+    size_t used = 0;
+    device_stats_t ds;
+    if (len)
+        buf[0] = '\0';
+    for (size_t i = 0; i < p->ndevs && used + 1 < len; i++) {
+        device_get_stats(p->devs[i].dev, &ds);
+        int w = snprintf(buf + used, len - used,
+                         "device %s: %s; %zu params in %zu groups, %zu requests/cycle (min %zu);"
+                         " cycles %llu (%llu overruns); requests %llu (%llu failed);"
+                         " cycle_ms p50 %.2f p95 %.2f p99 %.2f max %.2f;"
+                         " late_ms p50 %.2f p95 %.2f p99 %.2f max %.2f\n",
+                         ds.label, ds.up ? "up" : "down", ds.params - ds.params_dropped,
+                         ds.groups, ds.requests_per_cycle, ds.min_requests_per_cycle,
+                         (unsigned long long)ds.cycles, (unsigned long long)ds.overruns,
+                         (unsigned long long)ds.requests, (unsigned long long)ds.request_errors,
+                         ms(hist_quantile(&ds.cycle_us, 0.5)), ms(hist_quantile(&ds.cycle_us, 0.95)),
+                         ms(hist_quantile(&ds.cycle_us, 0.99)), ms(ds.cycle_us.max),
+                         ms(hist_quantile(&ds.late_us, 0.5)), ms(hist_quantile(&ds.late_us, 0.95)),
+                         ms(hist_quantile(&ds.late_us, 0.99)), ms(ds.late_us.max));
+        if (w < 0)
+            break;
+        used += (size_t)w < len - used ? (size_t)w : len - used - 1;
     }
-    double v = regcodec_decode(src, it->type, it->order) * it->scale + it->offset;
-    sample_t s = { .parameter_id = it->id, .ts_us = ts, .value = v,
-                   .quality = Q_GOOD, .has_value = true };
-    if (!isfinite(v))
-        s.quality = Q_OUT_OF_RANGE;
-    else if ((it->has_min && v < it->min) || (it->has_max && v > it->max))
-        s.quality = Q_OUT_OF_RANGE;
-    fn(arg, &s);
-    p->st.samples++;
-}
-
-/* Reads one planned request and emits its items. Returns 0, or the errno of
- * the failure (the items have been emitted as bad). */
-static int run_request(poller_t *p, struct device *d, struct group *g,
-                       const plan_req_t *r, poller_sample_fn fn, void *arg)
-{
-    uint16_t regs[128];
-    uint8_t bits[2000];
-    bool is_bits = (r->table == REG_COIL || r->table == REG_DISCRETE);
-
-    p->st.requests++;
-    int rc = do_read(d->ctx, r->table, r->start, r->count, regs, bits);
-    int64_t ts = poller_wall_us();
-    if (rc == r->count) {
-        for (size_t k = r->first; k < r->first + r->n; k++) {
-            const struct item *it = &g->items[g->order[k]];
-            emit_value(it, regs, is_bits ? bits : NULL, it->address - r->start, ts, fn, arg, p);
-        }
-        return 0;
-    }
-    int err = rc < 0 ? errno : EMBBADDATA;
-    p->st.request_errors++;
-    for (size_t k = r->first; k < r->first + r->n; k++)
-        emit_bad(&g->items[g->order[k]], quality_of(err), ts, fn, arg, p);
-    return err;
-}
-
-/* The device refused a request with "illegal data address":
- * find which items it refuses on their own, drop them, re-plan. */
-static void isolate_bad_addresses(poller_t *p, struct device *d, struct group *g,
-                                  const plan_req_t *r)
-{
-    uint16_t regs[8];
-    uint8_t bits[1];
-    bool changed = false;
-
-    for (size_t k = r->first; k < r->first + r->n; k++) {
-        struct item *it = &g->items[g->order[k]];
-        int words = regcodec_words(it->type);
-        int rc = do_read(d->ctx, it->table, it->address, words, regs, bits);
-        if (rc < 0 && errno == EMBXILADD) {
-            log_msg(LL_WARN, "parameter %s (id %d) skipped: device %s answers"
-                    " \"illegal data address\" for %s %u (%d register%s)",
-                    it->qualified, it->id, d->label, regcodec_regtype_name(it->table),
-                    it->address, words, words == 1 ? "" : "s");
-            it->dropped = true;
-            changed = true;
-            p->st.params--;
-            p->st.params_skipped++;
-        } else if (rc < 0 && errno != EMBXILADD && quality_of(errno) < Q_EXCEPTION_BASE) {
-            return;   /* the device went away; try again next cycle */
-        }
-    }
-    if (changed)
-        replan(g, &p->opts.limits);
-}
-
-static void run_group(poller_t *p, struct group *g, int64_t now, poller_sample_fn fn, void *arg)
-{
-    struct device *d = &p->devs[g->dev];
-    int64_t t0 = poller_mono_ns();
-
-    p->st.cycles++;
-    bool up = device_ensure(p, d, now);
-    for (size_t i = 0; i < g->nreqs; i++) {
-        const plan_req_t *r = &g->reqs[i];
-        if (!up) {
-            int64_t ts = poller_wall_us();
-            for (size_t k = r->first; k < r->first + r->n; k++)
-                emit_bad(&g->items[g->order[k]], Q_COMM_ERROR, ts, fn, arg, p);
-            continue;
-        }
-        int err = run_request(p, d, g, r, fn, arg);
-        if (err == EMBXILADD) {
-            isolate_bad_addresses(p, d, g, r);
-            break;   /* the plan changed; the next cycle uses the new one */
-        }
-        if (err && quality_of(err) < Q_EXCEPTION_BASE) {
-            /* Timeout or broken stream: a late answer could be taken for the
-             * next request's, so drop the connection and reconnect. The rest
-             * of this cycle is marked without waiting another timeout each. */
-            log_complain(&d->down, LL_WARN, "device %s: %s; reconnecting", d->label,
-                         modbus_strerror(err));
-            device_close(d);
-            d->next_connect_ns = now;
-            up = false;
-        }
-    }
-    double ms = (double)(poller_mono_ns() - t0) / 1e6;
-    p->st.last_cycle_ms = ms;
-    if (ms > p->st.max_cycle_ms)
-        p->st.max_cycle_ms = ms;
-}
-
-void poller_run_due(poller_t *p, int64_t now_ns, poller_sample_fn fn, void *arg)
-{
-    for (size_t g = 0; g < p->ngroups; g++) {
-        struct group *gr = &p->groups[g];
-        if (gr->next_due_ns > now_ns)
-            continue;
-        run_group(p, gr, now_ns, fn, arg);
-        int64_t step = (int64_t)gr->interval_ms * 1000000LL;
-        gr->next_due_ns += step;
-        int64_t after = poller_mono_ns();
-        if (gr->next_due_ns <= after) {
-            /* Ran late: skip the cycles that are already past rather than
-             * firing them back to back, staying on the original grid. */
-            int64_t missed = (after - gr->next_due_ns) / step + 1;
-            gr->next_due_ns += missed * step;
-            p->st.overruns += (uint64_t)missed;
-        }
-    }
-}
-
-void poller_get_stats(const poller_t *p, poller_stats_t *out)
-{
-    *out = p->st;
-    out->devices_up = 0;
-    for (size_t d = 0; d < p->ndevs; d++)
-        out->devices_up += p->devs[d].up;
-    out->requests_per_cycle = 0;
-    for (size_t g = 0; g < p->ngroups; g++)
-        out->requests_per_cycle += p->groups[g].nreqs;
+    return used;
 }

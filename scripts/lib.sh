@@ -15,6 +15,9 @@
 #                           replaces aldsim NAME's faults (none: no faults) and
 #                           waits until they are in effect
 #   demo_machine_load PORT [POLL_MS]
+#   acq_component MACHINE COMPONENT POLL_MS [SET]  a device with the demo's
+#                           32 parameters (named REGISTER-owner_name); SET
+#                           is SQL for machine_components ("port = 1502, ...")
 #   aldrecd_config FILE [KEY=VALUE ...]
 #   aldrecd_start CONFIG    waits until it answers; sets ALDRECD_PID
 #   ald_cleanup             stops everything started (installed as EXIT trap)
@@ -239,6 +242,39 @@ demo_machine_load() {   # sim_port [poll_ms]
     psql -q -v ON_ERROR_STOP=1 -v sim_host=127.0.0.1 -v "sim_port=$1" -v "poll_ms=${2:-100}" \
         "$ADMIN_DSN" -f "$ALD_ROOT/sql/demo/demo_machine.sql" >/dev/null \
         || ald_die "cannot load the demo machine"
+}
+
+# acq_component MACHINE COMPONENT POLL_MS [SET] — one component of machine
+# MACHINE (created if needed) holding a copy of the demo machine's register
+# map: parameter "system_read_counter" is ald-demo's system.read_counter, and
+# so on. SET adjusts the component's machine_components row (endpoint,
+# transport, limits). Loads ald-demo first if it is missing (its endpoint is
+# irrelevant: it only serves as the template).
+acq_component() {
+    local machine=$1 comp=$2 poll=$3 set=${4:-"is_activated = true"}
+    if [ "$(psql -XAtq "$ADMIN_DSN" -c "SELECT count(*) FROM machines WHERE name = 'ald-demo'")" = 0 ]; then
+        demo_machine_load 1 100
+    fi
+    psql -q -v ON_ERROR_STOP=1 "$ADMIN_DSN" >/dev/null <<SQL || ald_die "cannot load component $comp"
+INSERT INTO machines (name, description) VALUES ('$machine', 'test machine')
+    ON CONFLICT (name) DO NOTHING;
+INSERT INTO machine_components (machine_id, name, kind, host, port, unit_id)
+SELECT id, '$comp', 'test device', '127.0.0.1', 502, 1 FROM machines WHERE name = '$machine';
+UPDATE machine_components SET $set
+ WHERE name = '$comp' AND machine_id = (SELECT id FROM machines WHERE name = '$machine');
+INSERT INTO component_parameters
+    (component_id, name, units, register_type, address, data_type, word_order,
+     scale, value_offset, min_value, max_value, set_value, is_writable, is_active,
+     poll_interval_ms)
+SELECT c.id, tc.name || '_' || t.name, t.units, t.register_type, t.address, t.data_type,
+       t.word_order, t.scale, t.value_offset, t.min_value, t.max_value, t.set_value,
+       t.is_writable, true, $poll
+  FROM machine_components c
+  JOIN machines m ON m.id = c.machine_id AND m.name = '$machine' AND c.name = '$comp'
+ CROSS JOIN component_parameters t
+  JOIN machine_components tc ON tc.id = t.component_id
+  JOIN machines tm ON tm.id = tc.machine_id AND tm.name = 'ald-demo';
+SQL
 }
 
 # aldrecd_config FILE [section.key=value ...] — writes a config for the

@@ -57,8 +57,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n; i++) {
         const param_meta_t *p = pmap_at(map, i);
         if (p->valid)
-            items[k++] = (plan_item_t){ p->table, (uint16_t)p->address,
-                                        (uint16_t)regcodec_words(p->type) };
+            items[k++] = (plan_item_t){ .table = p->table, .address = (uint16_t)p->address,
+                                        .count = (uint16_t)regcodec_words(p->type) };
     }
     plan_limits_t lim = { .max_registers = 125, .max_bits = 2000, .max_gap = 8 };
     size_t nreq = plan_build(items, k, &lim, order, reqs);

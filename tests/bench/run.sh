@@ -4,7 +4,9 @@
 #   1. writer ingest: our path (binary COPY + ledger row, one transaction per
 #      batch) vs `psql \copy ... (FORMAT binary)` of the same rows in one COPY;
 #   2. Modbus requests per poll cycle for the demo map: planned vs one
-#      request per parameter, and the cycle time each way against aldsim.
+#      request per parameter, and the cycle time each way against aldsim;
+#   3. acquisition (bench_acq.sh): points/s, CPU %, RSS, jitter of one aldrecd
+#      polling 4 aldsim devices x 100 parameters at 10, 20 and 50 Hz.
 # Not run by `make test`: timings belong here, not in pass/fail checks.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -47,3 +49,6 @@ demo_machine_load "$SIM_PORT_bench" 100
 sed 's/^/   /' "$WORK/plan.txt"
 awk '/requests_planned/ {rp=$2} /requests_single/ {rs=$2} /cycle_ms_planned/ {cp=$2} /cycle_ms_single/ {cs=$2}
      END {printf "   RATIO requests planned / single = %d / %d = %.3f; cycle time single / planned = %.1fx\n", rp, rs, rp / rs, cs / cp}' "$WORK/plan.txt"
+
+echo "== acquisition: one aldrecd, 4 aldsim devices x 100 parameters (tests/bench/bench_acq.sh)"
+bash "$(dirname "$0")/bench_acq.sh" | sed 's/^/   /'

@@ -1,0 +1,142 @@
+#!/bin/bash
+# acq_faults.sh — one failure marks only its own values; request limits are
+# respected; deadband recording. One aldrecd, four aldsim devices of 32
+# parameters each (machine "acqf", 10 Hz):
+#   exc   answers exception 4 to any request touching input 30 (exc_test_u16);
+#         later the fault is switched off at run time
+#   lim   accepts at most 16 registers per request (aldsim max_registers=16),
+#         and machine_components.max_registers says so
+#   lim2  the same device limit, but the database does not know it (125)
+#   db    two extra parameters with deadband 0.5 / max_interval 1000 ms on
+#         holding registers 50 and 51; 51 steps from 0 to 100 mid-run
+set -uo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+source "$ALD_ROOT/tests/lib/check.sh"
+trap ald_cleanup EXIT
+
+ald_workdir it-acq-faults
+pg_start
+CFG=$WORK/aldrec.conf
+aldrecd_config "$CFG" recorder.machine=acqf recorder.batch_rows=500 recorder.flush_interval_ms=300
+pg_migrate "$CFG"
+A="$BIN/aldrec --config $CFG"
+
+aldsim_start exc --fault exception=input:30:4
+aldsim_start lim --fault max_registers=16
+aldsim_start lim2 --fault max_registers=16
+aldsim_start db
+acq_component acqf exc 100 "port = $SIM_PORT_exc"
+acq_component acqf lim 100 "port = $SIM_PORT_lim, max_registers = 16"
+acq_component acqf lim2 100 "port = $SIM_PORT_lim2"
+acq_component acqf db 100 "port = $SIM_PORT_db"
+q "INSERT INTO component_parameters (component_id, name, register_type, address, data_type,
+       poll_interval_ms, deadband, max_interval_ms)
+   SELECT mc.id, p.name, 'holding', p.addr, 'u16', 100, 0.5, 1000
+     FROM machine_components mc JOIN machines m ON m.id = mc.machine_id AND m.name = 'acqf',
+          (VALUES ('flat', 50), ('step', 51)) AS p(name, addr)
+    WHERE mc.name = 'db'" >/dev/null || ald_die "cannot add the deadband parameters"
+
+if ! aldrecd_start "$CFG"; then not_ok "aldrecd starts"; check_done acq_faults; exit 1; fi
+dev_line() { $A status | grep "^device 127.0.0.1:$1 unit 1:"; }
+dev_reqs() { dev_line "$1" | sed -n 's/.*groups, \([0-9]*\) requests\/cycle (min \([0-9]*\)).*/\1 \2/p'; }
+now() { date +%s.%N; }
+
+PROC=$($A process start --recipe it-faults)
+T_START=$(now)
+sleep 3.2
+T_WRITE=$(now)
+check "a step written to holding register 51 of device db" "$BIN/mbwrite" "127.0.0.1:$SIM_PORT_db" holding 51 100
+T_WRITTEN=$(now)
+sleep 2.2
+EXC_REQS=$(dev_reqs "$SIM_PORT_exc")
+T_EXC_OFF0=$(now)
+check "exception fault switched off at run time" aldsim_fault exc
+T_EXC_OFF=$(now)
+# the isolated value rejoins its neighbours' request after 10 good reads
+check "exc: the isolated value rejoins its request once it reads again" \
+    wait_until 10 "exc back to 4 requests" bash -c "$A status | grep -q '127.0.0.1:$SIM_PORT_exc unit 1: up; 32 params in 1 groups, 4 requests/cycle'"
+sleep 0.5
+STATUS=$($A status)
+$A process stop >/dev/null
+T_STOP=$(now)
+echo "$STATUS" | grep '^device' | sed 's/^/# /'
+LOG=$WORK/aldrecd.log
+
+param() { q "SELECT cp.id FROM component_parameters cp JOIN machine_components mc ON mc.id = cp.component_id JOIN machines m ON m.id = mc.machine_id AND m.name = 'acqf' WHERE mc.name = '$1' AND cp.name = '$2'"; }
+in_comp() { echo "parameter_id IN (SELECT cp.id FROM component_parameters cp JOIN machine_components mc ON mc.id = cp.component_id WHERE mc.name = '$1')"; }
+polls() { q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $(param "$1" system_read_counter)"; }
+# contiguity: consecutive read counter values differ by exactly REQ
+steps_not() { q "SELECT count(*) FROM (SELECT value - lag(value) OVER (ORDER BY ts) AS d FROM process_data_points WHERE process_id = $PROC AND parameter_id = $(param "$1" system_read_counter) $3) x WHERE d <> $2"; }
+
+# --- exc: only the refused value is marked ------------------------------------
+U16=$(param exc test_u16)
+N=$(polls exc)
+check_ge "exc: polled throughout" "$N" 40
+check_eq "exc: while the fault was on, exc_test_u16 is stored as 104 (exception 4) with NULL, every poll" \
+    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $U16 AND ts < to_timestamp($T_EXC_OFF0) AND NOT (quality = 104 AND value IS NULL)")" 0
+check_ge "... in $(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $U16 AND quality = 104") rows" \
+    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $U16 AND quality = 104")" 40
+check_eq "exc: every other value good, every parameter complete ($N polls × 31)" \
+    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND $(in_comp exc) AND parameter_id <> $U16 AND quality = 0 AND value IS NOT NULL")" $((N * 31))
+check_eq "exc: exc_test_u16 has a row in every poll too" \
+    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $U16")" "$N"
+check_eq "exc: while isolated it is read on its own (6 requests per cycle, 4 at best)" "$EXC_REQS" "6 4"
+check_ge "exc: after the fault, exc_test_u16 reads 54321 again" \
+    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $U16 AND ts > to_timestamp($T_EXC_OFF) + interval '0.3 s' AND quality = 0 AND value = 54321")" 5
+check_eq "exc: the exception is logged once, naming the parameter" \
+    "$(grep -c 'parameter exc.test_u16 (id [0-9]*): device .* answers exception 4' "$LOG")" 1
+check_eq "exc: its recovery is logged once" "$(grep -c 'parameter exc.test_u16 (id [0-9]*): device .* reads it again' "$LOG")" 1
+
+# --- lim: requests respect the 16-register limit --------------------------------
+# the demo map under max_registers 16: coils, discrete, holding 0-9, input
+# 0-15, 20-35, 36-44 = 6 requests; aldsim answers exception 3 to anything
+# larger, so one oversized request would show as quality 103 or as extra
+# reads in the read counter.
+N=$(polls lim)
+check_eq "lim: no exception anywhere (quality >= 100)" \
+    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND $(in_comp lim) AND quality <> 0")" 0
+check_eq "lim: plan is 6 requests per cycle" "$(dev_reqs "$SIM_PORT_lim")" "6 6"
+check_eq "lim: aldsim counted exactly 6 reads per cycle (read counter steps)" "$(steps_not lim 6 "")" 0
+check_ge "lim: polled throughout" "$N" 40
+check_eq "lim: every parameter complete" \
+    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND $(in_comp lim)")" $((N * 32))
+
+# --- lim2: the recorder learns the limit the database does not know ------------
+check_match "lim2: the refused request size is reported with the setting to fix" \
+    "$(grep "127.0.0.1:$SIM_PORT_lim2 unit 1 refuses" "$LOG" | head -1)" \
+    "refuses a [0-9]+-register read of input 0 \(exception 3\).*machine_components.max_registers"
+check_eq "lim2: no value lost to it: all good" \
+    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND $(in_comp lim2) AND quality <> 0")" 0
+L2=$(dev_reqs "$SIM_PORT_lim2")
+check_eq "lim2: converged to requests the device takes (plan = best plan at the learned size)" \
+    "$(awk '{print ($1 == $2 && $1 <= 8) ? "yes" : "no: " $0}' <<<"$L2")" yes
+
+# --- db: deadband ----------------------------------------------------------------
+FLAT=$(param db flat); STEP=$(param db step)
+gaps() { q "SELECT string_agg(round(d * 1000)::text, ' ') FROM (SELECT extract(epoch FROM ts - lag(ts) OVER (ORDER BY ts)) AS d FROM process_data_points WHERE process_id = $PROC AND parameter_id = $1 $2) x WHERE d IS NOT NULL"; }
+FG=$(gaps "$FLAT" "")
+echo "# db_flat stored every (ms): $FG"
+# every_second GAPS — "ok" when there are at least 3 gaps, all 1000 ± 60 ms
+every_second() { awk '{for (i = 1; i <= NF; i++) if ($i < 940 || $i > 1060) bad++; print (NF >= 3 && !bad) ? "ok" : "no"}' <<<"$1"; }
+check_eq "db: a constant value is stored every max_interval (1000 ms, ±60)" "$(every_second "$FG")" ok
+RUN_S=$(awk -v a="$T_START" -v b="$T_STOP" 'BEGIN {printf "%d", b - a}')
+check_ge "db: ... from the start of the run (first row within 200 ms of START)" 200 \
+    "$(q "SELECT round(extract(epoch FROM min(ts) - to_timestamp($T_START)) * 1000) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $FLAT")"
+check_ge "db: ... $(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $FLAT") rows over ${RUN_S}+ s" \
+    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $FLAT")" "$RUN_S"
+FIRST100=$(q "SELECT extract(epoch FROM min(ts)) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $STEP AND value = 100")
+check_eq "db: the step is stored at the next poll (within 250 ms of the write)" \
+    "$(awk -v f="$FIRST100" -v a="$T_WRITE" -v b="$T_WRITTEN" 'BEGIN {print (f >= a && f <= b + 0.25) ? "yes" : "no: " f - a}')" yes
+check_eq "db: before it, the old value (0), stored every 1000 ms" \
+    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $STEP AND ts < to_timestamp($FIRST100) AND value <> 0")" 0
+check_eq "db: after it, stored every 1000 ms again from the step" \
+    "$(every_second "$(gaps "$STEP" "AND ts >= to_timestamp($FIRST100)")")" ok
+DBREQ=$(dev_reqs "$SIM_PORT_db" | cut -d' ' -f1)
+N=$(polls db)
+check_eq "db: parameters without a deadband still store every poll: read counter contiguous" \
+    "$(steps_not db "$DBREQ" "")" 0
+check_eq "db: ... and complete ($N polls × 32)" \
+    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND $(in_comp db) AND parameter_id NOT IN ($FLAT, $STEP)")" $((N * 32))
+check_match "status: polled vs stored samples (deadband) are reported" "$STATUS" "samples: +[0-9]+ polled, [0-9]+ stored"
+
+check_done acq_faults

@@ -1,0 +1,114 @@
+/* test_hist.c — histogram percentiles (hist.h) and deadband decisions
+ * (deadband.h): the two pure pieces of the acquisition statistics and
+ * on-change recording. */
+#include <stdlib.h>
+
+#include "deadband.h"
+#include "hist.h"
+#include "sample.h"
+#include "t.h"
+
+static void test_exact_small(void)
+{
+    hist_t h = { 0 };
+    T_EQ_INT(hist_quantile(&h, 0.5), 0);
+    for (uint64_t v = 1; v <= 20; v++)
+        hist_add(&h, v);
+    T_EQ_INT(h.count, 20);
+    T_EQ_INT(h.max, 20);
+    T_EQ_INT(h.sum, 210);
+    T_EQ_INT(hist_quantile(&h, 0.5), 10);    /* 10th of 20 */
+    T_EQ_INT(hist_quantile(&h, 0.95), 19);
+    T_EQ_INT(hist_quantile(&h, 1.0), 20);
+    T_EQ_INT(hist_quantile(&h, 0.0), 1);
+}
+
+static void test_relative_error(void)
+{
+    /* uniform 1..1,000,000: every percentile within 3.2 % of the truth */
+    hist_t h = { 0 };
+    for (uint64_t v = 1; v <= 1000000; v++)
+        hist_add(&h, v);
+    static const double qs[] = { 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999 };
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+        double want = qs[i] * 1e6;
+        double got = (double)hist_quantile(&h, qs[i]);
+        T_CHECK(fabs(got - want) / want < 0.032);
+    }
+    /* huge values share the last bucket but max stays exact */
+    hist_add(&h, UINT64_C(1) << 50);
+    T_EQ_INT(h.max, (long long)(UINT64_C(1) << 50));
+    T_CHECK(hist_quantile(&h, 1.0) <= h.max);
+}
+
+static void test_merge(void)
+{
+    hist_t a = { 0 }, b = { 0 }, all = { 0 };
+    srand(7);
+    for (int i = 0; i < 10000; i++) {
+        uint64_t v = (uint64_t)(rand() % 100000);
+        hist_add(i % 3 ? &a : &b, v);
+        hist_add(&all, v);
+    }
+    hist_merge(&a, &b);
+    T_EQ_INT(a.count, all.count);
+    T_EQ_INT(a.sum, all.sum);
+    T_EQ_INT(a.max, all.max);
+    T_EQ_INT(hist_quantile(&a, 0.99), hist_quantile(&all, 0.99));
+    T_EQ_INT(memcmp(a.bucket, all.bucket, sizeof a.bucket), 0);
+    hist_reset(&a);
+    T_EQ_INT(a.count, 0);
+    T_EQ_INT(hist_quantile(&a, 0.99), 0);
+}
+
+#define MS 1000000LL
+
+static void test_deadband(void)
+{
+    deadband_cfg_t off = { .enabled = false };
+    deadband_cfg_t db = { .enabled = true, .deadband = 0.5, .max_interval_ms = 1000 };
+    deadband_state_t st = { 0 };
+
+    T_CHECK(deadband_keep(&off, &st, Q_GOOD, true, 1.0, 0));
+    T_CHECK(deadband_keep(&off, &st, Q_GOOD, true, 1.0, 1));
+    T_CHECK(!st.stored);   /* no deadband: state untouched */
+
+    /* 10 Hz polls of a flat value: stored at t=0, then every 1000 ms */
+    int stored = 0;
+    for (int k = 0; k <= 30; k++)
+        stored += deadband_keep(&db, &st, Q_GOOD, true, 20.0, k * 100 * MS);
+    T_EQ_INT(stored, 4);   /* 0, 1000, 2000, 3000 ms */
+    /* within the deadband of the last STORED value: held back, even as it
+     * creeps (20.3, 20.4, ...) until the drift adds up to more than 0.5 */
+    T_CHECK(!deadband_keep(&db, &st, Q_GOOD, true, 20.3, 3100 * MS));
+    T_CHECK(!deadband_keep(&db, &st, Q_GOOD, true, 20.5, 3200 * MS));
+    T_CHECK(deadband_keep(&db, &st, Q_GOOD, true, 20.51, 3300 * MS));
+    T_EQ_DBL(st.value, 20.51, 0);
+    /* a step is stored at once, also downwards */
+    T_CHECK(deadband_keep(&db, &st, Q_GOOD, true, 10.0, 3400 * MS));
+    /* quality changes are always stored, both ways; a failing read with
+     * the same quality is held like a flat value */
+    T_CHECK(deadband_keep(&db, &st, Q_TIMEOUT, false, 0, 3500 * MS));
+    T_CHECK(!deadband_keep(&db, &st, Q_TIMEOUT, false, 0, 3600 * MS));
+    T_CHECK(deadband_keep(&db, &st, Q_COMM_ERROR, false, 0, 3700 * MS));
+    T_CHECK(deadband_keep(&db, &st, Q_GOOD, true, 10.0, 3800 * MS));
+    T_CHECK(deadband_keep(&db, &st, Q_OUT_OF_RANGE, true, 10.0, 3900 * MS));
+    T_CHECK(deadband_keep(&db, &st, Q_OUT_OF_RANGE, true, NAN, 4000 * MS));
+    T_CHECK(!deadband_keep(&db, &st, Q_OUT_OF_RANGE, true, NAN, 4100 * MS));
+    T_CHECK(deadband_keep(&db, &st, Q_OUT_OF_RANGE, true, 10.0, 4200 * MS));
+    /* deadband 0: every change is stored, equal values only at max interval */
+    deadband_cfg_t zero = { .enabled = true, .deadband = 0, .max_interval_ms = 0 };
+    deadband_state_t z = { 0 };
+    T_CHECK(deadband_keep(&zero, &z, Q_GOOD, true, 1.0, 0));
+    T_CHECK(!deadband_keep(&zero, &z, Q_GOOD, true, 1.0, 3600000 * MS));
+    T_CHECK(deadband_keep(&zero, &z, Q_GOOD, true, 1.0000001, 3600001 * MS));
+}
+
+int main(void)
+{
+    test_exact_small();
+    test_relative_error();
+    test_merge();
+    test_deadband();
+    return t_done("test_hist");
+}
