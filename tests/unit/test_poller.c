@@ -157,6 +157,14 @@ int main(int argc, char **argv)
         sim_stop(&b);
         return t_done("test_poller") | 1;
     }
+    /* The same database serves the plain and the sanitized run of this
+     * test: start from no t_poller machine at all. */
+    exec_ok(c, "DELETE FROM component_parameters WHERE component_id IN"
+               " (SELECT mc.id FROM machine_components mc JOIN machines m ON m.id = mc.machine_id"
+               "  WHERE m.name = '" MACHINE "');"
+               "DELETE FROM machine_components WHERE machine_id IN"
+               " (SELECT id FROM machines WHERE name = '" MACHINE "');"
+               "DELETE FROM machines WHERE name = '" MACHINE "'");
     snprintf(sql, sizeof sql,
              "INSERT INTO machines (name) VALUES ('" MACHINE "');"
              "INSERT INTO machine_components (machine_id, name, host, port)"
