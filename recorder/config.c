@@ -36,6 +36,10 @@ static const struct key keys[] = {
     STR("database", "conninfo", conninfo, 1),
     STR("database", "admin_conninfo", admin_conninfo, 0),
     INT("database", "connect_timeout_s", connect_timeout_s, 1, 300),
+    STR("database", "reader_conninfo", reader_conninfo, 0),
+    STR("database", "partition_interval", partition_interval, 0),
+    INT("database", "partitions_ahead", partitions_ahead, 0, 1000),
+    INT("database", "retention_days", retention_days, 0, 100000),
 
     /* [recorder] */
     STR("recorder", "machine", machine, 1),
@@ -65,6 +69,8 @@ void config_defaults(aldrec_config_t *cfg)
 {
     *cfg = (aldrec_config_t){
         .connect_timeout_s = 5,
+        .partition_interval = "day",
+        .partitions_ahead = 7,
         .socket_path = "/run/aldrec/aldrecd.sock",
         .batch_rows = 5000,
         .flush_interval_ms = 1000,
@@ -127,6 +133,15 @@ static int set_value(aldrec_config_t *cfg, const struct key *k, const char *val,
                     "%s: expected an integer in %ld..%ld, got \"%s\"",
                     k->name, k->lo, k->hi, val);
     *(int *)(void *)field = (int)v;
+    return 0;
+}
+
+/* The line a key was set on (0 when it was not). */
+static int key_line(const int *seen, const char *key)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, key) == 0)
+            return seen[i];
     return 0;
 }
 
@@ -215,13 +230,16 @@ int config_parse(aldrec_config_t *cfg, const char *buf, size_t len,
                         keys[i].name, keys[i].section);
     if (cfg->admin_conninfo[0] == '\0')
         memcpy(cfg->admin_conninfo, cfg->conninfo, sizeof cfg->conninfo);
+    if (cfg->reader_conninfo[0] == '\0')
+        memcpy(cfg->reader_conninfo, cfg->conninfo, sizeof cfg->conninfo);
+    if (strcmp(cfg->partition_interval, "day") && strcmp(cfg->partition_interval, "week") &&
+        strcmp(cfg->partition_interval, "month"))
+        return fail(err, errlen, name, key_line(seen, "partition_interval"),
+                    "partition_interval: expected day, week or month, got \"%s\"",
+                    cfg->partition_interval);
     if (strcmp(cfg->log_level, "error") && strcmp(cfg->log_level, "warn") &&
         strcmp(cfg->log_level, "info") && strcmp(cfg->log_level, "debug")) {
-        int line = 0;
-        for (size_t i = 0; i < NKEYS; i++)
-            if (strcmp(keys[i].name, "log_level") == 0)
-                line = seen[i];
-        return fail(err, errlen, name, line,
+        return fail(err, errlen, name, key_line(seen, "log_level"),
                     "log_level: expected error, warn, info or debug, got \"%s\"",
                     cfg->log_level);
     }
