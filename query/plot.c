@@ -214,7 +214,7 @@ static void svg_steps(const struct plot *pl, int bottom, FILE *f)
         fprintf(f, "<g class=\"step\" data-step=\"%d\" data-t-us=\"%lld\">", st->no,
                 (long long)st->start_us);
         fprintf(f, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>",
-                x0, y, x1 - x0, STEPS_H - 4, i % 2 ? "#e0e7ff" : "#ede9fe");
+                x0, y, x1 - x0, STEPS_H - 4, i % 2 ? "#dcfce7" : "#e0e7ff");
         /* Label only what fits (about 7 px per character). */
         char label[160];
         snprintf(label, sizeof label, "%d %s", st->no, st->name);
@@ -296,14 +296,15 @@ static void svg_panel(const struct plot *pl, size_t pi, FILE *f)
         fputs(ds_good(se->ds) ? "</text>\n" : " (no good data)</text>\n", f);
         lx += 19 + 7 * (int)strlen(se->p->name) + (ds_good(se->ds) ? 0 : 105) + 22;
     }
-    /* y grid and labels */
+    /* y grid and labels: ticks at whole multiples of the step, printed with
+     * the step's decimals (no 0.30000000000000004) */
     double step = nice_step(p->hi - p->lo, 5);
-    for (double v = ceil(p->lo / step) * step; v <= p->hi + step * 1e-9; v += step) {
-        double y = yof(p, v);
+    int decimals = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
+    for (double k = ceil(p->lo / step); k * step <= p->hi + step * 1e-9; k++) {
+        double v = k * step, y = yof(p, v);
         fprintf(f, "<line class=\"grid\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>"
-                   "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
-                pl->px, y, pl->px + pl->pw, y, pl->px - 6, y + 4,
-                qtext_num(fabs(v) < step * 1e-9 ? 0 : v, b, sizeof b));
+                   "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n",
+                pl->px, y, pl->px + pl->pw, y, pl->px - 6, y + 4, decimals, k == 0 ? 0.0 : v);
     }
     fprintf(f, "<clipPath id=\"clip%zu\"><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\"/>"
                "</clipPath>\n<g clip-path=\"url(#clip%zu)\">\n",
@@ -340,7 +341,7 @@ static void svg_panel(const struct plot *pl, size_t pi, FILE *f)
                        "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" font-size=\"10\" fill=\"%s\">"
                        "%s %s</text>\n",
                     se->p->name, m ? "max" : "min", lim, pl->px, y, pl->px + pl->pw, y, se->color,
-                    pl->px + pl->pw - 4, m ? y - 4 : y + 11, se->color, m ? "max" : "min",
+                    pl->px + pl->pw - 4, y - 4, se->color, m ? "max" : "min",
                     qtext_num(lim, b, sizeof b));
         }
     }
