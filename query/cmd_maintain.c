@@ -6,6 +6,7 @@
  * role and says what it did. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "qdb.h"
@@ -35,23 +36,19 @@ int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv)
     for (int i = 0; i < PQntuples(r); i++) {
         const char *action = PQgetvalue(r, i, 0), *name = PQgetvalue(r, i, 1);
         const char *lo = PQgetvalue(r, i, 2), *hi = PQgetvalue(r, i, 3), *rows = PQgetvalue(r, i, 4);
-        switch (action[0]) {
-        case 'c':
+        if (strcmp(action, "created") == 0) {
             created++;
             printf("created %s [%s, %s)", name, lo, hi);
             if (atoll(rows) > 0)
                 printf(", moved %s rows into it from the default partition", rows);
             putchar('\n');
-            break;
-        case 'd':
+        } else if (strcmp(action, "dropped") == 0) {
             dropped++;
             printf("dropped %s [%s, %s): %s rows older than %d days\n", name, lo, hi, rows,
                    cfg->retention_days);
-            break;
-        default:
+        } else {
             printf("warning: the default partition holds %s rows (%s .. %s): no partition "
                    "covers their time\n", rows, lo, hi);
-            break;
         }
     }
     PQclear(r);
