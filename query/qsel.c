@@ -55,6 +55,20 @@ static qsel_status_t load_process(PGconn *conn, qsel_t *s, const char *arg, char
     PQclear(res);
 
     res = qdb_query(conn,
+        "SELECT " TS_US("least(min(l.first_ts), p.started_at) - interval '1 hour'") ","
+        " " TS_US("greatest(max(l.last_ts), p.ended_at) + interval '1 hour'")
+        " FROM processes p JOIN ingest_ledger l ON l.process_id = p.id"
+        " WHERE p.id = $1 GROUP BY p.started_at, p.ended_at",
+        1, p, err, errlen, NULL);
+    if (!res)
+        return QSEL_FAILED;
+    if (PQntuples(res) == 1) {
+        s->scan_from_us = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        s->scan_to_us = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    }
+    PQclear(res);
+
+    res = qdb_query(conn,
         "SELECT step_no, name, " TS_US("started_at") ", coalesce(" TS_US("ended_at") ", -1)"
         " FROM process_step_spans WHERE process_id = $1 ORDER BY started_at, step_no",
         1, p, err, errlen, NULL);
@@ -172,7 +186,8 @@ static qsel_status_t parse_time(PGconn *conn, const char *opt, const char *arg, 
 qsel_status_t qsel_resolve(PGconn *conn, const qsel_args_t *a, qsel_t *s, char *err, size_t errlen)
 {
     qsel_status_t st;
-    *s = (qsel_t){ .from_us = INT64_MIN, .to_us = INT64_MAX };
+    *s = (qsel_t){ .from_us = INT64_MIN, .to_us = INT64_MAX,
+                   .scan_from_us = INT64_MIN, .scan_to_us = INT64_MAX };
 
     if ((st = load_process(conn, s, a->process, err, errlen)) != QSEL_OK)
         goto fail;
@@ -218,6 +233,10 @@ qsel_status_t qsel_resolve(PGconn *conn, const qsel_args_t *a, qsel_t *s, char *
     }
     if ((st = load_params(conn, s, a->params, err, errlen)) != QSEL_OK)
         goto fail;
+    if (s->from_us != INT64_MIN || s->to_us != INT64_MAX) {
+        s->scan_from_us = s->from_us;
+        s->scan_to_us = s->to_us;
+    }
     return QSEL_OK;
 fail:
     qsel_clear(s);
@@ -241,12 +260,12 @@ static void bound_text(int64_t us, const char *open, char *buf, size_t len)
 
 void qsel_from_text(const qsel_t *s, char *buf, size_t len)
 {
-    bound_text(s->from_us, "-infinity", buf, len);
+    bound_text(s->scan_from_us, "-infinity", buf, len);
 }
 
 void qsel_to_text(const qsel_t *s, char *buf, size_t len)
 {
-    bound_text(s->to_us, "infinity", buf, len);
+    bound_text(s->scan_to_us, "infinity", buf, len);
 }
 
 char *qsel_ids_text(const qsel_t *s, char *buf, size_t len)

@@ -45,6 +45,13 @@ typedef struct qsel {
     qparam_t *params;              /* chosen parameters, in the order given */
     size_t nparams;
     int64_t from_us, to_us;        /* window [from, to); INT64_MIN/INT64_MAX = open */
+    /* Where the rows are looked for: the window when one was given, else
+     * the process' time on record — from an hour before its first stored
+     * batch (ingest ledger) or its start, to an hour after its last batch
+     * or its end — so that queries touch only the partitions that can
+     * hold the run. Open when the ledger has nothing for the process
+     * (rows that did not come through the recorder). */
+    int64_t scan_from_us, scan_to_us;
 } qsel_t;
 
 typedef enum qsel_status {
@@ -61,8 +68,8 @@ qsel_status_t qsel_resolve(PGconn *conn, const qsel_args_t *a, qsel_t *s,
 /* Frees what qsel_resolve() allocated; s may be zeroed or resolved. */
 void qsel_clear(qsel_t *s);
 
-/* The window bounds as SQL timestamptz text ("-infinity"/"infinity" when
- * open, else ISO 8601 UTC with µs). */
+/* The scan window's bounds as SQL timestamptz text ("-infinity"/"infinity"
+ * when open, else ISO 8601 UTC with µs). */
 void qsel_from_text(const qsel_t *s, char *buf, size_t len);
 void qsel_to_text(const qsel_t *s, char *buf, size_t len);
 

@@ -118,14 +118,19 @@ static void json_step(const qstep_t *st, FILE *out)
 int summary_run(PGconn *conn, const qsel_t *s, summary_format_t fmt, FILE *out,
                 char *err, size_t errlen)
 {
-    char pid[24], step[16], ids[4096], b[40];
+    char pid[24], step[16], ids[4096], b[40], from[48], to[48];
     snprintf(pid, sizeof pid, "%lld", (long long)s->process_id);
     snprintf(step, sizeof step, "%d", s->step ? s->step->no : 0);
-    const char *params[3] = { pid, s->step ? step : NULL, qsel_ids_text(s, ids, sizeof ids) };
+    qsel_from_text(s, from, sizeof from);
+    qsel_to_text(s, to, sizeof to);
+    const char *params[5] = { pid, s->step ? step : NULL, qsel_ids_text(s, ids, sizeof ids), from, to };
+    /* The window only narrows where to look (partitions pruned while
+     * planning); the step still decides which rows count. */
     PGresult *r = qdb_query(conn,
         "SELECT step_no, step_name, parameter_id, parameter, units, samples, min, max, mean,"
         " stddev, bad_quality, outside_s, gaps, gap_s, min_limit, max_limit"
-        " FROM process_summary($1, $2::int, $3::int[])", 3, params, err, errlen, NULL);
+        " FROM process_summary($1, $2::int, $3::int[], $4::timestamptz, $5::timestamptz)",
+        5, params, err, errlen, NULL);
     if (!r)
         return -1;
     int n = PQntuples(r);

@@ -310,10 +310,13 @@ $$;
 --                 (parameter_names.expected_interval_ms)
 -- Points before the first step or after the process end belong to no step
 -- (they count for the run). With step => N only that step is computed, from
--- its time range (an index range scan per parameter).
+-- its time range (an index range scan per parameter). from_ts/to_ts, when
+-- given, only narrow where rows are looked for (constants let the planner
+-- skip partitions); they must cover the run or step.
 --   SELECT * FROM process_summary(4711);
 --   SELECT * FROM process_summary(4711, step => 12, param_ids => ARRAY[7]);
-CREATE FUNCTION process_summary(process bigint, step int DEFAULT NULL, param_ids int[] DEFAULT NULL)
+CREATE FUNCTION process_summary(process bigint, step int DEFAULT NULL, param_ids int[] DEFAULT NULL,
+                                from_ts timestamptz DEFAULT NULL, to_ts timestamptz DEFAULT NULL)
 RETURNS TABLE (step_no int, step_name text, parameter_id int, parameter text,
                units text, samples bigint, min float8, max float8, mean float8,
                stddev float8, bad_quality bigint, outside_s float8, gaps bigint,
@@ -339,6 +342,8 @@ LANGUAGE sql STABLE AS $$
           AND (param_ids IS NULL OR d.parameter_id = ANY (param_ids))
           AND (step IS NULL OR (d.ts >= (SELECT started_at FROM spans)
                                 AND d.ts < (SELECT ended_at FROM spans)))
+          AND (from_ts IS NULL OR d.ts >= from_ts)
+          AND (to_ts IS NULL OR d.ts < to_ts)
     ),
     pairs AS (
         SELECT p.*, n.min_value, n.max_value, n.expected_interval_ms,
@@ -441,6 +446,6 @@ GRANT SELECT ON process_data_points, process_steps, process_step_spans, paramete
 REVOKE ALL ON FUNCTION aldrec_partition_create(timestamptz, timestamptz, text),
                        aldrec_maintain(text, int, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION series_bucketed(bigint, int[], interval, timestamptz, timestamptz),
-                          process_summary(bigint, int, int[]),
+                          process_summary(bigint, int, int[], timestamptz, timestamptz),
                           compare_runs(bigint, bigint, int, int, interval)
     TO aldrec_reader;
