@@ -337,12 +337,19 @@ static void svg_panel(const struct plot *pl, size_t pi, FILE *f)
                 continue;
             double y = yof(p, lim);
             fprintf(f, "<line class=\"limit\" data-param=\"%s\" data-limit=\"%s\" data-value=\"%.17g\""
-                       " x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\"/>"
-                       "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" font-size=\"10\" fill=\"%s\">"
-                       "%s %s</text>\n",
-                    se->p->name, m ? "max" : "min", lim, pl->px, y, pl->px + pl->pw, y, se->color,
-                    pl->px + pl->pw - 4, y - 4, se->color, m ? "max" : "min",
-                    qtext_num(lim, b, sizeof b));
+                       " x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\"/>\n",
+                    se->p->name, m ? "max" : "min", lim, pl->px, y, pl->px + pl->pw, y, se->color);
+            /* One label per distinct limit: series sharing a limit share it. */
+            bool labelled = false;
+            for (size_t j = 0; j < k; j++) {
+                const qparam_t *o = pl->ser[j].p;
+                labelled |= (size_t)pl->ser[j].panel == pi &&
+                            (m ? o->has_max && o->max_limit == lim : o->has_min && o->min_limit == lim);
+            }
+            if (!labelled)
+                fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" font-size=\"10\" fill=\"#6b7280\">"
+                           "%s %s</text>\n", pl->px + pl->pw - 4, y - 4, m ? "max" : "min",
+                        qtext_num(lim, b, sizeof b));
         }
     }
     for (size_t k = 0; k < s->nparams; k++)
