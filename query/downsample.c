@@ -57,16 +57,25 @@ void ds_free(ds_t *d)
     free(d);
 }
 
+/* Room for one more element in arr (n used of *cap): returns arr or its
+ * reallocation, or NULL (ENOMEM; arr is still valid). */
+static void *grow(void *arr, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap)
+        return arr;
+    size_t c = *cap ? *cap * 2 : 64;
+    void *na = realloc(arr, c * size);
+    if (na)
+        *cap = c;
+    return na;
+}
+
 static int push_point(ds_t *d, ds_point_t p)
 {
-    if (d->npts == d->cap_pts) {
-        size_t cap = d->cap_pts ? d->cap_pts * 2 : 256;
-        ds_point_t *np = realloc(d->pts, cap * sizeof *np);
-        if (!np)
-            return -1;
-        d->pts = np;
-        d->cap_pts = cap;
-    }
+    ds_point_t *np = grow(d->pts, d->npts, &d->cap_pts, sizeof *np);
+    if (!np)
+        return -1;
+    d->pts = np;
     d->pts[d->npts++] = p;
     return 0;
 }
@@ -81,14 +90,10 @@ static int add_span(ds_t *d, int64_t from, int64_t to, ds_span_kind_t kind)
             return 0;
         }
     }
-    if (d->nspans == d->cap_spans) {
-        size_t cap = d->cap_spans ? d->cap_spans * 2 : 32;
-        ds_span_t *ns = realloc(d->spans, cap * sizeof *ns);
-        if (!ns)
-            return -1;
-        d->spans = ns;
-        d->cap_spans = cap;
-    }
+    ds_span_t *ns = grow(d->spans, d->nspans, &d->cap_spans, sizeof *ns);
+    if (!ns)
+        return -1;
+    d->spans = ns;
     d->spans[d->nspans++] = (ds_span_t){ .from = from, .to = to, .kind = kind };
     return 0;
 }

@@ -149,6 +149,27 @@ static void flush_wide(struct writer *w)
     w->pending = false;
 }
 
+/* Long layout: "ts,parameter,units," — the rest is the caller's. */
+static void long_begin(struct writer *w, int64_t ts, int pi)
+{
+    row_begin(w, ts);
+    sep(w);
+    put_str(w, w->s->params[pi].name);
+    sep(w);
+    put_str(w, w->s->params[pi].units);
+    sep(w);
+}
+
+/* Wide layout: the cells of parameter pi at ts; a new ts ends the row. */
+static void wide_put(struct writer *w, int64_t ts, int pi, struct cell c)
+{
+    if (w->pending && ts != w->cur_ts)
+        flush_wide(w);
+    w->cur_ts = ts;
+    w->pending = true;
+    w->cells[pi] = c;
+}
+
 /* Raw rows: parameter_id, ts, value, quality. */
 static int on_sample(void *arg, const PGresult *r, int row, char *err, size_t errlen)
 {
@@ -162,23 +183,14 @@ static int on_sample(void *arg, const PGresult *r, int row, char *err, size_t er
     if (pi < 0)
         return 0;
     if (w->o->layout == EXPORT_LONG) {
-        row_begin(w, ts);
-        sep(w);
-        put_str(w, w->s->params[pi].name);
-        sep(w);
-        put_str(w, w->s->params[pi].units);
-        sep(w);
+        long_begin(w, ts, pi);
         put_num(w, null, v);
         sep(w);
         put_int(w, qdb_int2(r, row, 3));
         row_end(w);
-        return 0;
+    } else {
+        wide_put(w, ts, pi, (struct cell){ .has = true, .null = null, .v = { v } });
     }
-    if (w->pending && ts != w->cur_ts)
-        flush_wide(w);
-    w->cur_ts = ts;
-    w->pending = true;
-    w->cells[pi] = (struct cell){ .has = true, .null = null, .v = { v } };
     return 0;
 }
 
@@ -197,12 +209,7 @@ static int on_bucket(void *arg, const PGresult *r, int row, char *err, size_t er
     for (int k = 0; k < 3 && !null; k++)
         v[k] = qdb_float8(r, row, 3 + k);
     if (w->o->layout == EXPORT_LONG) {
-        row_begin(w, ts);
-        sep(w);
-        put_str(w, w->s->params[pi].name);
-        sep(w);
-        put_str(w, w->s->params[pi].units);
-        sep(w);
+        long_begin(w, ts, pi);
         put_int(w, qdb_int8(r, row, 2));
         for (int k = 0; k < 3; k++) {
             sep(w);
@@ -211,13 +218,9 @@ static int on_bucket(void *arg, const PGresult *r, int row, char *err, size_t er
         sep(w);
         put_int(w, qdb_int8(r, row, 6));
         row_end(w);
-        return 0;
+    } else {
+        wide_put(w, ts, pi, (struct cell){ .has = true, .null = null, .v = { v[0], v[1], v[2] } });
     }
-    if (w->pending && ts != w->cur_ts)
-        flush_wide(w);
-    w->cur_ts = ts;
-    w->pending = true;
-    w->cells[pi] = (struct cell){ .has = true, .null = null, .v = { v[0], v[1], v[2] } };
     return 0;
 }
 

@@ -130,19 +130,19 @@ PASS
 pg_migrate() {
     local cfg=$1
     "$BIN/aldrec" --config "$cfg" db migrate >/dev/null || ald_die "migration failed"
-    psql -q -v ON_ERROR_STOP=1 "$ADMIN_DSN" >/dev/null <<SQL || ald_die "cannot create role aldrecd"
+    pg_login_role aldrecd aldrec_recorder "$REC_PW"
+    pg_login_role engineer aldrec_reader "$READER_PW"
+}
+
+# pg_login_role NAME GROUP PASSWORD — a login role, member of GROUP only.
+pg_login_role() {
+    psql -q -v ON_ERROR_STOP=1 "$ADMIN_DSN" >/dev/null <<SQL || ald_die "cannot create role $1"
 DO \$\$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'aldrecd') THEN
-    CREATE ROLE aldrecd LOGIN IN ROLE aldrec_recorder;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$1') THEN
+    CREATE ROLE $1 LOGIN IN ROLE $2;
   END IF;
 END \$\$;
-ALTER ROLE aldrecd PASSWORD '$REC_PW';
-DO \$\$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'engineer') THEN
-    CREATE ROLE engineer LOGIN IN ROLE aldrec_reader;
-  END IF;
-END \$\$;
-ALTER ROLE engineer PASSWORD '$READER_PW';
+ALTER ROLE $1 PASSWORD '$3';
 SQL
 }
 
