@@ -2,6 +2,7 @@
 #include "qdb.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* 2000-01-01 00:00:00 UTC in Unix-epoch µs. */
@@ -46,17 +47,17 @@ int qdb_stream(PGconn *conn, const char *sql, int nparams, const char *const *pa
 {
     char fetch[64];
     size_t n = strlen(sql) + 64;
-    char *decl = NULL;
+    char *decl = malloc(n);
     PGresult *res = NULL;
     int rc = -1;
 
-    if (exec_ok(conn, "BEGIN READ ONLY", err, errlen) < 0)
-        return -1;
-    char declbuf[8192];
-    decl = n <= sizeof declbuf ? declbuf : NULL;
     if (!decl) {
-        snprintf(err, errlen, "query too long");
-        goto out;
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (exec_ok(conn, "BEGIN READ ONLY", err, errlen) < 0) {
+        free(decl);
+        return -1;
     }
     snprintf(decl, n, "DECLARE qdb_cur BINARY NO SCROLL CURSOR FOR %s", sql);
     res = PQexecParams(conn, decl, nparams, NULL, params, NULL, NULL, 0);
@@ -86,6 +87,7 @@ out:
     PQclear(res);
     /* Read-only: ending it either way discards the cursor. */
     PQclear(PQexec(conn, rc == 0 ? "COMMIT" : "ROLLBACK"));
+    free(decl);
     return rc;
 }
 

@@ -4,7 +4,9 @@
 #   1. writer ingest: our path (binary COPY + ledger row, one transaction per
 #      batch) vs `psql \copy ... (FORMAT binary)` of the same rows in one COPY;
 #   2. Modbus requests per poll cycle for the demo map: planned vs one
-#      request per parameter, and the cycle time each way against aldsim.
+#      request per parameter, and the cycle time each way against aldsim;
+#   3. queries (query_bench.sh): export and step summary vs the same on an
+#      unindexed copy, plot time of a 10-hour run.
 # Not run by `make test`: timings belong here, not in pass/fail checks.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -47,3 +49,6 @@ demo_machine_load "$SIM_PORT_bench" 100
 sed 's/^/   /' "$WORK/plan.txt"
 awk '/requests_planned/ {rp=$2} /requests_single/ {rs=$2} /cycle_ms_planned/ {cp=$2} /cycle_ms_single/ {cs=$2}
      END {printf "   RATIO requests planned / single = %d / %d = %.3f; cycle time single / planned = %.1fx\n", rp, rs, rp / rs, cs / cp}' "$WORK/plan.txt"
+
+# 3. the read side at 10 M points (its own private cluster)
+bash "$(dirname "$0")/query_bench.sh"

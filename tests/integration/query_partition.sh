@@ -100,7 +100,13 @@ for p in $(q "SELECT name FROM data_partitions WHERE upper_bound > '$B'::timesta
 done
 q "SELECT aldrec_partition_create('$B'::timestamptz - interval '1 day', '$B', 'qp_before'),
           aldrec_partition_create('$B', '$B'::timestamptz + interval '1 day', 'qp_after')" >/dev/null
-if ! aldrecd_start "$CFG"; then not_ok "aldrecd starts"; check_done query_partition; exit 1; fi
+if ! aldrecd_start "$CFG"; then not_ok "aldrecd starts"; # --- settings are checked ---------------------------------------------------------
+printf '[database]\nconninfo = x\npartition_interval = year\n[recorder]\nmachine = m\nid = i\n' > "$WORK/bad.conf"
+out=$("$BIN/aldrec" --config "$WORK/bad.conf" db maintain 2>&1); rc=$?
+check_eq "a bad partition_interval: exit 2" "$rc" 2
+check_match "... naming file:line and the key" "$out" "bad.conf:3: partition_interval: expected day, week or month, got \"year\""
+
+check_done query_partition; exit 1; fi
 PROC=$($A process start --recipe across)
 RC_ID=$(q "SELECT parameter_id FROM parameter_names WHERE full_name = 'system.read_counter'")
 wait_until 30 "20 polls after the boundary" \
@@ -161,5 +167,11 @@ check_match "the plan check itself sees a sequential scan on an unindexed table 
     "$(uses_index "${EXPORT_SQL/FROM process_data_points/FROM flat}")" "^NOT Seq Scan on flat"
 check_eq "the engineer role reads across partitions" \
     "$(psql -XAtq "$READER_DSN" -c "SELECT count(*) FROM process_data_points WHERE process_id = 101 AND parameter_id = $P")" 3000
+
+# --- settings are checked ---------------------------------------------------------
+printf '[database]\nconninfo = x\npartition_interval = year\n[recorder]\nmachine = m\nid = i\n' > "$WORK/bad.conf"
+out=$("$BIN/aldrec" --config "$WORK/bad.conf" db maintain 2>&1); rc=$?
+check_eq "a bad partition_interval: exit 2" "$rc" 2
+check_match "... naming file:line and the key" "$out" "bad.conf:3: partition_interval: expected day, week or month, got \"year\""
 
 check_done query_partition
