@@ -9,6 +9,7 @@ PKGS=(
     postgresql postgresql-contrib         # server for demo/tests (pg_stat_statements)
     redis-server                          # L2 metadata cache
     socat                                 # serial pty pairs for Modbus RTU tests
+    python3                               # query tests parse the SVG, JSON and CSV they get
     valgrind                              # make valgrind
 )
 
