@@ -30,10 +30,27 @@ static const struct command commands[] = {
       .args = "--recipe NAME [--lot ID]", .help = "open a process and start recording" },
     { .name = "process", .sub = "stop", .fn = cmd_process_stop,
       .args = "", .help = "stop recording; returns once stored" },
+    { .name = "process", .sub = "step", .fn = cmd_process_step,
+      .args = "NUMBER NAME", .help = "mark the start of recipe step NUMBER" },
     { .name = "status", .fn = cmd_status,
       .args = "", .help = "what aldrecd is doing" },
     { .name = "db", .sub = "migrate", .fn = cmd_db_migrate,
       .args = "[--sql-dir DIR]", .help = "apply pending schema migrations (admin role)" },
+    { .name = "db", .sub = "maintain", .fn = cmd_db_maintain,
+      .args = "", .help = "create partitions ahead, drop expired ones (admin role)" },
+    { .name = "runs", .fn = cmd_runs,
+      .args = "[--recipe R] [--since T] [--machine M] [--limit N] [--format table|csv|json]",
+      .help = "recent processes" },
+    { .name = "export", .fn = cmd_export,
+      .args = "--process ID [--param A,B] [--step N] [--from T] [--to T] [--every DUR]"
+              " [--format csv|json] [--layout wide|long] [-o FILE]",
+      .help = "a run's samples (bucketed with --every)" },
+    { .name = "summary", .fn = cmd_summary,
+      .args = "--process ID [--param A,B] [--step N] [--format table|json]",
+      .help = "per-parameter, per-step statistics" },
+    { .name = "plot", .fn = cmd_plot,
+      .args = "--process ID --param A,B [--step N] [--from T] [--to T] [--width PX] -o FILE.svg",
+      .help = "an SVG chart of a run" },
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -42,10 +59,13 @@ static void usage(FILE *f)
     fputs("usage: aldrec [--config FILE] COMMAND ...\n\n", f);
     for (size_t i = 0; i < NCOMMANDS; i++) {
         const struct command *c = &commands[i];
-        char left[96];
+        char left[256];
         snprintf(left, sizeof left, "%s%s%s %s", c->name, c->sub ? " " : "",
                  c->sub ? c->sub : "", c->args);
-        fprintf(f, "  %-44s %s\n", left, c->help);
+        if (strlen(left) > 44)
+            fprintf(f, "  %s\n  %-44s %s\n", left, "", c->help);
+        else
+            fprintf(f, "  %-44s %s\n", left, c->help);
     }
     fputs("\nFILE defaults to $ALDREC_CONFIG, then " DEFAULT_CONFIG ".\n"
           "Exit status: 0 success, 1 failure, 2 bad usage or configuration.\n", f);

@@ -39,5 +39,12 @@ int cmd_process_start(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_process_stop(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_status(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_db_migrate(const aldrec_config_t *cfg, int argc, char **argv);
+/* query/ (issue 6): the read side */
+int cmd_process_step(const aldrec_config_t *cfg, int argc, char **argv);
+int cmd_runs(const aldrec_config_t *cfg, int argc, char **argv);
+int cmd_export(const aldrec_config_t *cfg, int argc, char **argv);
+int cmd_summary(const aldrec_config_t *cfg, int argc, char **argv);
+int cmd_plot(const aldrec_config_t *cfg, int argc, char **argv);
+int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv);
 
 #endif

@@ -36,6 +36,10 @@ static const struct key keys[] = {
     STR("database", "conninfo", conninfo, 1),
     STR("database", "admin_conninfo", admin_conninfo, 0),
     INT("database", "connect_timeout_s", connect_timeout_s, 1, 300),
+    STR("database", "reader_conninfo", reader_conninfo, 0),
+    STR("database", "partition_interval", partition_interval, 0),
+    INT("database", "partitions_ahead", partitions_ahead, 0, 1000),
+    INT("database", "retention_days", retention_days, 0, 100000),
 
     /* [recorder] */
     STR("recorder", "machine", machine, 1),
@@ -70,6 +74,8 @@ void config_defaults(aldrec_config_t *cfg)
 {
     *cfg = (aldrec_config_t){
         .connect_timeout_s = 5,
+        .partition_interval = "day",
+        .partitions_ahead = 7,
         .socket_path = "/run/aldrec/aldrecd.sock",
         .batch_rows = 5000,
         .flush_interval_ms = 1000,
@@ -237,13 +243,16 @@ int config_parse(aldrec_config_t *cfg, const char *buf, size_t len,
     if (strcmp(cfg->parity, "N") && strcmp(cfg->parity, "E") && strcmp(cfg->parity, "O"))
         return fail(err, errlen, name, key_line(seen, "parity"),
                     "parity: expected N, E or O, got \"%s\"", cfg->parity);
+    if (cfg->reader_conninfo[0] == '\0')
+        memcpy(cfg->reader_conninfo, cfg->conninfo, sizeof cfg->conninfo);
+    if (strcmp(cfg->partition_interval, "day") && strcmp(cfg->partition_interval, "week") &&
+        strcmp(cfg->partition_interval, "month"))
+        return fail(err, errlen, name, key_line(seen, "partition_interval"),
+                    "partition_interval: expected day, week or month, got \"%s\"",
+                    cfg->partition_interval);
     if (strcmp(cfg->log_level, "error") && strcmp(cfg->log_level, "warn") &&
         strcmp(cfg->log_level, "info") && strcmp(cfg->log_level, "debug")) {
-        int line = 0;
-        for (size_t i = 0; i < NKEYS; i++)
-            if (strcmp(keys[i].name, "log_level") == 0)
-                line = seen[i];
-        return fail(err, errlen, name, line,
+        return fail(err, errlen, name, key_line(seen, "log_level"),
                     "log_level: expected error, warn, info or debug, got \"%s\"",
                     cfg->log_level);
     }

@@ -20,6 +20,10 @@ typedef struct aldrec_config {
     char conninfo[1024];        /* aldrecd and aldrec (required) */
     char admin_conninfo[1024];  /* aldrec db migrate; defaults to conninfo */
     int  connect_timeout_s;     /* default 5 */
+    char reader_conninfo[1024]; /* aldrec runs|export|summary|plot; defaults to conninfo */
+    char partition_interval[8]; /* day|week|month: one partition of process_data_points (default day) */
+    int  partitions_ahead;      /* aldrec db maintain creates this many periods ahead (default 7) */
+    int  retention_days;        /* ... and drops partitions older than this; 0 = keep (default 0) */
     /* [recorder] */
     char machine[64];           /* machines.name (required) */
     char recorder_id[64];       /* ingest_ledger.recorder_id (required) */

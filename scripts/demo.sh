@@ -3,13 +3,15 @@
 #
 # Starts a private PostgreSQL cluster and Redis on loopback (under build/run/
 # demo, touching no system service), aldsim (the simulated reactor) and
-# aldrecd; runs a short recipe through `aldrec process start/stop`; prints
-# what was recorded, read back from PostgreSQL; stops everything it started.
+# aldrecd; runs a short recipe of four steps through `aldrec process start/
+# stop`; reads the run back with `aldrec runs` and `aldrec summary`, writes
+# build/demo-run.svg (`aldrec plot`) and build/demo-run.csv (`aldrec export
+# --every 1s`); stops everything it started.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 trap ald_cleanup EXIT
 
-RECORD_S=${DEMO_SECONDS:-8}
+RECORD_S=${DEMO_SECONDS:-20}
 
 ald_workdir demo
 ald_log "starting PostgreSQL 15 and Redis on loopback (in $WORK)"
@@ -25,39 +27,34 @@ demo_machine_load "$SIM_PORT_reactor" 100
 ald_log "schema migrated; demo machine 'ald-demo' loaded (32 parameters at 10 Hz)"
 
 aldrecd_start "$CFG"
-ald_log "aldrecd running (pid $ALDRECD_PID); recipe: start, record ${RECORD_S}s, stop"
+ald_log "aldrecd running (pid $ALDRECD_PID); recipe: start, 4 steps over ${RECORD_S}s, stop"
 
 ALDREC="$BIN/aldrec --config $CFG"
 PROC=$($ALDREC process start --recipe demo-al2o3 --lot DEMO-LOT-1)
 ald_log "process $PROC started"
-sleep "$RECORD_S"
+STEP_S=$(awk -v s="$RECORD_S" 'BEGIN {printf "%.2f", s / 4}')
+for step in "1:pump-down" "2:heat-up" "3:ALD cycles" "4:purge"; do
+    record_step "$PROC" "${step%%:*}" "${step#*:}"
+    ald_log "step ${step%%:*} ${step#*:}"
+    sleep "$STEP_S"
+done
 $ALDREC process stop >&2
 echo
 $ALDREC status | sed 's/^/  /'
+
+PARAMS=heater1.temperature,heater2.temperature,chamber.pressure,mfc_carrier.flow,mfc_tma.flow,mfc_h2o.flow
+SVG=$ALD_ROOT/${BUILD:-build}/demo-run.svg
 echo
-
-cat <<EOF2
-Process $PROC as recorded in PostgreSQL (read back with psql):
-
-EOF2
-psql -q -P footer=off "$ADMIN_DSN" -v proc="$PROC" <<'SQL'
-SELECT p.id AS process, p.recipe, p.lot, p.status,
-       to_char(p.ended_at - p.started_at, 'SS.MS') || ' s' AS duration,
-       (SELECT count(*) FROM ingest_ledger l WHERE l.process_id = p.id) AS batches
-FROM processes p WHERE p.id = :proc;
-
-SELECT mc.name || '.' || cp.name AS parameter,
-       cp.units,
-       count(*)                                AS rows,
-       round(min(d.value)::numeric, 4)         AS min,
-       round(avg(d.value)::numeric, 4)         AS mean,
-       round(max(d.value)::numeric, 4)         AS max,
-       count(*) FILTER (WHERE d.quality <> 0)  AS bad_quality
-FROM process_data_points d
-JOIN component_parameters cp ON cp.id = d.parameter_id
-JOIN machine_components mc ON mc.id = cp.component_id
-WHERE d.process_id = :proc
-GROUP BY mc.name, cp.name, cp.units
-ORDER BY mc.name, cp.name;
-SQL
+echo "Recent runs (aldrec runs, as the read-only engineer role):"
+echo
+$ALDREC runs | sed 's/^/  /'
+echo
+echo "What happened in run $PROC, per step (aldrec summary --process $PROC --param ...):"
+echo
+$ALDREC summary --process "$PROC" --param "$PARAMS" | sed 's/^/  /'
+$ALDREC plot --process "$PROC" --param "$PARAMS" -o "$SVG"
+$ALDREC export --process "$PROC" --param "$PARAMS" --every 1s -o "${SVG%.svg}.csv"
+echo
+echo "Plot of the run: $SVG (open it in a browser)"
+echo "Per-second min/mean/max: ${SVG%.svg}.csv"
 ald_log "demo finished; stopping everything it started"

@@ -4,7 +4,7 @@
 #
 #   ald_workdir NAME        fresh directory for a run; sets WORK
 #   pg_start                private PostgreSQL 15 cluster + database "aldrec",
-#                           migrated; sets PGPORT, ADMIN_DSN, REC_DSN
+#                           migrated; sets PGPORT, ADMIN_DSN, REC_DSN, READER_DSN
 #   redis_start             sets REDIS_PORT
 #   aldsim_start NAME ARGS  sets SIM_PORT_<NAME>, SIM_PID_<NAME>
 #   aldsim_start_rtu NAME ARGS
@@ -20,6 +20,7 @@
 #                           is SQL for machine_components ("port = 1502, ...")
 #   aldrecd_config FILE [KEY=VALUE ...]
 #   aldrecd_start CONFIG    waits until it answers; sets ALDRECD_PID
+#   record_step PROC N NAME marks the start of recipe step N now
 #   ald_cleanup             stops everything started (installed as EXIT trap)
 #
 # Passwords are generated per run and kept in $WORK/pgpass (mode 600);
@@ -96,7 +97,7 @@ randpw() { head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24; }
 pg_start() {
     local dir=$WORK/pg try
     mkdir -p "$dir"
-    ADMIN_PW=$(randpw); REC_PW=$(randpw)
+    ADMIN_PW=$(randpw); REC_PW=$(randpw); READER_PW=$(randpw)
     printf '%s\n' "$ADMIN_PW" > "$dir/admin.pw"
     [ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir"
     chmod 700 "$dir"
@@ -121,28 +122,48 @@ pg_start() {
     cat > "$WORK/pgpass" <<PASS
 127.0.0.1:$PGPORT:*:aldrec_admin:$ADMIN_PW
 127.0.0.1:$PGPORT:*:aldrecd:$REC_PW
+127.0.0.1:$PGPORT:*:engineer:$READER_PW
 PASS
     umask 022
     export PGPORT PG_PID
     export ADMIN_DSN="host=127.0.0.1 port=$PGPORT dbname=aldrec user=aldrec_admin passfile=$WORK/pgpass"
     export REC_DSN="host=127.0.0.1 port=$PGPORT dbname=aldrec user=aldrecd passfile=$WORK/pgpass"
+    export READER_DSN="host=127.0.0.1 port=$PGPORT dbname=aldrec user=engineer passfile=$WORK/pgpass"
     psql -q "host=127.0.0.1 port=$PGPORT dbname=postgres user=aldrec_admin passfile=$WORK/pgpass" \
         -c "CREATE DATABASE aldrec" >/dev/null || ald_die "cannot create database"
 }
 
-# Applies migrations (as the admin role) and creates the recorder's login
-# role, a member of aldrec_recorder only. Needs a config file (see
-# aldrecd_config) because aldrec reads its connection from one.
+# Applies migrations (as the admin role) and creates the login roles: the
+# recorder's (aldrecd, a member of aldrec_recorder only) and an engineer's
+# (engineer, a member of aldrec_reader only: read-only). Needs a config file
+# (see aldrecd_config) because aldrec reads its connection from one.
 pg_migrate() {
     local cfg=$1
     "$BIN/aldrec" --config "$cfg" db migrate >/dev/null || ald_die "migration failed"
-    psql -q -v ON_ERROR_STOP=1 "$ADMIN_DSN" >/dev/null <<SQL || ald_die "cannot create role aldrecd"
+    pg_login_role aldrecd aldrec_recorder "$REC_PW"
+    pg_login_role engineer aldrec_reader "$READER_PW"
+}
+
+# pg_login_role NAME GROUP PASSWORD — a login role, member of GROUP only.
+pg_login_role() {
+    psql -q -v ON_ERROR_STOP=1 "$ADMIN_DSN" >/dev/null <<SQL || ald_die "cannot create role $1"
 DO \$\$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'aldrecd') THEN
-    CREATE ROLE aldrecd LOGIN IN ROLE aldrec_recorder;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$1') THEN
+    CREATE ROLE $1 LOGIN IN ROLE $2;
   END IF;
 END \$\$;
-ALTER ROLE aldrecd PASSWORD '$REC_PW';
+ALTER ROLE $1 PASSWORD '$3';
+SQL
+}
+
+# record_step PROC N NAME — recipe step N of process PROC starts now.
+# Until aldrecd handles the STEP control command this inserts the marker
+# directly (admin role, database clock = the samples' clock on this
+# machine); then it becomes: "$BIN/aldrec" --config CFG process step N NAME.
+record_step() {
+    psql -XAtq -v ON_ERROR_STOP=1 -v proc="$1" -v no="$2" -v name="$3" "$ADMIN_DSN" >/dev/null <<'SQL'
+INSERT INTO process_steps (process_id, step_no, name, started_at)
+VALUES (:proc, :no, :'name', clock_timestamp());
 SQL
 }
 
@@ -294,6 +315,7 @@ aldrecd_config() {
         echo "[database]"
         echo "conninfo = $REC_DSN"
         echo "admin_conninfo = $ADMIN_DSN"
+        echo "reader_conninfo = $READER_DSN"
         local sec k
         for sec in recorder modbus; do
             echo "[$sec]"

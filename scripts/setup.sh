@@ -12,6 +12,7 @@ PKGS=(
     clang libclang-rt-14-dev              # libFuzzer targets (the fuzzer and sanitizer
                                           # runtimes are in libclang-rt-14-dev, only
                                           # recommended by clang)
+    python3                               # query tests parse the SVG, JSON and CSV they get
     valgrind                              # make valgrind
 )
 

@@ -7,6 +7,8 @@
 #      request per parameter, and the cycle time each way against aldsim;
 #   3. acquisition (bench_acq.sh): points/s, CPU %, RSS, jitter of one aldrecd
 #      polling 4 aldsim devices x 100 parameters at 10, 20 and 50 Hz.
+#   4. queries (query_bench.sh): export and step summary vs the same on an
+#      unindexed copy, plot time of a 10-hour run.
 # Not run by `make test`: timings belong here, not in pass/fail checks.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -52,3 +54,5 @@ awk '/requests_planned/ {rp=$2} /requests_single/ {rs=$2} /cycle_ms_planned/ {cp
 
 echo "== acquisition: one aldrecd, 4 aldsim devices x 100 parameters (tests/bench/bench_acq.sh)"
 bash "$(dirname "$0")/bench_acq.sh" | sed 's/^/   /'
+# 4. the read side at 10 M points (its own private cluster)
+bash "$(dirname "$0")/query_bench.sh"

@@ -1,0 +1,177 @@
+#!/bin/bash
+# query_partition.sh — process_data_points partitioned by time:
+#   - 0006 converts an existing table keeping its rows and indexes;
+#   - `aldrec db maintain` creates partitions ahead and drops only the
+#     partitions past the retention; the DEFAULT partition catches rows no
+#     partition covers, and creating their partition moves them;
+#   - aldrecd records (binary COPY through pgsink) across a partition
+#     boundary: nothing lost, nothing twice, the ledger intact;
+#   - the per-parameter queries use an index on every partition holding
+#     rows, and a time window prunes partitions (EXPLAIN, parsed).
+set -uo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+source "$ALD_ROOT/tests/lib/check.sh"
+trap ald_cleanup EXIT
+
+ald_workdir it-query-partition
+pg_start
+
+# --- converting a table that holds data ------------------------------------
+# Migrate a second database up to (not including) 0006, record rows into the
+# plain table, then apply 0006.
+CONV_DSN=${ADMIN_DSN/dbname=aldrec/dbname=conv}
+psql -XAtq "${ADMIN_DSN/dbname=aldrec/dbname=postgres}" -c "CREATE DATABASE conv" >/dev/null
+mkdir -p "$WORK/pre6/migrations"
+for f in "$ALD_ROOT"/sql/migrations/*.sql; do
+    [ "$(basename "$f" | cut -c1-4)" \< 0006 ] && cp "$f" "$WORK/pre6/migrations/"
+done
+printf '[database]\nconninfo = %s\n[recorder]\nmachine = x\nid = y\n' "$CONV_DSN" > "$WORK/conv.conf"
+"$BIN/aldrec" --config "$WORK/conv.conf" db migrate --sql-dir "$WORK/pre6" >/dev/null
+cq() { psql -XAtq -v ON_ERROR_STOP=1 "$CONV_DSN" -c "$1"; }
+cq "INSERT INTO process_data_points
+    SELECT 7, 1 + g % 3, now() - interval '3 days' + g * interval '1 minute', g * 0.5, 0
+    FROM generate_series(0, 3 * 1440) g" >/dev/null
+before=$(cq "SELECT count(*) || '/' || sum(value) FROM process_data_points")
+out=$("$BIN/aldrec" --config "$WORK/conv.conf" db migrate); rc=$?
+check_eq "0006 applies to a table holding data" "$rc" 0
+check_eq "... keeping every row" "$(cq "SELECT count(*) || '/' || sum(value) FROM process_data_points")" "$before"
+check_eq "... the old table is the partition holding them" \
+    "$(cq "SELECT string_agg(DISTINCT tableoid::regclass::text, ',') FROM process_data_points")" process_data_points_legacy
+check_eq "... with its own indexes adopted as partitions of the new ones (none rebuilt)" \
+    "$(cq "SELECT count(*) FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indexrelid
+           WHERE i.indrelid = 'process_data_points_legacy'::regclass")/$(cq "SELECT count(*) FROM pg_index WHERE indrelid = 'process_data_points_legacy'::regclass")" "3/3"
+check_eq "... and the legacy partition ends at the next UTC midnight after its newest row" \
+    "$(cq "SELECT upper_bound = (date_trunc('day', now() AT TIME ZONE 'UTC') + interval '1 day') AT TIME ZONE 'UTC' FROM data_partitions WHERE name = 'process_data_points_legacy'")" t
+out=$(cq "INSERT INTO process_data_points SELECT process_id, parameter_id, ts, 1, 0 FROM process_data_points LIMIT 1" 2>&1)
+check_match "the unique index still refuses a sample stored twice" "$out" "duplicate key value violates unique constraint"
+
+# --- maintenance and retention ---------------------------------------------------
+CFG=$WORK/aldrec.conf
+aldsim_start a --seed 5
+aldrecd_config "$CFG" recorder.batch_rows=50 recorder.flush_interval_ms=200
+pg_migrate "$CFG"
+demo_machine_load "$SIM_PORT_a" 100
+printf '[database]\npartition_interval = day\npartitions_ahead = 5\nretention_days = 20\n' >> "$CFG"
+A="$BIN/aldrec --config $CFG"
+# Partitions from the past, each with rows: 40 and 39 days old (expired
+# with a retention of 20 days), 10 days old (kept).
+old_part() {   # days ago → name
+    q "SELECT aldrec_partition_create(d, d + interval '1 day', 'process_data_points_p' || to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD'))
+       FROM (SELECT (date_trunc('day', now() AT TIME ZONE 'UTC') - interval '$1 days') AT TIME ZONE 'UTC' AS d) x" >/dev/null
+    q "INSERT INTO process_data_points SELECT 5, 1, (date_trunc('day', now() AT TIME ZONE 'UTC') - interval '$1 days') AT TIME ZONE 'UTC' + g * interval '1 minute', g, 0
+       FROM generate_series(0, 99) g" >/dev/null
+    q "SELECT 'process_data_points_p' || to_char(now() AT TIME ZONE 'UTC' - interval '$1 days', 'YYYYMMDD')"
+}
+P40=$(old_part 40); P39=$(old_part 39); P10=$(old_part 10)
+out=$($A db maintain); rc=$?
+check_eq "db maintain exits 0" "$rc" 0
+check_match "db maintain creates the partition 4 days ahead" "$out" \
+    "^created process_data_points_p$(date -u -d '+4 days' +%Y%m%d) "
+check_match "... and 5 days ahead" "$out" "^created process_data_points_p$(date -u -d '+5 days' +%Y%m%d) "
+check_match "db maintain drops the partition 40 days old, saying so" "$out" "^dropped $P40 .*: 100 rows older than 20 days"
+check_match "... and the one 39 days old" "$out" "^dropped $P39 "
+check_eq "... and no other" "$(grep -c '^dropped' <<<"$out")" 2
+check_match "... and sums up" "$out" "2 created, 2 dropped"
+check_eq "the expired partitions are gone, their rows with them" \
+    "$(q "SELECT count(*) FROM data_partitions WHERE name IN ('$P40', '$P39')")/$(q "SELECT count(*) FROM process_data_points WHERE process_id = 5")" "0/100"
+check_eq "the partition within the retention keeps its rows" \
+    "$(q "SELECT count(*) FROM $P10")" 100
+check_eq "today's and the future partitions are kept" \
+    "$(q "SELECT count(*) FROM data_partitions WHERE upper_bound > now()")" 6
+out=$($A db maintain)
+check_match "a second run has nothing to do" "$out" "^0 created, 0 dropped; 7 partitions"
+
+# --- the DEFAULT partition: ingest never fails for lack of a partition --------------
+q "INSERT INTO process_data_points VALUES (6, 1, '2100-01-01 12:00:00+00', 1, 0)" >/dev/null
+check_eq "a row no partition covers lands in the default partition" \
+    "$(q "SELECT tableoid::regclass FROM process_data_points WHERE process_id = 6")" process_data_points_default
+check_match "db maintain warns about rows in the default partition" "$($A db maintain)" \
+    "warning: the default partition holds 1 rows"
+check_eq "creating their partition moves them out of the default partition" \
+    "$(q "SELECT aldrec_partition_create('2100-01-01+00', '2100-01-02+00', 'process_data_points_p21000101')")/$(q "SELECT tableoid::regclass FROM process_data_points WHERE process_id = 6")" \
+    "1/process_data_points_p21000101"
+
+# --- recording across a partition boundary (aldrecd → binary COPY) ------------------
+# Replace the partitions around now by two that meet 3 s from now.
+B=$(q "SELECT date_trunc('second', now()) + interval '3 s'")
+for p in $(q "SELECT name FROM data_partitions WHERE upper_bound > '$B'::timestamptz - interval '1 day'
+              AND lower_bound < '$B'::timestamptz + interval '1 day'"); do
+    q "ALTER TABLE process_data_points DETACH PARTITION $p; DROP TABLE $p" >/dev/null
+done
+q "SELECT aldrec_partition_create('$B'::timestamptz - interval '1 day', '$B', 'qp_before'),
+          aldrec_partition_create('$B', '$B'::timestamptz + interval '1 day', 'qp_after')" >/dev/null
+if ! aldrecd_start "$CFG"; then not_ok "aldrecd starts"; # --- settings are checked ---------------------------------------------------------
+printf '[database]\nconninfo = x\npartition_interval = year\n[recorder]\nmachine = m\nid = i\n' > "$WORK/bad.conf"
+out=$("$BIN/aldrec" --config "$WORK/bad.conf" db maintain 2>&1); rc=$?
+check_eq "a bad partition_interval: exit 2" "$rc" 2
+check_match "... naming file:line and the key" "$out" "bad.conf:3: partition_interval: expected day, week or month, got \"year\""
+
+check_done query_partition; exit 1; fi
+PROC=$($A process start --recipe across)
+RC_ID=$(q "SELECT parameter_id FROM parameter_names WHERE full_name = 'system.read_counter'")
+wait_until 30 "20 polls after the boundary" \
+    bash -c "[ \$(psql -XAtq '$ADMIN_DSN' -c \"SELECT count(*) FROM qp_after WHERE process_id = $PROC AND parameter_id = $RC_ID\") -ge 20 ]"
+$A process stop >/dev/null
+REQ=$($A status | sed -n 's/^requests_per_cycle: *//p')
+NPARAM=$(q "SELECT count(*) FROM component_parameters WHERE is_active")
+in_before=$(q "SELECT count(*) FROM qp_before WHERE process_id = $PROC")
+in_after=$(q "SELECT count(*) FROM qp_after WHERE process_id = $PROC")
+POLLS=$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $RC_ID")
+check_ge "rows before the boundary" "$in_before" "$NPARAM"
+check_ge "rows after the boundary" "$in_after" $((20 * NPARAM))
+check_eq "rows = polls × parameters across both partitions" "$((in_before + in_after))" $((POLLS * NPARAM))
+check_eq "the ledger accounts for every row" "$(q "SELECT sum(rows) FROM ingest_ledger WHERE process_id = $PROC")" $((in_before + in_after))
+check_eq "read counter contiguous across the boundary: no poll lost, none twice" \
+    "$(q "SELECT count(*) FROM (SELECT value - lag(value) OVER (ORDER BY ts) AS d FROM process_data_points
+          WHERE process_id = $PROC AND parameter_id = $RC_ID) x WHERE d <> $REQ")" 0
+check_eq "nothing went to the default partition" \
+    "$(q "SELECT count(*) FROM process_data_points_default WHERE process_id = $PROC")" 0
+
+# --- query plans use indexes ---------------------------------------------------------
+# A history: 40 parameters × 3000 samples in each partition around now.
+q "INSERT INTO process_data_points SELECT 100 + g / 3000, p, '$B'::timestamptz - interval '20 hours' + g * interval '20 s', g, 0
+   FROM generate_series(1, 40) p, generate_series(0, 5999) g" >/dev/null
+q "ANALYZE process_data_points" >/dev/null
+# uses_index SQL → "ok" when every scan of a partition holding 1000 rows or
+# more is an index scan, else the offending nodes; then "scans N" = the
+# partitions scanned. (A partition of a page or two is rightly read whole.)
+uses_index() {
+    psql -XAtq "$ADMIN_DSN" -c "EXPLAIN (FORMAT JSON) $1" | python3 -c '
+import json, subprocess, sys
+plan = json.load(sys.stdin)[0]["Plan"]
+nonempty = set(sys.argv[1].split())
+scans, bad = [], []
+def walk(n):
+    rel = n.get("Relation Name", "")
+    if rel.startswith("process_data_points") or rel.startswith("qp_") or rel == "flat":
+        scans.append(rel)
+        if rel in nonempty and n["Node Type"] not in ("Index Only Scan", "Index Scan", "Bitmap Heap Scan"):
+            bad.append("%s on %s" % (n["Node Type"], rel))
+    for c in n.get("Plans", []):
+        walk(c)
+walk(plan)
+print("ok" if not bad else "NOT " + ", ".join(bad), "scans", len(scans))
+' "$(q "SELECT string_agg(c.relname, ' ') FROM pg_class c WHERE c.relname ~ '^(process_data_points|qp_|flat)' AND c.relkind = 'r' AND c.reltuples >= 1000")"
+}
+P=17
+EXPORT_SQL="SELECT parameter_id, ts, value, quality FROM process_data_points WHERE process_id = 101 AND parameter_id = ANY ('{$P}'::int[]) AND ts >= '-infinity' AND ts < 'infinity' ORDER BY parameter_id, ts"
+check_match "export of one parameter of one run: index scans on every partition with rows" \
+    "$(uses_index "$EXPORT_SQL")" "^ok"
+WINDOW_SQL="SELECT parameter_id, ts, value, quality FROM process_data_points WHERE process_id = 101 AND parameter_id = ANY ('{$P}'::int[]) AND ts >= '$B' AND ts < '$B'::timestamptz + interval '1 hour' ORDER BY parameter_id, ts"
+check_match "a time window prunes to the one partition it falls in, with an index" \
+    "$(uses_index "$WINDOW_SQL")" "^ok scans 1$"
+check_match "the bucketed series function uses an index" \
+    "$(uses_index "SELECT * FROM series_bucketed(101, '{$P}', '1 min')")" "^ok"
+q "CREATE TABLE flat AS SELECT * FROM process_data_points; ANALYZE flat" >/dev/null
+check_match "the plan check itself sees a sequential scan on an unindexed table (self-test)" \
+    "$(uses_index "${EXPORT_SQL/FROM process_data_points/FROM flat}")" "^NOT Seq Scan on flat"
+check_eq "the engineer role reads across partitions" \
+    "$(psql -XAtq "$READER_DSN" -c "SELECT count(*) FROM process_data_points WHERE process_id = 101 AND parameter_id = $P")" 3000
+
+# --- settings are checked ---------------------------------------------------------
+printf '[database]\nconninfo = x\npartition_interval = year\n[recorder]\nmachine = m\nid = i\n' > "$WORK/bad.conf"
+out=$("$BIN/aldrec" --config "$WORK/bad.conf" db maintain 2>&1); rc=$?
+check_eq "a bad partition_interval: exit 2" "$rc" 2
+check_match "... naming file:line and the key" "$out" "bad.conf:3: partition_interval: expected day, week or month, got \"year\""
+
+check_done query_partition
