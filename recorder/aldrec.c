@@ -32,6 +32,10 @@ static const struct command commands[] = {
       .args = "", .help = "stop recording; returns once stored" },
     { .name = "status", .fn = cmd_status,
       .args = "", .help = "what aldrecd is doing" },
+    { .name = "get", .fn = cmd_param_get,
+      .args = "[-v] COMPONENT.PARAM", .help = "live value of a parameter, with units and quality" },
+    { .name = "set", .fn = cmd_param_set,
+      .args = "[-v] [--by WHO] COMPONENT.PARAM VALUE", .help = "change a set point (checked, written, read back)" },
     { .name = "db", .sub = "migrate", .fn = cmd_db_migrate,
       .args = "[--sql-dir DIR]", .help = "apply pending schema migrations (admin role)" },
 };

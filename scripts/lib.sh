@@ -191,6 +191,7 @@ aldrecd_config() {
         [recorder.socket]=$WORK/aldrecd.sock [recorder.batch_rows]=1000
         [recorder.flush_interval_ms]=500 [recorder.log_level]=info
         [modbus.response_timeout_ms]=500
+        [cache.redis_port]=${REDIS_PORT:-0} [cache.snapshot]=$WORK/pmap-snapshot.db
     )
     local a
     for a in "$@"; do kv[${a%%=*}]=${a#*=}; done
@@ -200,7 +201,7 @@ aldrecd_config() {
         echo "conninfo = $REC_DSN"
         echo "admin_conninfo = $ADMIN_DSN"
         local sec k
-        for sec in recorder modbus; do
+        for sec in recorder modbus cache; do
             echo "[$sec]"
             for k in "${!kv[@]}"; do
                 [ "${k%%.*}" = "$sec" ] && echo "${k#*.} = ${kv[$k]}"

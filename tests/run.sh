@@ -6,7 +6,8 @@
 #   tests/run.sh integration     integration tests only
 #
 # Unit tests are build/bin/test_* programs; those that need PostgreSQL get
-# ALDREC_TEST_DSN of a private cluster started here. Integration tests are
+# ALDREC_TEST_DSN (admin) and ALDREC_TEST_REC_DSN (recorder role) of a
+# private cluster started here, those that need Redis REDIS_PORT. Integration tests are
 # tests/integration/*.sh, each starting its own servers. Every test program
 # ends with "NAME: N passed, N failed"; a program that ends without that
 # line (crash, sanitizer abort, hang killed by timeout) counts as 1 failure.
@@ -50,9 +51,10 @@ run_one() {   # name timeout_s cmd...
 ald_workdir tests
 if [ "$what" = all ] || [ "$what" = unit ]; then
     pg_start
+    redis_start
     aldrecd_config "$WORK/unit.conf"
     pg_migrate "$WORK/unit.conf"
-    export ALDREC_TEST_DSN=$ADMIN_DSN
+    export ALDREC_TEST_DSN=$ADMIN_DSN ALDREC_TEST_REC_DSN=$REC_DSN REDIS_PORT
     for t in "$BIN"/test_*; do
         [ -x "$t" ] || continue
         run_one "$(basename "$t")" 300 ${ALDREC_TEST_WRAPPER:-} "$t"
