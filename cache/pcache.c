@@ -686,13 +686,21 @@ static void set_live(pcache_t *c, bool listening)
     if (!c->l2)
         return;
     int rc;
+    bool was_down = c->redis_down.active;
+    pmap_t *m = NULL;
     if (listening) {
         pthread_mutex_lock(&c->lock);
-        int64_t v = c->map && c->source == PCACHE_SRC_POSTGRES ? pmap_version(c->map) : -1;
+        if (c->map && c->source == PCACHE_SRC_POSTGRES)
+            m = pmap_ref(c->map);
         pthread_mutex_unlock(&c->lock);
-        if (v < 0)
+        if (!m)
             return;
-        rc = l2redis_set_live(c->l2, c->machine, v, LIVE_TTL_MS, err, sizeof err);
+        /* Back after an outage (a restarted Redis may be empty): the blob
+         * first, then the key that vouches for it. */
+        if (was_down)
+            l2_write(c, m, false);
+        rc = l2redis_set_live(c->l2, c->machine, pmap_version(m), LIVE_TTL_MS, err, sizeof err);
+        pmap_free(m);
     } else {
         rc = l2redis_clear_live(c->l2, c->machine, err, sizeof err);
     }
@@ -867,7 +875,7 @@ size_t pcache_format_stats(const pcache_stats_t *s, char *buf, size_t cap)
         return len;
     int n = snprintf(buf + len, cap - len,
         "cache_map:          version %lld, %zu parameters, from %s, read %.1f s ago\n"
-        "cache_links:        PostgreSQL %s, Redis %s\n"
+        "cache_links:        PostgreSQL %s, Redis %s (last contact)\n"
         "cache_l1:           %llu hits, %llu misses, %llu stale serves\n"
         "cache_l2:           %llu hits, %llu misses, %llu writes, %llu errors\n"
         "cache_refresh:      %llu done, %llu failed; ms last %.2f, min %.2f, avg %.2f, max %.2f\n"

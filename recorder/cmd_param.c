@@ -55,14 +55,29 @@ static const char *quality_name(int q)
     }
 }
 
-static void print_source(pcache_t *c)
+static void format_limits(char *buf, size_t cap, const param_meta_t *p)
+{
+    char lo[32] = "-inf", hi[32] = "+inf";
+    if (p->has_min)
+        snprintf(lo, sizeof lo, "%.10g", p->min);
+    if (p->has_max)
+        snprintf(hi, sizeof hi, "%.10g", p->max);
+    snprintf(buf, cap, "[%s, %s]%s%s", lo, hi, p->units[0] ? " " : "", p->units);
+}
+
+/* -v: the entry's metadata and where it came from, on stderr. */
+static void describe(pcache_t *c, const param_meta_t *p)
 {
     pcache_stats_t st;
+    char lim[96];
     pcache_get_stats(c, &st);
-    fprintf(stderr, "aldrec: metadata from %s (version %lld, read from PostgreSQL %.1f s ago;"
-            " %llu L2 hits, %llu PostgreSQL loads)\n", pcache_source_name(st.source),
-            (long long)st.version, st.age_s, (unsigned long long)st.l2_hits,
-            (unsigned long long)st.pg_loads);
+    format_limits(lim, sizeof lim, p);
+    fprintf(stderr, "aldrec: %s: id %d, %s %d, %s %s, scale %g, offset %g, limits %s, %s;"
+            " metadata from %s (version %lld, read from PostgreSQL %.1f s ago)\n",
+            p->qualified, p->id, regcodec_regtype_name(p->table), p->address,
+            regcodec_type_name(p->type), regcodec_order_name(p->order), p->scale, p->offset,
+            lim, p->writable ? "writable" : "read-only", pcache_source_name(st.source),
+            (long long)st.version, st.age_s);
 }
 
 /* Opens the cache for a one-shot lookup. */
@@ -116,8 +131,8 @@ static int find_param(pcache_t *c, const char *name, param_meta_t *out, const ch
 {
     char err[1024];
     pcache_result_t r = pcache_fetch(c, name, out, err, sizeof err);
-    if (verbose)
-        print_source(c);
+    if (verbose && r != PCACHE_MISS)
+        describe(c, out);
     if (r == PCACHE_MISS && err[0]) {
         fprintf(stderr, "aldrec: %s: %s\n", cmd, err);
         return -1;
@@ -143,16 +158,6 @@ static void format_value(char *buf, size_t cap, const param_meta_t *p, double v)
         snprintf(buf, cap, "%d", v != 0);
     else
         snprintf(buf, cap, "%.10g%s%s", v, p->units[0] ? " " : "", p->units);
-}
-
-static void format_limits(char *buf, size_t cap, const param_meta_t *p)
-{
-    char lo[32] = "-inf", hi[32] = "+inf";
-    if (p->has_min)
-        snprintf(lo, sizeof lo, "%.10g", p->min);
-    if (p->has_max)
-        snprintf(hi, sizeof hi, "%.10g", p->max);
-    snprintf(buf, cap, "[%s, %s]%s%s", lo, hi, p->units[0] ? " " : "", p->units);
 }
 
 static int parse_args(int argc, char **argv, const char *cmd, int nargs, bool *verbose,
