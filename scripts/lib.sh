@@ -216,7 +216,7 @@ aldrecd_config() {
         for sec in recorder modbus cache; do
             echo "[$sec]"
             for k in "${!kv[@]}"; do
-                [ "${k%%.*}" = "$sec" ] && echo "${k#*.} = ${kv[$k]}"
+                if [ "${k%%.*}" = "$sec" ]; then echo "${k#*.} = ${kv[$k]}"; fi
             done
         done
     } > "$file"

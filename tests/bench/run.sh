@@ -4,7 +4,10 @@
 #   1. writer ingest: our path (binary COPY + ledger row, one transaction per
 #      batch) vs `psql \copy ... (FORMAT binary)` of the same rows in one COPY;
 #   2. Modbus requests per poll cycle for the demo map: planned vs one
-#      request per parameter, and the cycle time each way against aldsim.
+#      request per parameter, and the cycle time each way against aldsim;
+#   3. parameter metadata cache: lookup medians (L1 hit, L2 hit, PostgreSQL
+#      miss) and bulk refresh vs one query per component (demo map; 1,000
+#      parameters over 100 components).
 # Not run by `make test`: timings belong here, not in pass/fail checks.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -47,3 +50,22 @@ demo_machine_load "$SIM_PORT_bench" 100
 sed 's/^/   /' "$WORK/plan.txt"
 awk '/requests_planned/ {rp=$2} /requests_single/ {rs=$2} /cycle_ms_planned/ {cp=$2} /cycle_ms_single/ {cs=$2}
      END {printf "   RATIO requests planned / single = %d / %d = %.3f; cycle time single / planned = %.1fx\n", rp, rs, rp / rs, cs / cp}' "$WORK/plan.txt"
+
+echo "== parameter metadata cache (demo map; 100 components x 10 parameters)"
+redis_start
+psql -XAtq -v ON_ERROR_STOP=1 "$ADMIN_DSN" >/dev/null <<'SQL'
+INSERT INTO machines (name) VALUES ('bulk100') ON CONFLICT DO NOTHING;
+INSERT INTO machine_components (machine_id, name, host, port)
+SELECT m.id, 'c' || lpad(g::text, 3, '0'), '127.0.0.1', 1502
+  FROM machines m, generate_series(1, 100) g WHERE m.name = 'bulk100' ON CONFLICT DO NOTHING;
+INSERT INTO component_parameters (component_id, name, register_type, address, data_type)
+SELECT mc.id, 'p' || k, 'holding', k, 'u16'
+  FROM machine_components mc JOIN machines m ON m.id = mc.machine_id AND m.name = 'bulk100',
+       generate_series(0, 9) k
+ON CONFLICT DO NOTHING;
+SQL
+"$BIN/bench_cache" "$REC_DSN" "$REDIS_PORT" "${BENCH_CACHE_ROUNDS:-101}" ald-demo bulk100 > "$WORK/cache.txt"
+sed 's/^/   /' "$WORK/cache.txt"
+awk '/^l1_hit_ns/ {l1=$2} /^l2_hit_us/ {l2=$2} /^pg_miss_us/ {pg=$2}
+     END {printf "   MEDIAN lookup: L1 hit %d ns, L2 hit (tool run: connect + MGET + decode) %.0f us, PostgreSQL miss (connect + bulk query + L2 write) %.0f us\n", l1, l2, pg}' "$WORK/cache.txt"
+awk '/^refresh/ {printf "   RATIO %s (%d parameters, %d components): one query per component / bulk = %.3f ms / %.3f ms = %.1fx\n", $2, $4, $6, $10, $8, $10 / $8}' "$WORK/cache.txt"
