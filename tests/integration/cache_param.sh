@@ -117,7 +117,9 @@ check_eq "without a refresher every tool run loads from PostgreSQL (1 statement)
 
 "$BIN/cache_watch" "$CFG" >"$WORK/watch.out" 2>"$WORK/watch.log" &
 WATCH_PID=$!; ald_track "$WATCH_PID" cache_watch
-from_redis() { $A get -v heater1.setpoint 2>&1 | grep -q 'metadata from Redis'; }
+# (Output is captured before grep: with pipefail, grep -q closing the pipe
+# early would make the pipeline fail at random.)
+from_redis() { local o; o=$($A get -v heater1.setpoint 2>&1); grep -q 'metadata from Redis' <<<"$o"; }
 wait_until 10 "tools reading the map from Redis" from_redis || not_ok "refresher vouches for Redis"
 before=$(load_calls)
 for i in 1 2 3 4 5; do $A get heater1.setpoint >/dev/null; done
@@ -125,7 +127,7 @@ after=$(load_calls)
 check_eq "with the refresher running, 5 tool runs issue no PostgreSQL load" "$((after - before))" 0
 check_match "... the source is Redis" "$($A get -v heater1.setpoint 2>&1)" 'metadata from Redis \(version [0-9]+'
 
-limits_are() { $A get -v heater1.setpoint 2>&1 | grep -q "limits \[0, $1\] degC"; }
+limits_are() { local o; o=$($A get -v heater1.setpoint 2>&1); grep -q "limits \[0, $1\] degC" <<<"$o"; }
 # ms_until LIMIT — how long after the change a tool had to be started to
 # see the new limit (start time of the first probe that saw it; 99999 if
 # none within 5 s). Probes themselves take 50-300 ms on a loaded machine,
