@@ -284,39 +284,38 @@ int l2redis_put(l2redis_t *r, const char *machine, const uint8_t *blob, size_t l
     return 0;
 }
 
+/* Runs one command whose reply is only checked for errors. */
+static int simple_command(l2redis_t *r, int argc, const char **argv, const char *what,
+                          char *err, size_t errlen)
+{
+    redisReply *rep[1];
+    if (redisAppendCommandArgv(r->ctx, argc, argv, NULL) != REDIS_OK)
+        return failed(r, err, errlen, what, r->ctx->errstr);
+    if (get_replies(r, rep, 1, what, err, errlen) < 0)
+        return -1;
+    freeReplyObject(rep[0]);
+    return 0;
+}
+
 int l2redis_set_live(l2redis_t *r, const char *machine, int64_t version, int ttl_ms,
                      char *err, size_t errlen)
 {
     char klive[128], ttl[16], ver[24];
-    redisReply *rep[1];
-
     if (ensure(r, err, errlen) < 0)
         return -1;
     key(klive, sizeof klive, machine, "live");
     snprintf(ttl, sizeof ttl, "%d", ttl_ms > 0 ? ttl_ms : 1);
     snprintf(ver, sizeof ver, "%lld", (long long)version);
     const char *argv[5] = { "SET", klive, ver, "PX", ttl };
-    if (redisAppendCommandArgv(r->ctx, 5, argv, NULL) != REDIS_OK)
-        return failed(r, err, errlen, "SET", r->ctx->errstr);
-    if (get_replies(r, rep, 1, "SET", err, errlen) < 0)
-        return -1;
-    freeReplyObject(rep[0]);
-    return 0;
+    return simple_command(r, 5, argv, "SET", err, errlen);
 }
 
 int l2redis_clear_live(l2redis_t *r, const char *machine, char *err, size_t errlen)
 {
     char klive[128];
-    redisReply *rep[1];
-
     if (ensure(r, err, errlen) < 0)
         return -1;
     key(klive, sizeof klive, machine, "live");
     const char *argv[2] = { "DEL", klive };
-    if (redisAppendCommandArgv(r->ctx, 2, argv, NULL) != REDIS_OK)
-        return failed(r, err, errlen, "DEL", r->ctx->errstr);
-    if (get_replies(r, rep, 1, "DEL", err, errlen) < 0)
-        return -1;
-    freeReplyObject(rep[0]);
-    return 0;
+    return simple_command(r, 2, argv, "DEL", err, errlen);
 }

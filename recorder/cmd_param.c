@@ -152,6 +152,19 @@ static int find_param(pcache_t *c, const char *name, param_meta_t *out, const ch
     return 0;
 }
 
+/* The metadata of parameter name, from the cache. Returns 0 with *out, or
+ * the exit status after a message: 2 unknown or unusable, 1 no metadata. */
+static int metadata_of(const aldrec_config_t *cfg, const char *name, param_meta_t *out,
+                       const char *cmd, bool verbose)
+{
+    pcache_t *c = open_cache(cfg, verbose);
+    if (!c)
+        return 1;
+    int rc = find_param(c, name, out, cmd, verbose);
+    pcache_free(c);
+    return rc == 0 ? 0 : rc < 0 ? 1 : 2;
+}
+
 static void format_value(char *buf, size_t cap, const param_meta_t *p, double v)
 {
     if (p->type == DT_BOOL)
@@ -194,14 +207,8 @@ int cmd_param_get(const aldrec_config_t *cfg, int argc, char **argv)
     int rc = parse_args(argc, argv, "get", 1, &verbose, NULL);
     if (rc)
         return rc;
-    const char *name = argv[optind];
-    pcache_t *c = open_cache(cfg, verbose);
-    if (!c)
-        return 1;
-    rc = find_param(c, name, &p, "get", verbose);
-    pcache_free(c);
-    if (rc)
-        return rc < 0 ? 1 : 2;
+    if ((rc = metadata_of(cfg, argv[optind], &p, "get", verbose)) != 0)
+        return rc;
 
     mbio_t *m = mbio_open(&p, cfg->response_timeout_ms, err, sizeof err);
     int16_t q = m ? mbio_read(m, &p, words, err, sizeof err) : (int16_t)Q_COMM_ERROR;
@@ -301,14 +308,9 @@ int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
     int rc = parse_args(argc, argv, "set", 2, &verbose, &by);
     if (rc)
         return rc;
-    const char *name = argv[optind], *text = argv[optind + 1];
-    pcache_t *c = open_cache(cfg, verbose);
-    if (!c)
-        return 1;
-    rc = find_param(c, name, &p, "set", verbose);
-    pcache_free(c);
-    if (rc)
-        return rc < 0 ? 1 : 2;
+    const char *text = argv[optind + 1];
+    if ((rc = metadata_of(cfg, argv[optind], &p, "set", verbose)) != 0)
+        return rc;
 
     /* Everything is checked before the device is touched. */
     format_limits(lim, sizeof lim, &p);

@@ -50,6 +50,32 @@ static pcache_opts_t opts(const char *dsn, const char *machine, int redis_port)
     };
 }
 
+/* What a tool run pays: a new cache and one pcache_fetch, rounds times.
+ * Returns the median in µs; *ok counts the runs served from `want`. */
+static double time_fetches(const char *dsn, const char *machine, int redis_port,
+                           char (*names)[128], size_t n, int rounds, pcache_source_t want,
+                           int *ok)
+{
+    double *t = calloc((size_t)rounds, sizeof *t);
+    char err[1024];
+    param_meta_t p;
+    pcache_stats_t st;
+    *ok = 0;
+    for (int r = 0; r < rounds; r++) {
+        pcache_opts_t co = opts(dsn, machine, redis_port);
+        pcache_t *c = pcache_new(&co);
+        double t0 = now_ns();
+        pcache_result_t res = pcache_fetch(c, names[(size_t)r % n], &p, err, sizeof err);
+        t[r] = (now_ns() - t0) / 1e3;
+        pcache_get_stats(c, &st);
+        *ok += res == PCACHE_HIT && st.source == want;
+        pcache_free(c);
+    }
+    double m = median(t, rounds);
+    free(t);
+    return m;
+}
+
 static void bench_lookups(const char *dsn, const char *machine, int redis_port, int rounds)
 {
     char err[1024];
@@ -91,36 +117,14 @@ static void bench_lookups(const char *dsn, const char *machine, int redis_port, 
         struct timespec ts = { 0, 10000000 };
         nanosleep(&ts, NULL);
     }
-    double *l2 = calloc((size_t)rounds, sizeof *l2), *pg = calloc((size_t)rounds, sizeof *pg);
-    int l2_ok = 0, pg_ok = 0;
-    for (int r = 0; r < rounds; r++) {
-        pcache_opts_t co = opts(dsn, machine, redis_port);
-        pcache_t *c = pcache_new(&co);
-        double t0 = now_ns();
-        pcache_result_t res = pcache_fetch(c, names[(size_t)r % n], &p, err, sizeof err);
-        l2[r] = (now_ns() - t0) / 1e3;
-        pcache_get_stats(c, &st);
-        l2_ok += res == PCACHE_HIT && st.source == PCACHE_SRC_REDIS && st.pg_loads == 0;
-        pcache_free(c);
-    }
-    printf("l2_hit_us %.1f\n", median(l2, rounds));
-    printf("l2_hit_from_redis %d of %d\n", l2_ok, rounds);
+    int ok = 0;
+    double l2 = time_fetches(dsn, machine, redis_port, names, n, rounds, PCACHE_SRC_REDIS, &ok);
+    printf("l2_hit_us %.1f\n", l2);
+    printf("l2_hit_from_redis %d of %d\n", ok, rounds);
     pcache_free(d);   /* the live key goes with the refresher */
-
-    for (int r = 0; r < rounds; r++) {
-        pcache_opts_t co = opts(dsn, machine, redis_port);
-        pcache_t *c = pcache_new(&co);
-        double t0 = now_ns();
-        pcache_result_t res = pcache_fetch(c, names[(size_t)r % n], &p, err, sizeof err);
-        pg[r] = (now_ns() - t0) / 1e3;
-        pcache_get_stats(c, &st);
-        pg_ok += res == PCACHE_HIT && st.source == PCACHE_SRC_POSTGRES;
-        pcache_free(c);
-    }
-    printf("pg_miss_us %.1f\n", median(pg, rounds));
-    printf("pg_miss_from_postgres %d of %d\n", pg_ok, rounds);
-    free(l2);
-    free(pg);
+    double pg = time_fetches(dsn, machine, redis_port, names, n, rounds, PCACHE_SRC_POSTGRES, &ok);
+    printf("pg_miss_us %.1f\n", pg);
+    printf("pg_miss_from_postgres %d of %d\n", ok, rounds);
     free(names);
 }
 
