@@ -50,7 +50,7 @@ struct pcache {
 
     /* refresher */
     pthread_t thread;
-    bool running;
+    atomic_bool running;          /* read by lookups on any thread */
     int req_fd;                   /* eventfd: refresh requested */
     int stop_fd;                  /* eventfd: stop (also aborts network waits) */
     int change_fd;                /* eventfd: a changed map is pending */
@@ -219,13 +219,15 @@ static bool is_change(const pmap_t *old, const pmap_t *m)
            pmap_machine_id(old) != pmap_machine_id(m) || pmap_count(old) != pmap_count(m);
 }
 
-/* Makes m (our reference) the current map. Returns true when it differs
- * from the one it replaced (see is_change) and there was one. */
+/* Makes m (our reference) the current map. Returns true when that is a
+ * change (handed to on_change and the change fd). */
 static bool install(pcache_t *c, pmap_t *m, pcache_source_t src)
 {
     pthread_mutex_lock(&c->lock);
     pmap_t *old = c->map;
-    bool changed = old && is_change(old, m);
+    /* The refresher's first map (when start-up found none) is a change
+     * too: the daemon is waiting for it. */
+    bool changed = old ? is_change(old, m) : atomic_load(&c->running);
     c->map = m;
     c->source = src;
     if (src == PCACHE_SRC_POSTGRES)
@@ -828,12 +830,13 @@ int pcache_start(pcache_t *c, char *err, size_t errlen)
         return -1;
     }
     atomic_store(&c->stopping, false);
+    c->running = true;   /* before the thread can install its first map */
     int rc = pthread_create(&c->thread, NULL, refresher_main, c);
     if (rc != 0) {
+        c->running = false;
         snprintf(err, errlen, "starting the cache refresher: %s", strerror(rc));
         return -1;
     }
-    c->running = true;
     return 0;
 }
 

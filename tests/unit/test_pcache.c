@@ -372,6 +372,29 @@ static void test_notify(void)
     l2redis_free(l2);
 }
 
+/* A daemon that found no map at start-up gets the refresher's first one
+ * as a change (callback and change fd). */
+static void test_start_without_map(void)
+{
+    char err[512];
+    pcache_opts_t o = base_opts("ald-demo");
+    o.redis_port = 0;
+    o.write_snapshot = false;
+    o.on_change = on_change;
+    pcache_t *c = pcache_new(&o);
+    long long none = -1;
+    atomic_store(&changed_version, -1);
+    T_CHECK(pcache_map(c) == NULL);
+    T_CHECK(pcache_start(c, err, sizeof err) == 0);
+    T_CHECK(wait_for(version_changed, &none, 10000));
+    pmap_t *m = pcache_take_change(c);
+    T_CHECK(m && pmap_count(m) == 32);
+    pmap_free(m);
+    param_meta_t p;
+    T_EQ_INT(pcache_get(c, "heater1.setpoint", &p), PCACHE_HIT);
+    pcache_free(c);
+}
+
 /* ---- bad L2 content, dead servers, snapshot ----------------------------- */
 
 /* A TCP port that accepts connections (the kernel completes the handshake)
@@ -554,6 +577,7 @@ int main(void)
     one_query_for("bulk100", 100, 1000);
     test_ttl();
     test_notify();
+    test_start_without_map();
     test_corrupt_l2();
     test_black_holes();
     test_offline();
