@@ -46,5 +46,8 @@ int cmd_export(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_summary(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_plot(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv);
+/* cache/ (issue 3): recipe parameter steps */
+int cmd_param_get(const aldrec_config_t *cfg, int argc, char **argv);
+int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv);
 
 #endif

@@ -65,6 +65,14 @@ static const struct key keys[] = {
     /* [spool] — store and forward */
 
     /* [cache] — parameter metadata */
+    STR("cache", "redis_host", redis_host, 0),
+    INT("cache", "redis_port", redis_port, 0, 65535),
+    INT("cache", "redis_db", redis_db, 0, 1000),
+    STR("cache", "redis_password_file", redis_password_file, 0),
+    INT("cache", "redis_timeout_ms", redis_timeout_ms, 10, 10000),
+    INT("cache", "ttl_s", cache_ttl_s, 1, 86400),
+    INT("cache", "refresh_s", cache_refresh_s, 1, 86400),
+    STR("cache", "snapshot", snapshot_path, 0),
 
     /* [metrics] and [alerts] — operating the service */
 };
@@ -90,6 +98,12 @@ void config_defaults(aldrec_config_t *cfg)
         .parity = "E",
         .data_bits = 8,
         .stop_bits = 1,
+        .redis_host = "127.0.0.1",
+        .redis_port = 6379,
+        .redis_timeout_ms = 250,
+        .cache_ttl_s = 300,
+        .cache_refresh_s = 60,
+        .snapshot_path = "/var/lib/aldrec/pmap-snapshot.db",
     };
 }
 
@@ -250,6 +264,11 @@ int config_parse(aldrec_config_t *cfg, const char *buf, size_t len,
         return fail(err, errlen, name, key_line(seen, "partition_interval"),
                     "partition_interval: expected day, week or month, got \"%s\"",
                     cfg->partition_interval);
+    if (cfg->cache_refresh_s > cfg->cache_ttl_s) {
+        return fail(err, errlen, name, key_line(seen, "refresh_s"),
+                    "refresh_s (%d) must not exceed ttl_s (%d): entries would go stale"
+                    " between refreshes", cfg->cache_refresh_s, cfg->cache_ttl_s);
+    }
     if (strcmp(cfg->log_level, "error") && strcmp(cfg->log_level, "warn") &&
         strcmp(cfg->log_level, "info") && strcmp(cfg->log_level, "debug")) {
         return fail(err, errlen, name, key_line(seen, "log_level"),

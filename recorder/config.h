@@ -42,6 +42,15 @@ typedef struct aldrec_config {
     char parity[2];             /*   serial line specification's default */
     int  data_bits;
     int  stop_bits;
+    /* [cache] — parameter metadata (cache/pcache.h) */
+    char redis_host[256];       /* L2 (default 127.0.0.1) */
+    int  redis_port;            /* default 6379; 0 = no L2 */
+    int  redis_db;              /* default 0 */
+    char redis_password_file[256]; /* AUTH password, first line; default none */
+    int  redis_timeout_ms;      /* connect and command deadline (default 250) */
+    int  cache_ttl_s;           /* an entry is fresh this long (default 300) */
+    int  cache_refresh_s;       /* bulk refresh period (default 60), <= ttl_s */
+    char snapshot_path[256];    /* last good map (default /var/lib/aldrec/pmap-snapshot.db) */
 } aldrec_config_t;
 
 /* Fills *cfg with defaults. */

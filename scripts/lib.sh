@@ -5,7 +5,7 @@
 #   ald_workdir NAME        fresh directory for a run; sets WORK
 #   pg_start                private PostgreSQL 15 cluster + database "aldrec",
 #                           migrated; sets PGPORT, ADMIN_DSN, REC_DSN, READER_DSN
-#   redis_start             sets REDIS_PORT
+#   redis_start             sets REDIS_PORT, REDIS_PID; redis_stop, redis_restart
 #   aldsim_start NAME ARGS  sets SIM_PORT_<NAME>, SIM_PID_<NAME>
 #   aldsim_start_rtu NAME ARGS
 #                           aldsim serving RTU on a socat pty pair; sets
@@ -173,24 +173,36 @@ pg_stop() {
     ALD_PGDATA=""
 }
 
-redis_start() {
-    local dir=$WORK/redis try
+# redis_launch PORT — starts redis-server on PORT and waits until it
+# answers. Returns 1 if it does not.
+redis_launch() {
+    local dir=$WORK/redis
     mkdir -p "$dir"
+    redis-server --bind 127.0.0.1 --port "$1" --protected-mode yes \
+        --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
+    REDIS_PID=$!
+    if wait_until 10 "redis on $1" \
+        bash -c "[ \"\$(redis-cli -h 127.0.0.1 -p $1 ping)\" = PONG ]"; then
+        ald_track "$REDIS_PID" redis-server
+        export REDIS_PORT=$1 REDIS_PID
+        return 0
+    fi
+    kill "$REDIS_PID" 2>/dev/null || true
+    return 1
+}
+
+redis_start() {
+    local try
     for try in 1 2 3; do
-        REDIS_PORT=$("$BIN/freeport")
-        redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes \
-            --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
-        REDIS_PID=$!
-        if wait_until 10 "redis on $REDIS_PORT" \
-            bash -c "[ \"\$(redis-cli -h 127.0.0.1 -p $REDIS_PORT ping)\" = PONG ]"; then
-            ald_track "$REDIS_PID" redis-server
-            export REDIS_PORT REDIS_PID
-            return 0
-        fi
-        kill "$REDIS_PID" 2>/dev/null || true
+        redis_launch "$("$BIN/freeport")" && return 0
     done
     ald_die "cannot start redis-server"
 }
+
+# redis_stop / redis_restart — stop the private Redis by its PID; start it
+# again on the same port (degraded-mode tests of the metadata cache).
+redis_stop() { ald_stop_pid "$REDIS_PID" redis-server; }
+redis_restart() { redis_launch "$REDIS_PORT" || ald_die "cannot restart redis-server on $REDIS_PORT"; }
 
 # aldsim_start NAME [ARGS...] — starts aldsim on a free port (it picks one),
 # with fault file $WORK/aldsim-NAME.faults (empty) for aldsim_fault.
@@ -307,6 +319,7 @@ aldrecd_config() {
         [recorder.socket]=$WORK/aldrecd.sock [recorder.batch_rows]=1000
         [recorder.flush_interval_ms]=500 [recorder.log_level]=info
         [modbus.response_timeout_ms]=500
+        [cache.redis_port]=${REDIS_PORT:-0} [cache.snapshot]=$WORK/pmap-snapshot.db
     )
     local a
     for a in "$@"; do kv[${a%%=*}]=${a#*=}; done
@@ -317,10 +330,10 @@ aldrecd_config() {
         echo "admin_conninfo = $ADMIN_DSN"
         echo "reader_conninfo = $READER_DSN"
         local sec k
-        for sec in recorder modbus; do
+        for sec in recorder modbus cache; do
             echo "[$sec]"
             for k in "${!kv[@]}"; do
-                [ "${k%%.*}" = "$sec" ] && echo "${k#*.} = ${kv[$k]}"
+                if [ "${k%%.*}" = "$sec" ]; then echo "${k#*.} = ${kv[$k]}"; fi
             done
         done
     } > "$file"

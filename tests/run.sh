@@ -7,14 +7,15 @@
 #   tests/run.sh integration     integration tests only
 #
 # Unit tests are $BIN/test_* programs; those that need PostgreSQL get
-# ALDREC_TEST_DSN of a private cluster started here. With SAN_BIN set (make
-# test does), the unit tests found there (built with ASan+UBSan) run as
-# well, as "san/test_*". With FUZZ_BIN set, each fuzz target there replays
-# its corpus and fuzzes for FUZZ_SECONDS (default 5; tests/fuzz/run.sh).
-# Integration tests are tests/integration/*.sh, each starting its own
-# servers. Every test program ends with "NAME: N passed, N failed"; a
-# program that ends without that line (crash, sanitizer abort, hang killed
-# by timeout) counts as 1 failure.
+# ALDREC_TEST_DSN (admin) and ALDREC_TEST_REC_DSN (recorder role) of a
+# private cluster started here, those that need Redis REDIS_PORT. With
+# SAN_BIN set (make test does), the unit tests found there (built with
+# ASan+UBSan) run as well, as "san/test_*". With FUZZ_BIN set, each fuzz
+# target there replays its corpus and fuzzes for FUZZ_SECONDS (default 5;
+# tests/fuzz/run.sh). Integration tests are tests/integration/*.sh, each
+# starting its own servers. Every test program ends with "NAME: N passed,
+# N failed"; a program that ends without that line (crash, sanitizer abort,
+# hang killed by timeout) counts as 1 failure.
 set -uo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 trap ald_cleanup EXIT
@@ -55,9 +56,10 @@ run_one() {   # name timeout_s cmd...
 ald_workdir tests
 if [ "$what" = all ] || [ "$what" = unit ]; then
     pg_start
+    redis_start
     aldrecd_config "$WORK/unit.conf"
     pg_migrate "$WORK/unit.conf"
-    export ALDREC_TEST_DSN=$ADMIN_DSN
+    export ALDREC_TEST_DSN=$ADMIN_DSN ALDREC_TEST_REC_DSN=$REC_DSN REDIS_PORT
     for t in "$BIN"/test_*; do
         [ -x "$t" ] || continue
         run_one "$(basename "$t")" 300 ${ALDREC_TEST_WRAPPER:-} "$t"

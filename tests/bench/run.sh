@@ -9,6 +9,9 @@
 #      polling 4 aldsim devices x 100 parameters at 10, 20 and 50 Hz.
 #   4. queries (query_bench.sh): export and step summary vs the same on an
 #      unindexed copy, plot time of a 10-hour run.
+#   5. parameter metadata cache: lookup medians (L1 hit, L2 hit, PostgreSQL
+#      miss) and bulk refresh vs one query per component (demo map; 1,000
+#      parameters over 100 components).
 # Not run by `make test`: timings belong here, not in pass/fail checks.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -56,3 +59,21 @@ echo "== acquisition: one aldrecd, 4 aldsim devices x 100 parameters (tests/benc
 bash "$(dirname "$0")/bench_acq.sh" | sed 's/^/   /'
 # 4. the read side at 10 M points (its own private cluster)
 bash "$(dirname "$0")/query_bench.sh"
+echo "== parameter metadata cache (demo map; 100 components x 10 parameters)"
+redis_start
+psql -XAtq -v ON_ERROR_STOP=1 "$ADMIN_DSN" >/dev/null <<'SQL'
+INSERT INTO machines (name) VALUES ('bulk100') ON CONFLICT DO NOTHING;
+INSERT INTO machine_components (machine_id, name, host, port)
+SELECT m.id, 'c' || lpad(g::text, 3, '0'), '127.0.0.1', 1502
+  FROM machines m, generate_series(1, 100) g WHERE m.name = 'bulk100' ON CONFLICT DO NOTHING;
+INSERT INTO component_parameters (component_id, name, register_type, address, data_type)
+SELECT mc.id, 'p' || k, 'holding', k, 'u16'
+  FROM machine_components mc JOIN machines m ON m.id = mc.machine_id AND m.name = 'bulk100',
+       generate_series(0, 9) k
+ON CONFLICT DO NOTHING;
+SQL
+"$BIN/bench_cache" "$REC_DSN" "$REDIS_PORT" "${BENCH_CACHE_ROUNDS:-101}" ald-demo bulk100 > "$WORK/cache.txt"
+sed 's/^/   /' "$WORK/cache.txt"
+awk '/^l1_hit_ns/ {l1=$2} /^l2_hit_us/ {l2=$2} /^pg_miss_us/ {pg=$2}
+     END {printf "   MEDIAN lookup: L1 hit %d ns, L2 hit (tool run: connect + MGET + decode) %.0f us, PostgreSQL miss (connect + bulk query + L2 write) %.0f us\n", l1, l2, pg}' "$WORK/cache.txt"
+awk '/^refresh/ {printf "   RATIO %s (%d parameters, %d components): one query per component / bulk = %.3f ms / %.3f ms = %.1fx\n", $2, $4, $6, $10, $8, $10 / $8}' "$WORK/cache.txt"

@@ -1,0 +1,396 @@
+/* cmd_param.c — aldrec get|set COMPONENT.PARAM: a parameter's metadata
+ * from the cache (cache/pcache.h: Redis if current, else PostgreSQL in one
+ * query, else the snapshot), its live value over Modbus, and set points
+ * checked against the metadata before anything reaches the device.
+ *
+ * A set point that was written is reported to aldrecd as a set-point event
+ * (control command EVENT), which records it through its spool like the
+ * data points. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ctl.h"
+#include "log.h"
+#include "mbio.h"
+#include "pcache.h"
+#include "sample.h"
+
+/* What `aldrec set` asks aldrecd to record (table setpoint_events; the
+ * daemon adds the process being recorded, if any). */
+typedef struct setpoint_event {
+    int32_t parameter_id;
+    int64_t ts_us;              /* wall clock when the write was acknowledged */
+    double requested;           /* engineering value asked for */
+    double readback;            /* engineering value read back */
+    bool has_readback;          /* false: read-back failed (quality says why) */
+    int16_t quality;
+    char requested_by[128];     /* printable ASCII, no newline */
+} setpoint_event_t;
+
+static const char *quality_name(int q)
+{
+    switch (q) {
+    case Q_GOOD:
+        return "good";
+    case Q_OUT_OF_RANGE:
+        return "out of range";
+    case Q_COMM_ERROR:
+        return "communication error";
+    case Q_TIMEOUT:
+        return "timeout";
+    case Q_STALE:
+        return "stale";
+    default:
+        return q >= Q_EXCEPTION_BASE ? "Modbus exception" : "unknown";
+    }
+}
+
+static void format_limits(char *buf, size_t cap, const param_meta_t *p)
+{
+    char lo[32] = "-inf", hi[32] = "+inf";
+    if (p->has_min)
+        snprintf(lo, sizeof lo, "%.10g", p->min);
+    if (p->has_max)
+        snprintf(hi, sizeof hi, "%.10g", p->max);
+    snprintf(buf, cap, "[%s, %s]%s%s", lo, hi, p->units[0] ? " " : "", p->units);
+}
+
+/* -v: the entry's metadata and where it came from, on stderr. */
+static void describe(pcache_t *c, const param_meta_t *p)
+{
+    pcache_stats_t st;
+    char lim[96];
+    pcache_get_stats(c, &st);
+    format_limits(lim, sizeof lim, p);
+    fprintf(stderr, "aldrec: %s: id %d, %s %d, %s %s, scale %g, offset %g, limits %s, %s;"
+            " metadata from %s (version %lld, read from PostgreSQL %.1f s ago)\n",
+            p->qualified, p->id, regcodec_regtype_name(p->table), p->address,
+            regcodec_type_name(p->type), regcodec_order_name(p->order), p->scale, p->offset,
+            lim, p->writable ? "writable" : "read-only", pcache_source_name(st.source),
+            (long long)st.version, st.age_s);
+}
+
+/* Opens the cache for a one-shot lookup. */
+static pcache_t *open_cache(const aldrec_config_t *cfg, bool verbose)
+{
+    pcache_opts_t o;
+    log_init("aldrec", verbose ? LL_DEBUG : LL_WARN);
+    pcache_opts_from_config(&o, cfg);
+    o.app_name = "aldrec";
+    pcache_t *c = pcache_new(&o);
+    if (!c)
+        cli_fail("cannot set up the metadata cache: %s", strerror(errno));
+    return c;
+}
+
+/* Prints why name is not a parameter of the map, with what there is. */
+static void explain_unknown(pcache_t *c, const char *name, const char *cmd)
+{
+    pmap_t *m = pcache_map(c);
+    char comp[64], list[512] = "";
+    size_t clen = strcspn(name, ".");
+    snprintf(comp, sizeof comp, "%.*s", (int)(clen < sizeof comp ? clen : sizeof comp - 1), name);
+    bool comp_known = false;
+    for (size_t i = 0; m && i < pmap_count(m); i++)
+        comp_known |= strcmp(pmap_at(m, i)->component, comp) == 0;
+    for (size_t i = 0; m && i < pmap_count(m); i++) {
+        const param_meta_t *p = pmap_at(m, i);
+        const char *item = comp_known ? p->name : p->component;
+        if (comp_known && strcmp(p->component, comp) != 0)
+            continue;
+        if (!comp_known && i > 0 && strcmp(pmap_at(m, i - 1)->component, p->component) == 0)
+            continue;
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", item);
+    }
+    if (!name[clen])
+        fprintf(stderr, "aldrec: %s: \"%s\" is not COMPONENT.PARAM\n", cmd, name);
+    else if (comp_known)
+        fprintf(stderr, "aldrec: %s: unknown parameter \"%s\" (%s has: %s)\n", cmd, name, comp,
+                list);
+    else
+        fprintf(stderr, "aldrec: %s: unknown parameter \"%s\": no component \"%s\" on machine"
+                " %s (components: %s)\n", cmd, name, comp, m ? pmap_machine(m) : "?", list);
+    pmap_free(m);
+}
+
+/* Looks name up. Returns 0 with *out, 1 unknown (explained), -1 no
+ * metadata at all (explained). */
+static int find_param(pcache_t *c, const char *name, param_meta_t *out, const char *cmd,
+                      bool verbose)
+{
+    char err[1024];
+    pcache_result_t r = pcache_fetch(c, name, out, err, sizeof err);
+    if (verbose && r != PCACHE_MISS)
+        describe(c, out);
+    if (r == PCACHE_MISS && err[0]) {
+        fprintf(stderr, "aldrec: %s: %s\n", cmd, err);
+        return -1;
+    }
+    if (r == PCACHE_MISS) {
+        explain_unknown(c, name, cmd);
+        return 1;
+    }
+    if (r == PCACHE_STALE)
+        fprintf(stderr, "aldrec: warning: parameter metadata may be stale (PostgreSQL"
+                " unreachable)\n");
+    if (!out->valid) {
+        fprintf(stderr, "aldrec: %s: parameter %s cannot be used: %s\n", cmd, out->qualified,
+                out->why);
+        return 1;
+    }
+    return 0;
+}
+
+/* The metadata of parameter name, from the cache. Returns 0 with *out, or
+ * the exit status after a message: 2 unknown or unusable, 1 no metadata. */
+static int metadata_of(const aldrec_config_t *cfg, const char *name, param_meta_t *out,
+                       const char *cmd, bool verbose)
+{
+    pcache_t *c = open_cache(cfg, verbose);
+    if (!c)
+        return 1;
+    int rc = find_param(c, name, out, cmd, verbose);
+    pcache_free(c);
+    return rc == 0 ? 0 : rc < 0 ? 1 : 2;
+}
+
+static void format_value(char *buf, size_t cap, const param_meta_t *p, double v)
+{
+    if (p->type == DT_BOOL)
+        snprintf(buf, cap, "%d", v != 0);
+    else
+        snprintf(buf, cap, "%.10g%s%s", v, p->units[0] ? " " : "", p->units);
+}
+
+static int parse_args(int argc, char **argv, const char *cmd, int nargs, bool *verbose,
+                      const char **by)
+{
+    static const struct option opts[] = {
+        { "verbose", no_argument, NULL, 'v' },
+        { "by", required_argument, NULL, 'b' },
+        { NULL, 0, NULL, 0 },
+    };
+    int opt;
+    optind = 1;
+    /* "+": stop at the first operand, so that "-5" is a value, not an option. */
+    while ((opt = getopt_long(argc, argv, "+v", opts, NULL)) != -1) {
+        if (opt == 'v')
+            *verbose = true;
+        else if (opt == 'b' && by)
+            *by = optarg;
+        else
+            return cli_usage_error("%s: bad option", cmd);
+    }
+    if (argc - optind != nargs)
+        return cli_usage_error("%s: expected %s", cmd,
+                               nargs == 1 ? "COMPONENT.PARAM" : "COMPONENT.PARAM VALUE");
+    return 0;
+}
+
+int cmd_param_get(const aldrec_config_t *cfg, int argc, char **argv)
+{
+    bool verbose = false;
+    param_meta_t p;
+    char err[512], val[96];
+    uint16_t words[4] = { 0 };
+    int rc = parse_args(argc, argv, "get", 1, &verbose, NULL);
+    if (rc)
+        return rc;
+    if ((rc = metadata_of(cfg, argv[optind], &p, "get", verbose)) != 0)
+        return rc;
+
+    mbio_t *m = mbio_open(&p, cfg->response_timeout_ms, err, sizeof err);
+    int16_t q = m ? mbio_read(m, &p, words, err, sizeof err) : (int16_t)Q_COMM_ERROR;
+    mbio_close(m);
+    if (q != Q_GOOD) {
+        printf("%s = NULL (quality %d %s)\n", p.qualified, q, quality_name(q));
+        fprintf(stderr, "aldrec: get: %s\n", err);
+        return 1;
+    }
+    double v = mbio_value(&p, words);
+    if (!isfinite(v) || (p.has_min && v < p.min) || (p.has_max && v > p.max))
+        q = Q_OUT_OF_RANGE;
+    format_value(val, sizeof val, &p, v);
+    printf("%s = %s (quality %d %s)\n", p.qualified, val, q, quality_name(q));
+    return 0;
+}
+
+/* Parses a set-point value for p: a finite number, or for booleans also
+ * true/false/on/off. Returns 0 or -1. */
+static int parse_value(const param_meta_t *p, const char *s, double *out)
+{
+    if (p->type == DT_BOOL) {
+        static const char *const yes[] = { "1", "true", "on" }, *const no[] = { "0", "false", "off" };
+        for (size_t i = 0; i < 3; i++) {
+            if (strcasecmp(s, yes[i]) == 0) {
+                *out = 1;
+                return 0;
+            }
+            if (strcasecmp(s, no[i]) == 0) {
+                *out = 0;
+                return 0;
+            }
+        }
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static void who_asked(char *buf, size_t cap, const char *by)
+{
+    char host[64] = "?";
+    if (!by) {
+        const struct passwd *pw = getpwuid(geteuid());
+        gethostname(host, sizeof host - 1);
+        snprintf(buf, cap, "%s@%s via aldrec set", pw ? pw->pw_name : "?", host);
+    } else {
+        snprintf(buf, cap, "%s", by);
+    }
+    for (char *s = buf; *s; s++)      /* one line of printable text */
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            *s = '?';
+}
+
+/* Hands the event to aldrecd (control command EVENT):
+ *   EVENT PARAM_ID TS_US REQUESTED READBACK|- QUALITY REQUESTED_BY...
+ * Numbers in C locale, %.17g; REQUESTED_BY is the rest of the line.
+ * Returns 0 when aldrecd took it, 1 (after a warning) when not. */
+static int send_setpoint_event(const aldrec_config_t *cfg, const setpoint_event_t *ev)
+{
+    char line[512], reply[512], err[512], rb[40] = "-";
+    if (ev->has_readback)
+        snprintf(rb, sizeof rb, "%.17g", ev->readback);
+    snprintf(line, sizeof line, "EVENT %d %lld %.17g %s %d %s", ev->parameter_id,
+             (long long)ev->ts_us, ev->requested, rb, ev->quality, ev->requested_by);
+    int rc = ctl_request(cfg->socket_path, line, reply, sizeof reply, CLI_CTL_TIMEOUT_MS,
+                         err, sizeof err);
+    if (rc == 0)
+        return 0;
+    if (rc < 0) {
+        fprintf(stderr, "aldrec: warning: the set-point event was not recorded: %s\n", err);
+        return 1;
+    }
+    reply[strcspn(reply, "\n")] = '\0';
+    if (strstr(reply, "unknown command"))
+        fprintf(stderr, "aldrec: warning: the set-point event was not recorded: this aldrecd"
+                " does not record set-point events (%s)\n", reply + 4);
+    else
+        fprintf(stderr, "aldrec: warning: the set-point event was not recorded: %s\n",
+                reply + 4);
+    return 1;
+}
+
+int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
+{
+    bool verbose = false;
+    const char *by = NULL;
+    param_meta_t p;
+    char err[512], lim[96], req[96], was[96] = "?", got[96], wrote[96];
+    uint16_t words[4] = { 0 }, back[4] = { 0 }, before[4] = { 0 };
+    double value, raw;
+    int rc = parse_args(argc, argv, "set", 2, &verbose, &by);
+    if (rc)
+        return rc;
+    const char *text = argv[optind + 1];
+    if ((rc = metadata_of(cfg, argv[optind], &p, "set", verbose)) != 0)
+        return rc;
+
+    /* Everything is checked before the device is touched. */
+    format_limits(lim, sizeof lim, &p);
+    if (!p.writable || (p.table != REG_COIL && p.table != REG_HOLDING)) {
+        fprintf(stderr, "aldrec: set %s: read-only parameter (%s %d%s); nothing written\n",
+                p.qualified, regcodec_regtype_name(p.table), p.address,
+                p.writable ? "" : ", is_writable = false");
+        return 2;
+    }
+    if (parse_value(&p, text, &value) < 0) {
+        fprintf(stderr, "aldrec: set %s: \"%s\" is not a %s; nothing written\n", p.qualified,
+                text, p.type == DT_BOOL ? "boolean (0/1, true/false, on/off)" : "finite number");
+        return 2;
+    }
+    if ((p.has_min && value < p.min) || (p.has_max && value > p.max)) {
+        fprintf(stderr, "aldrec: set %s: %.10g is outside the limits %s; nothing written\n",
+                p.qualified, value, lim);
+        return 2;
+    }
+    if (regcodec_to_raw(value, p.scale, p.offset, p.type, &raw) < 0) {
+        fprintf(stderr, "aldrec: set %s: %.10g cannot be stored as %s with scale %g and offset"
+                " %g; nothing written\n", p.qualified, value, regcodec_type_name(p.type),
+                p.scale, p.offset);
+        return 2;
+    }
+    regcodec_encode(raw, p.type, p.order, words);
+    double effective = mbio_value(&p, words);   /* after rounding to the type */
+    format_value(req, sizeof req, &p, value);
+    format_value(wrote, sizeof wrote, &p, effective);
+
+    mbio_t *m = mbio_open(&p, cfg->response_timeout_ms, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "aldrec: set %s: %s; nothing written\n", p.qualified, err);
+        return 1;
+    }
+    if (mbio_read(m, &p, before, err, sizeof err) == Q_GOOD)
+        format_value(was, sizeof was, &p, mbio_value(&p, before));
+    int16_t q = mbio_write(m, &p, words, err, sizeof err);
+    if (q != Q_GOOD) {
+        mbio_close(m);
+        fprintf(stderr, "aldrec: set %s: %s (quality %d %s)\n", p.qualified, err, q,
+                quality_name(q));
+        return 1;
+    }
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    setpoint_event_t ev = {
+        .parameter_id = p.id,
+        .ts_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec,
+        .requested = value,
+    };
+    who_asked(ev.requested_by, sizeof ev.requested_by, by);
+    ev.quality = mbio_read(m, &p, back, err, sizeof err);
+    mbio_close(m);
+    int status = 0;
+    if (ev.quality != Q_GOOD) {
+        fprintf(stderr, "aldrec: set %s: wrote %s but could not read it back: %s\n",
+                p.qualified, wrote, err);
+        status = 1;
+    } else {
+        ev.has_readback = true;
+        ev.readback = mbio_value(&p, back);
+        format_value(got, sizeof got, &p, ev.readback);
+        int n = p.type == DT_BOOL ? 1 : regcodec_words(p.type);
+        bool same = p.type == DT_BOOL ? (back[0] != 0) == (words[0] != 0)
+                                      : memcmp(back, words, (size_t)n * sizeof *words) == 0;
+        if (!same) {
+            fprintf(stderr, "aldrec: set %s: read-back mismatch: wrote %s, device reports %s\n",
+                    p.qualified, wrote, got);
+            status = 1;
+        } else {
+            if (effective != value)
+                printf("%s: %s -> %s (requested %s; the nearest value the device holds),"
+                       " read back %s\n", p.qualified, was, wrote, req, got);
+            else
+                printf("%s: %s -> %s, read back %s\n", p.qualified, was, wrote, got);
+        }
+    }
+    fflush(stdout);
+    if (send_setpoint_event(cfg, &ev) != 0)
+        status = 1;
+    return status;
+}
