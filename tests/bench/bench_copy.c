@@ -82,10 +82,11 @@ int main(int argc, char **argv)
         }
         size_t len;
         uint8_t *d = pgcopy_take(p, &len);
-        pgsink_batch_t b = { .seq = ++seq, .process_id = proc, .rows = (uint32_t)(end - start),
-                             .first_ts_us = first.ts_us, .last_ts_us = last.ts_us,
-                             .data = d, .len = len };
-        pgsink_result_t r = pgsink_write(sink, &b, err, sizeof err);
+        batch_t b = { .kind = BATCH_POINTS, .spool_id = 1, .seq = ++seq, .process_id = proc,
+                      .rows = (uint32_t)(end - start),
+                      .first_ts_us = first.ts_us, .last_ts_us = last.ts_us,
+                      .data = d, .len = len };
+        pgsink_result_t r = pgsink_write(sink, &b, 1, err, sizeof err);
         free(d);
         if (r != PGSINK_STORED) {
             fprintf(stderr, "bench_copy: batch %lld: %s\n", (long long)seq, err);
