@@ -32,6 +32,9 @@ static const struct command commands[] = {
       .args = "", .help = "stop recording; returns once stored" },
     { .name = "status", .fn = cmd_status,
       .args = "", .help = "what aldrecd is doing" },
+    { .name = "spool", .sub = "quarantine", .fn = cmd_spool_quarantine,
+      .args = "list|retry|drop [SEQ|all]",
+      .help = "batches PostgreSQL refused: show, resend, give up" },
     { .name = "db", .sub = "migrate", .fn = cmd_db_migrate,
       .args = "[--sql-dir DIR]", .help = "apply pending schema migrations (admin role)" },
 };

@@ -39,5 +39,6 @@ int cmd_process_start(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_process_stop(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_status(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_db_migrate(const aldrec_config_t *cfg, int argc, char **argv);
+int cmd_spool_quarantine(const aldrec_config_t *cfg, int argc, char **argv);
 
 #endif

@@ -828,6 +828,9 @@ static int try_open(spool_t *sp, bool readonly, bool *created, char *why, size_t
         return open_failure(sp, rc, "opening", why, whylen, err, errlen);
     sqlite3_extended_result_codes(sp->db, 1);
     sqlite3_busy_timeout(sp->db, 5000);
+    /* Until the file is known to be sound, closing must not checkpoint
+     * into it or delete its log: a bad file is moved aside as found. */
+    sqlite3_db_config(sp->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 
     if (!readonly) {
         sqlite3_stmt *s = NULL;
@@ -852,9 +855,18 @@ static int try_open(spool_t *sp, bool readonly, bool *created, char *why, size_t
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     if (rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(s, 0), "ok") != 0) {
-        snprintf(why, whylen, "failed PRAGMA quick_check: %s",
-                 (const char *)sqlite3_column_text(s, 0));
+        /* The first rows say enough ("*** in database main ***", then
+         * what is wrong where). */
+        size_t n = (size_t)snprintf(why, whylen, "failed PRAGMA quick_check:");
+        for (int i = 0; i < 3 && rc == SQLITE_ROW && n < whylen; i++) {
+            n += (size_t)snprintf(why + n, whylen - n, " %s",
+                                  (const char *)sqlite3_column_text(s, 0));
+            rc = sqlite3_step(s);
+        }
         sqlite3_finalize(s);
+        for (char *c = why; *c; c++)
+            if (*c == '\n')
+                *c = ' ';
         return 1;
     }
     sqlite3_finalize(s);
@@ -911,6 +923,7 @@ static int try_open(spool_t *sp, bool readonly, bool *created, char *why, size_t
             return -1;
         sp->sync_full = true;
         sqlite3_wal_hook(sp->db, wal_hook, sp);
+        sqlite3_db_config(sp->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
     }
     return reload_counters(sp, err, errlen);
 }
