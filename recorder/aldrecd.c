@@ -76,6 +76,7 @@ struct recorder {
     /* dropping (spool full): logged when it starts and when it ends */
     bool dropping;
     uint64_t drop_points, drop_batches;
+    double append_last_ms, append_max_ms;     /* spool_append(), fsync included */
     complain_t spool_write;
 };
 
@@ -128,7 +129,12 @@ static void flush_batch(struct recorder *r)
     };
     spool_append_result_t res;
     char err[512];
+    int64_t t0 = poller_mono_ns();
     int rc = spool_append(r->spool, &b, &res, err, sizeof err);
+    double ms = (double)(poller_mono_ns() - t0) / 1e6;
+    r->append_last_ms = ms;
+    if (ms > r->append_max_ms)
+        r->append_max_ms = ms;
     free(data);
     if (rc < 0)
         log_complain(&r->spool_write, LL_ERROR, "cannot write to the spool: %s; the rows are"
@@ -216,6 +222,7 @@ static void reply_status(struct recorder *r, struct client *c)
                  "requests:           %llu (%llu failed)\n"
                  "cycle_ms:           last %.2f, max %.2f\n"
                  "batch_rows:         %zu pending\n"
+                 "spool_append_ms:    last %.2f, max %.2f\n"
                  "database_link:      %s (for %.1f s)\n"
                  "queue:              %llu batches, %llu rows, %llu bytes, oldest %.1f s\n"
                  "drain_rate:         %.0f rows/s (last 10 s)\n"
@@ -230,7 +237,8 @@ static void reply_status(struct recorder *r, struct client *c)
                  ps.devices, ps.devices_up, ps.requests_per_cycle,
                  (unsigned long long)ps.cycles, (unsigned long long)ps.overruns,
                  (unsigned long long)ps.requests, (unsigned long long)ps.request_errors,
-                 ps.last_cycle_ms, ps.max_cycle_ms, pgcopy_rows(r->enc),
+                 ps.last_cycle_ms, ps.max_cycle_ms, pgcopy_rows(r->enc), r->append_last_ms,
+                 r->append_max_ms,
                  forwarder_link_name(fs.link), fs.link_for_s,
                  (unsigned long long)ss.batches, (unsigned long long)ss.rows,
                  (unsigned long long)ss.bytes, oldest, fs.rows_per_s,

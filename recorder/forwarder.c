@@ -176,18 +176,26 @@ static void spool_trouble(forwarder_t *f, const char *what, const char *err)
     note_error(f, err);
 }
 
-/* One claimed group went through pgsink with result r. Returns false when
- * the link failed (the caller backs off). */
-static bool handle_result(forwarder_t *f, pgsink_result_t r, batch_t *b, size_t n,
-                          const char *err)
+/* What became of a claimed group. */
+enum settled {
+    SETTLED_GONE,      /* the batches left the spool (stored, duplicate, quarantined) */
+    SETTLED_KEEP,      /* still queued, certainly not stored */
+    SETTLED_DOUBT,     /* still queued, maybe stored */
+};
+
+/* Acts on pgsink's verdict r for the claimed group b[0..n). Sets *link_ok
+ * to false when the link failed (the caller backs off). */
+static enum settled handle_result(forwarder_t *f, pgsink_result_t r, batch_t *b, size_t n,
+                                  const char *err, bool *link_ok)
 {
     char serr[512] = "";
+    *link_ok = true;
     switch (r) {
     case PGSINK_STORED:
         if (spool_remove(f->sp, b, n, serr, sizeof serr) < 0)
             spool_trouble(f, "removing stored batches from the spool", serr);
         note_stored(f, b, n);
-        return true;
+        return SETTLED_GONE;
     case PGSINK_DUPLICATE:
         if (n > 1)
             break;   /* find out which, one by one */
@@ -198,7 +206,7 @@ static bool handle_result(forwarder_t *f, pgsink_result_t r, batch_t *b, size_t 
         pthread_mutex_lock(&f->lock);
         f->st.duplicate_batches++;
         pthread_mutex_unlock(&f->lock);
-        return true;
+        return SETTLED_GONE;
     case PGSINK_REJECTED:
         if (n > 1)
             break;
@@ -208,25 +216,27 @@ static bool handle_result(forwarder_t *f, pgsink_result_t r, batch_t *b, size_t 
                 (long long)b[0].process_id, err);
         if (spool_quarantine(f->sp, b, err, serr, sizeof serr) < 0) {
             spool_trouble(f, "quarantining a batch", serr);
-            return true;
+            return SETTLED_KEEP;
         }
         pthread_mutex_lock(&f->lock);
         f->st.quarantined_batches++;
         f->st.quarantined_rows += b[0].rows;
         snprintf(f->st.last_error, sizeof f->st.last_error, "%s", err);
         pthread_mutex_unlock(&f->lock);
-        return true;
+        return SETTLED_GONE;
     case PGSINK_RETRY:
+    case PGSINK_IN_DOUBT:
         note_error(f, err);
         if (n > 1)
             f->single_until = b[n - 1].seq;   /* maybe too big for the link */
-        return false;
+        *link_ok = false;
+        return r == PGSINK_IN_DOUBT ? SETTLED_DOUBT : SETTLED_KEEP;
     }
-    /* n > 1 and one of them is a duplicate or refused. */
+    /* n > 1 and one of them is a duplicate or refused: nothing stored. */
     f->single_until = b[n - 1].seq;
     log_msg(LL_INFO, "a transaction of %zu batches failed (%s); writing them one by one", n,
             err);
-    return true;
+    return SETTLED_KEEP;
 }
 
 static void log_drain(forwarder_t *f, bool draining, uint64_t queued_rows)
@@ -312,10 +322,14 @@ static enum outcome run_once(forwarder_t *f, int64_t next_try, char *err, size_t
     log_drain(f, draining, ss.rows);
 
     pgsink_result_t r = pgsink_write(f->sink, b, n, err, errlen);
-    bool ok = handle_result(f, r, b, n, err);
+    bool ok;
+    enum settled what = handle_result(f, r, b, n, err, &ok);
     if (n == 1 && b[0].seq >= f->single_until)
         f->single_until = 0;
-    spool_unclaim(f->sp);
+    char serr[512];
+    if (spool_unclaim(f->sp, b, what == SETTLED_GONE ? 0 : n, what == SETTLED_DOUBT, serr,
+                      sizeof serr) < 0)
+        spool_trouble(f, "releasing batches", serr);
     spool_batches_free(b, n);
     poke(f->notify[1]);
     return ok ? OUT_AGAIN : OUT_LINK_FAILED;

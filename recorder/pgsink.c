@@ -30,6 +30,7 @@ struct pgsink {
     char *rid_literal;      /* recorder_id quoted for SQL, made at connect */
     int timeout_ms;
     int cancel_fd;
+    bool answered;          /* the last command got at least one result */
 };
 
 static int64_t mono_ms(void)
@@ -142,6 +143,15 @@ static void wait_error(pgsink_t *s, const char *what, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", what, strerror(errno));
 }
 
+/* Server notices ("terminating connection due to administrator command"
+ * and the like) precede an error we report anyway; libpq would print them
+ * on stderr. */
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 int pgsink_connect(pgsink_t *s, char *err, size_t errlen)
 {
     char timeout_s[16], user_timeout[16], options[160];
@@ -170,6 +180,7 @@ int pgsink_connect(pgsink_t *s, char *err, size_t errlen)
         pgsink_disconnect(s);
         return -1;
     }
+    PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
     /* libpq's handshake loop: wait for what PQconnectPoll asks, then poll. */
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (st != PGRES_POLLING_OK) {
@@ -286,6 +297,7 @@ static enum step finish_command(pgsink_t *s, int64_t deadline, const char *what,
 
     if (in_copy)
         *in_copy = false;
+    s->answered = false;
     if (flush_out(s, deadline, &failed_wait) < 0) {
         if (failed_wait)
             wait_error(s, what, err, errlen);
@@ -295,6 +307,7 @@ static enum step finish_command(pgsink_t *s, int64_t deadline, const char *what,
     }
     while ((res = next_result(s, deadline, &failed_wait)) != NULL) {
         ExecStatusType got = PQresultStatus(res);
+        s->answered = true;
         if (got != PGRES_COMMAND_OK && got != PGRES_COPY_IN && st == STEP_OK) {
             st = is_ledger_conflict(res) ? STEP_DUPLICATE
                  : is_data_error(res)     ? STEP_REJECT
@@ -497,6 +510,11 @@ pgsink_result_t pgsink_write(pgsink_t *s, const batch_t *b, size_t n, char *err,
     if (st == STEP_OK && strcmp(tag, "COMMIT") != 0) {
         snprintf(err, errlen, "COMMIT: server rolled back");
         st = STEP_RETRY;
+    }
+    if (st == STEP_RETRY && !s->answered) {
+        /* COMMIT went out (or may have) and no answer came back. */
+        pgsink_disconnect(s);
+        return PGSINK_IN_DOUBT;
     }
     if (st != STEP_OK)
         goto fail;

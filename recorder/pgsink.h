@@ -35,7 +35,10 @@ typedef struct pgsink pgsink_t;
 typedef enum pgsink_result {
     PGSINK_STORED,      /* committed now */
     PGSINK_DUPLICATE,   /* a ledger row exists: stored earlier */
-    PGSINK_RETRY,       /* transient: connection, deadline, server shutting down */
+    PGSINK_RETRY,       /* transient: connection, deadline, server shutting down;
+                           nothing was stored */
+    PGSINK_IN_DOUBT,    /* the link failed after COMMIT was sent: stored or not,
+                           only a later write can tell (its ledger row) */
     PGSINK_REJECTED,    /* the data was refused (SQLSTATE class 22/23, or
                            malformed COPY data) */
 } pgsink_result_t;
@@ -73,7 +76,7 @@ void pgsink_disconnect(pgsink_t *s);
  * (connecting first if needed). With n > 1, DUPLICATE or REJECTED means at
  * least one of them is affected and nothing was stored: write them one by
  * one to find out which. On anything but STORED/DUPLICATE the reason is in
- * err; on RETRY the connection has been dropped. */
+ * err; on RETRY and IN_DOUBT the connection has been dropped. */
 pgsink_result_t pgsink_write(pgsink_t *s, const batch_t *b, size_t n, char *err, size_t errlen);
 
 /* The COPY statement for a kind, or NULL if the kind is unknown. */

@@ -30,7 +30,8 @@ static const char schema_sql[] =
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, kind INTEGER NOT NULL,"
     "  process_id INTEGER NOT NULL, rows INTEGER NOT NULL,"
     "  first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,"
-    "  spooled_us INTEGER NOT NULL, crc INTEGER NOT NULL, data BLOB NOT NULL);"
+    "  spooled_us INTEGER NOT NULL, crc INTEGER NOT NULL, data BLOB NOT NULL,"
+    "  sent INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX batches_process ON batches (process_id, kind, rows);"
     "CREATE TABLE quarantine ("
     "  seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL,"
@@ -43,6 +44,7 @@ static const char schema_sql[] =
     "  first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,"
     "  points INTEGER NOT NULL, batches INTEGER NOT NULL, params BLOB NOT NULL,"
     "  detail TEXT NOT NULL, started_us INTEGER NOT NULL,"
+    "  first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,"
     "  PRIMARY KEY (process_id, cause)) WITHOUT ROWID;"
     "CREATE TABLE processes ("
     "  process_id INTEGER PRIMARY KEY, rows INTEGER NOT NULL DEFAULT 0,"
@@ -52,7 +54,8 @@ static const char schema_sql[] =
 /* Every statement the spool runs, prepared once at open: a file whose
  * tables do not have these columns is not one of ours. */
 enum st {
-    ST_INSERT, ST_DELETE, ST_CLAIM, ST_DROP, ST_VICTIMS, ST_TO_QUARANTINE,
+    ST_INSERT, ST_DELETE, ST_CLAIM, ST_DROP, ST_VICTIMS, ST_TO_QUARANTINE, ST_MARK_SENT,
+    ST_BETWEEN, ST_MAX_SEQ,
     ST_GAP_GET, ST_GAP_PUT, ST_GAP_LIST, ST_GAP_DEL, ST_PROC_ROWS, ST_PROC_DROPS,
     ST_META_GET, ST_META_PUT, ST_OLDEST, ST_INFO_QUEUED, ST_INFO_QUAR, ST_INFO_PROC,
     ST_INFO_GAP, ST_Q_LIST, ST_Q_RETRY, ST_Q_SELECT, ST_Q_DELETE, ST_COUNT
@@ -66,20 +69,25 @@ static const char *const st_sql[ST_COUNT] = {
                  " FROM batches ORDER BY seq LIMIT ?",
     [ST_DROP] = "DELETE FROM batches WHERE seq = ?"
                 " RETURNING process_id, rows, first_ts, last_ts, data",
-    [ST_VICTIMS] = "SELECT seq, length(data) FROM batches WHERE kind = 1 AND seq > ?"
-                   " ORDER BY seq",
+    [ST_VICTIMS] = "SELECT seq, length(data) FROM batches WHERE kind = 1 AND sent = 0"
+                   " AND seq > ? ORDER BY seq",
+    [ST_MARK_SENT] = "UPDATE batches SET sent = ?3 WHERE seq BETWEEN ?1 AND ?2",
+    [ST_BETWEEN] = "SELECT 1 FROM batches WHERE process_id = ? AND kind = 1"
+                   " AND seq > ? AND seq < ? LIMIT 1",
+    [ST_MAX_SEQ] = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'batches'), 0)",
     [ST_TO_QUARANTINE] = "INSERT INTO quarantine SELECT seq, kind, process_id, rows,"
                          " first_ts, last_ts, spooled_us, crc, data, ?, ?"
                          " FROM batches WHERE seq = ?",
-    [ST_GAP_GET] = "SELECT first_ts, last_ts, points, batches, params FROM gap_open"
-                   " WHERE process_id = ? AND cause = ?",
+    [ST_GAP_GET] = "SELECT first_ts, last_ts, points, batches, params, first_seq, last_seq"
+                   " FROM gap_open WHERE process_id = ? AND cause = ?",
     [ST_GAP_PUT] = "INSERT OR REPLACE INTO gap_open (process_id, cause, first_ts, last_ts,"
-                   " points, batches, params, detail, started_us)"
+                   " points, batches, params, detail, started_us, first_seq, last_seq)"
                    " VALUES (?, ?, ?, ?, ?, ?, ?, coalesce((SELECT detail FROM gap_open"
                    " WHERE process_id = ?1 AND cause = ?2), ?), coalesce((SELECT started_us"
-                   " FROM gap_open WHERE process_id = ?1 AND cause = ?2), ?))",
+                   " FROM gap_open WHERE process_id = ?1 AND cause = ?2), ?), ?, ?)",
     [ST_GAP_LIST] = "SELECT process_id, cause, first_ts, last_ts, points, batches, params,"
-                    " detail FROM gap_open WHERE ?1 < 0 OR process_id = ?1",
+                    " detail FROM gap_open WHERE (?1 < 0 OR process_id = ?1)"
+                    " AND (?2 = 0 OR cause = ?2)",
     [ST_GAP_DEL] = "DELETE FROM gap_open WHERE process_id = ? AND cause = ?",
     [ST_PROC_ROWS] = "INSERT INTO processes (process_id, rows) VALUES (?, ?)"
                      " ON CONFLICT (process_id) DO UPDATE SET rows = rows + excluded.rows",
@@ -134,6 +142,7 @@ struct spool {
     /* this process */
     uint64_t appended_batches, appended_rows;
     int64_t claim_hi;           /* highest seq claimed by the forwarder; 0: none */
+    int64_t removed_hi;         /* highest seq that left for PostgreSQL since open */
     size_t last_len;            /* size of the last POINTS batch appended */
     int wal_pages;
     struct lost lost[MAX_LOST];
@@ -352,81 +361,6 @@ static void idset_add_blob(struct idset *s, const void *blob, int bytes)
 
 /* ---- gaps --------------------------------------------------------------- */
 
-/* Points dropped from one process for one cause, to be added to gap_open. */
-struct gapacc {
-    int64_t process_id;
-    int cause;
-    int64_t first_ts, last_ts;
-    uint64_t points;
-    uint32_t batches;
-    struct idset params;
-    const char *detail;
-};
-
-static void gapacc_add(struct gapacc *g, int64_t first, int64_t last, uint32_t rows)
-{
-    if (g->batches == 0 || first < g->first_ts)
-        g->first_ts = first;
-    if (g->batches == 0 || last > g->last_ts)
-        g->last_ts = last;
-    g->points += rows;
-    g->batches++;
-}
-
-/* Adds g to its gap_open row and to the process's drop counters. */
-static int gap_merge(spool_t *sp, struct gapacc *g, char *err, size_t errlen)
-{
-    sqlite3_stmt *s = stmt(sp, ST_GAP_GET);
-    sqlite3_bind_int64(s, 1, g->process_id);
-    sqlite3_bind_int(s, 2, g->cause);
-    int rc = sqlite3_step(s);
-    int64_t first = g->first_ts, last = g->last_ts;
-    uint64_t points = g->points;
-    uint32_t batches = g->batches;
-    bool existed = rc == SQLITE_ROW;
-    if (rc == SQLITE_ROW) {
-        int64_t f = sqlite3_column_int64(s, 0), l = sqlite3_column_int64(s, 1);
-        first = f < first ? f : first;
-        last = l > last ? l : last;
-        points += (uint64_t)sqlite3_column_int64(s, 2);
-        batches += (uint32_t)sqlite3_column_int(s, 3);
-        idset_add_blob(&g->params, sqlite3_column_blob(s, 4), sqlite3_column_bytes(s, 4));
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(sp, "reading an open gap", err, errlen);
-    if (g->params.oom) {
-        snprintf(err, errlen, "spool: out of memory collecting parameter ids");
-        return -1;
-    }
-    idset_normalise(&g->params);
-
-    s = stmt(sp, ST_GAP_PUT);
-    sqlite3_bind_int64(s, 1, g->process_id);
-    sqlite3_bind_int(s, 2, g->cause);
-    sqlite3_bind_int64(s, 3, first);
-    sqlite3_bind_int64(s, 4, last);
-    sqlite3_bind_int64(s, 5, (int64_t)points);
-    sqlite3_bind_int64(s, 6, batches);
-    sqlite3_bind_blob(s, 7, g->params.v ? (const void *)g->params.v : "",
-                      (int)(g->params.n * sizeof(int32_t)), SQLITE_STATIC);
-    sqlite3_bind_text(s, 8, g->detail, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 9, wall_us());
-    if (step_done(sp, s, "recording a gap", err, errlen) < 0)
-        return -1;
-    s = stmt(sp, ST_PROC_DROPS);
-    sqlite3_bind_int64(s, 1, g->process_id);
-    sqlite3_bind_int64(s, 2, (int64_t)g->points);
-    sqlite3_bind_int64(s, 3, g->batches);
-    if (step_done(sp, s, "counting dropped points", err, errlen) < 0)
-        return -1;
-    if (!existed)
-        sp->gaps_open++;
-    sp->dropped_points += g->points;
-    sp->dropped_batches += g->batches;
-    return 0;
-}
-
 /* The one-row data_gaps COPY stream (columns as in pgsink.c). */
 static uint8_t *gap_payload(int64_t process_id, int64_t first, int64_t last, uint64_t points,
                             uint32_t batches, const int32_t *params, size_t nparams,
@@ -488,36 +422,42 @@ static const char *cause_reason(int cause)
     }
 }
 
-/* Queues a GAPS batch for every open gap of process_id (< 0: all). */
-static int close_gaps(spool_t *sp, int64_t process_id, uint32_t *closed, char *err, size_t errlen)
+/* One open gap as read from gap_open. */
+struct gap {
+    int64_t pid, first, last, last_seq;
+    int cause;
+    uint64_t points;
+    uint32_t batches;
+    struct idset params;
+    char reason[512];
+};
+
+/* Queues a GAPS batch for every open gap of process_id (< 0: all) and
+ * cause (0: all), and removes them from gap_open. */
+static int close_gaps(spool_t *sp, int64_t process_id, int cause, uint32_t *closed, char *err,
+                      size_t errlen)
 {
-    struct row {
-        int64_t pid, first, last;
-        int cause;
-        uint64_t points;
-        uint32_t batches;
-        struct idset params;
-        char reason[512];
-    } *rows = NULL;
+    struct gap *v = NULL;
     size_t n = 0, cap = 0;
     int rc = -1;
 
     sqlite3_stmt *s = stmt(sp, ST_GAP_LIST);
     sqlite3_bind_int64(s, 1, process_id);
+    sqlite3_bind_int(s, 2, cause);
     int step;
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         if (n == cap) {
             cap = cap ? cap * 2 : 4;
-            struct row *nr = realloc(rows, cap * sizeof *nr);
-            if (!nr) {
+            struct gap *nv = realloc(v, cap * sizeof *nv);
+            if (!nv) {
                 snprintf(err, errlen, "spool: out of memory");
                 sqlite3_reset(s);
                 goto out;
             }
-            rows = nr;
+            v = nv;
         }
-        struct row *r = &rows[n++];
-        *r = (struct row){
+        struct gap *g = &v[n++];
+        *g = (struct gap){
             .pid = sqlite3_column_int64(s, 0),
             .cause = sqlite3_column_int(s, 1),
             .first = sqlite3_column_int64(s, 2),
@@ -525,8 +465,8 @@ static int close_gaps(spool_t *sp, int64_t process_id, uint32_t *closed, char *e
             .points = (uint64_t)sqlite3_column_int64(s, 4),
             .batches = (uint32_t)sqlite3_column_int(s, 5),
         };
-        idset_add_blob(&r->params, sqlite3_column_blob(s, 6), sqlite3_column_bytes(s, 6));
-        snprintf(r->reason, sizeof r->reason, "%s: %s", cause_reason(r->cause),
+        idset_add_blob(&g->params, sqlite3_column_blob(s, 6), sqlite3_column_bytes(s, 6));
+        snprintf(g->reason, sizeof g->reason, "%s: %s", cause_reason(g->cause),
                  (const char *)sqlite3_column_text(s, 7));
     }
     sqlite3_reset(s);
@@ -535,24 +475,24 @@ static int close_gaps(spool_t *sp, int64_t process_id, uint32_t *closed, char *e
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        struct row *r = &rows[i];
+        struct gap *g = &v[i];
         size_t len;
-        uint8_t *data = gap_payload(r->pid, r->first, r->last, r->points, r->batches,
-                                    r->params.v, r->params.n, r->reason, &len);
         int64_t seq;
-        if (!data || r->params.oom) {
-            free(data);
+        uint8_t *data = g->params.oom ? NULL
+                        : gap_payload(g->pid, g->first, g->last, g->points, g->batches,
+                                      g->params.v, g->params.n, g->reason, &len);
+        if (!data) {
             snprintf(err, errlen, "spool: out of memory building a gap record");
             goto out;
         }
-        int ins = insert_batch(sp, BATCH_GAPS, r->pid, 1, r->first, r->last, data, len, &seq,
+        int ins = insert_batch(sp, BATCH_GAPS, g->pid, 1, g->first, g->last, data, len, &seq,
                                err, errlen);
         free(data);
         if (ins < 0)
             goto out;
         s = stmt(sp, ST_GAP_DEL);
-        sqlite3_bind_int64(s, 1, r->pid);
-        sqlite3_bind_int(s, 2, r->cause);
+        sqlite3_bind_int64(s, 1, g->pid);
+        sqlite3_bind_int(s, 2, g->cause);
         if (step_done(sp, s, "closing a gap", err, errlen) < 0)
             goto out;
         sp->gaps_open--;
@@ -562,9 +502,123 @@ static int close_gaps(spool_t *sp, int64_t process_id, uint32_t *closed, char *e
     rc = 0;
 out:
     for (size_t i = 0; i < n; i++)
-        free(rows[i].params.v);
-    free(rows);
+        free(v[i].params.v);
+    free(v);
     return rc;
+}
+
+/* Whether a batch dropped now (seq; INT64_MAX for a new batch that never
+ * got one) continues the hole of batches first_seq..last_seq: it comes
+ * after it and no batch of the process between them is still spooled or
+ * has gone to PostgreSQL. If not, the data has a piece in the middle and
+ * the hole gets two records, so that a record's time range never covers
+ * stored data. (A batch before the hole — one released by the forwarder
+ * after a failed send — always starts a new record.) */
+static int gap_continues(spool_t *sp, int64_t pid, int64_t first_seq, int64_t last_seq,
+                         int64_t seq)
+{
+    if (seq < first_seq || sp->removed_hi > last_seq)
+        return 0;
+    sqlite3_stmt *s = stmt(sp, ST_BETWEEN);
+    sqlite3_bind_int64(s, 1, pid);
+    sqlite3_bind_int64(s, 2, last_seq);
+    sqlite3_bind_int64(s, 3, seq);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 1 : rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Points dropped from one process for one cause. */
+struct drop {
+    int64_t process_id;
+    int cause;
+    int64_t seq;               /* the dropped batch's; INT64_MAX: it had none */
+    int64_t first_ts, last_ts;
+    uint64_t points;
+    uint32_t batches;
+    struct idset params;       /* its parameter ids */
+    const char *detail;
+};
+
+/* Adds d to its open gap (or opens one) and to the process's drop
+ * counters. A hole that does not continue the open one closes it first. */
+static int gap_add(spool_t *sp, struct drop *d, char *err, size_t errlen)
+{
+    sqlite3_stmt *s = stmt(sp, ST_GAP_GET);
+    sqlite3_bind_int64(s, 1, d->process_id);
+    sqlite3_bind_int(s, 2, d->cause);
+    int rc = sqlite3_step(s);
+    bool existed = rc == SQLITE_ROW;
+    int64_t first_seq = existed ? sqlite3_column_int64(s, 5) : 0;
+    int64_t last_seq = existed ? sqlite3_column_int64(s, 6) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(sp, "reading an open gap", err, errlen);
+    if (existed && d->cause == CAUSE_FULL) {
+        int cont = gap_continues(sp, d->process_id, first_seq, last_seq, d->seq);
+        if (cont < 0)
+            return db_fail(sp, "reading the queue", err, errlen);
+        if (!cont) {
+            if (close_gaps(sp, d->process_id, d->cause, NULL, err, errlen) < 0)
+                return -1;
+            existed = false;
+        }
+    }
+    struct gap g = { .first = d->first_ts, .last = d->last_ts, .points = d->points,
+                     .batches = d->batches };
+    if (existed) {
+        s = stmt(sp, ST_GAP_GET);
+        sqlite3_bind_int64(s, 1, d->process_id);
+        sqlite3_bind_int(s, 2, d->cause);
+        if (sqlite3_step(s) == SQLITE_ROW) {
+            int64_t f = sqlite3_column_int64(s, 0), l = sqlite3_column_int64(s, 1);
+            g.first = f < g.first ? f : g.first;
+            g.last = l > g.last ? l : g.last;
+            g.points += (uint64_t)sqlite3_column_int64(s, 2);
+            g.batches += (uint32_t)sqlite3_column_int(s, 3);
+            idset_add_blob(&d->params, sqlite3_column_blob(s, 4), sqlite3_column_bytes(s, 4));
+        }
+        sqlite3_reset(s);
+    }
+    if (d->params.oom) {
+        snprintf(err, errlen, "spool: out of memory collecting parameter ids");
+        return -1;
+    }
+    idset_normalise(&d->params);
+    int64_t seq = d->seq;
+    if (seq == INT64_MAX) {
+        /* A batch that never got a number: mark the hole as ending after
+         * the newest batch so far. */
+        s = stmt(sp, ST_MAX_SEQ);
+        seq = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+        sqlite3_reset(s);
+    }
+    s = stmt(sp, ST_GAP_PUT);
+    sqlite3_bind_int64(s, 1, d->process_id);
+    sqlite3_bind_int(s, 2, d->cause);
+    sqlite3_bind_int64(s, 3, g.first);
+    sqlite3_bind_int64(s, 4, g.last);
+    sqlite3_bind_int64(s, 5, (int64_t)g.points);
+    sqlite3_bind_int64(s, 6, g.batches);
+    sqlite3_bind_blob(s, 7, d->params.v ? (const void *)d->params.v : "",
+                      (int)(d->params.n * sizeof(int32_t)), SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, d->detail, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 9, wall_us());
+    sqlite3_bind_int64(s, 10, existed ? first_seq : seq);
+    sqlite3_bind_int64(s, 11, seq);
+    if (step_done(sp, s, "recording a gap", err, errlen) < 0)
+        return -1;
+    s = stmt(sp, ST_PROC_DROPS);
+    sqlite3_bind_int64(s, 1, d->process_id);
+    sqlite3_bind_int64(s, 2, (int64_t)d->points);
+    sqlite3_bind_int64(s, 3, d->batches);
+    if (step_done(sp, s, "counting dropped points", err, errlen) < 0)
+        return -1;
+    if (!existed)
+        sp->gaps_open++;
+    sp->dropped_points += d->points;
+    sp->dropped_batches += d->batches;
+    return 0;
 }
 
 /* Points of batches that could not be written go into gap_open now. */
@@ -572,16 +626,22 @@ static int flush_lost(spool_t *sp, char *err, size_t errlen)
 {
     for (size_t i = 0; i < sp->nlost; i++) {
         struct lost *l = &sp->lost[i];
-        struct gapacc g = { .process_id = l->process_id, .cause = CAUSE_WRITE_FAILED,
-                            .first_ts = l->first_ts, .last_ts = l->last_ts,
-                            .points = l->points, .batches = l->batches, .detail = l->detail };
         /* The ids were not kept (memory); the record names no parameter.
          * Counters were raised when the points were lost. */
+        struct drop d = { .process_id = l->process_id, .cause = CAUSE_WRITE_FAILED,
+                          .seq = INT64_MAX, .first_ts = l->first_ts, .last_ts = l->last_ts,
+                          .points = l->points, .batches = l->batches, .detail = l->detail };
         sp->dropped_points -= l->points;
         sp->dropped_batches -= l->batches;
-        int rc = gap_merge(sp, &g, err, errlen);
-        free(g.params.v);
+        int rc = gap_add(sp, &d, err, errlen);
+        free(d.params.v);
         if (rc < 0)
+            return -1;
+        /* Sampled rows, too, so that "recorded" counts them. */
+        sqlite3_stmt *s = stmt(sp, ST_PROC_ROWS);
+        sqlite3_bind_int64(s, 1, l->process_id);
+        sqlite3_bind_int64(s, 2, (int64_t)l->points);
+        if (step_done(sp, s, "counting rows", err, errlen) < 0)
             return -1;
     }
     return 0;
@@ -611,7 +671,8 @@ static void note_lost(spool_t *sp, const batch_t *b, const char *why)
     sp->dropped_batches++;
 }
 
-/* Drops the oldest POINTS batches that are not claimed until `need` more
+/* Drops the oldest POINTS batches that may be dropped — not claimed by the
+ * forwarder, not possibly in PostgreSQL already (sent) — until `need` more
  * bytes fit under the cap. Returns 1 when that is impossible (nothing
  * dropped), 0 when done, -1 on error. */
 static int make_room(spool_t *sp, size_t need, const char *detail, spool_append_result_t *res,
@@ -620,14 +681,11 @@ static int make_room(spool_t *sp, size_t need, const char *detail, spool_append_
     int64_t over = (int64_t)(sp->bytes + sp->q_bytes + need) - sp->max_bytes;
     int64_t *victims = NULL;
     size_t nv = 0, cap = 0;
-    struct gapacc acc[8];
-    size_t nacc = 0;
     int rc = -1;
 
     sqlite3_stmt *s = stmt(sp, ST_VICTIMS);
     sqlite3_bind_int64(s, 1, sp->claim_hi);
-    int step;
-    while (over > 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+    while (over > 0 && sqlite3_step(s) == SQLITE_ROW) {
         if (nv == cap) {
             cap = cap ? cap * 2 : 16;
             int64_t *nvict = realloc(victims, cap * sizeof *nvict);
@@ -654,52 +712,31 @@ static int make_room(spool_t *sp, size_t need, const char *detail, spool_append_
             sqlite3_reset(s);
             goto out;
         }
-        int64_t pid = sqlite3_column_int64(s, 0);
-        uint32_t rows = (uint32_t)sqlite3_column_int64(s, 1);
-        int64_t first = sqlite3_column_int64(s, 2), last = sqlite3_column_int64(s, 3);
-        const uint8_t *data = sqlite3_column_blob(s, 4);
+        struct drop d = {
+            .process_id = sqlite3_column_int64(s, 0),
+            .cause = CAUSE_FULL,
+            .seq = victims[i],
+            .points = (uint64_t)sqlite3_column_int64(s, 1),
+            .batches = 1,
+            .first_ts = sqlite3_column_int64(s, 2),
+            .last_ts = sqlite3_column_int64(s, 3),
+            .detail = detail,
+        };
         size_t blen = (size_t)sqlite3_column_bytes(s, 4);
-        struct idset ids = { 0 };
-        idset_add_points(&ids, data, blen);
+        idset_add_points(&d.params, sqlite3_column_blob(s, 4), blen);
         sqlite3_reset(s);
         sp->batches--;
-        sp->rows -= rows;
+        sp->rows -= d.points;
         sp->bytes -= blen;
-
-        size_t k;
-        for (k = 0; k < nacc; k++)
-            if (acc[k].process_id == pid)
-                break;
-        if (k == nacc && nacc == sizeof acc / sizeof acc[0]) {
-            /* More processes than slots: write out what we have. */
-            for (k = 0; k < nacc; k++) {
-                int mrc = gap_merge(sp, &acc[k], err, errlen);
-                free(acc[k].params.v);
-                acc[k].params = (struct idset){ 0 };
-                if (mrc < 0) {
-                    free(ids.v);
-                    goto out;
-                }
-            }
-            nacc = k = 0;
-        }
-        if (k == nacc)
-            acc[nacc++] = (struct gapacc){ .process_id = pid, .cause = CAUSE_FULL,
-                                           .detail = detail };
-        gapacc_add(&acc[k], first, last, rows);
-        for (size_t j = 0; j < ids.n; j++)
-            idset_add(&acc[k].params, ids.v[j]);
-        free(ids.v);
-        res->dropped_batches++;
-        res->dropped_points += rows;
-    }
-    for (size_t k = 0; k < nacc; k++)
-        if (gap_merge(sp, &acc[k], err, errlen) < 0)
+        int grc = gap_add(sp, &d, err, errlen);
+        free(d.params.v);
+        if (grc < 0)
             goto out;
+        res->dropped_batches++;
+        res->dropped_points += d.points;
+    }
     rc = 0;
 out:
-    for (size_t k = 0; k < nacc; k++)
-        free(acc[k].params.v);
     free(victims);
     return rc;
 }
@@ -925,7 +962,21 @@ static int try_open(spool_t *sp, bool readonly, bool *created, char *why, size_t
         sqlite3_wal_hook(sp->db, wal_hook, sp);
         sqlite3_db_config(sp->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
     }
-    return reload_counters(sp, err, errlen);
+    if (reload_counters(sp, err, errlen) < 0)
+        return -1;
+    if (!readonly && sp->gaps_open > 0) {
+        /* What was dropped before this start is one record: whether later
+         * drops continue it cannot be told after a restart. */
+        if (begin(sp, err, errlen) < 0)
+            return -1;
+        if (close_gaps(sp, -1, 0, NULL, err, errlen) < 0) {
+            rollback(sp);
+            return -1;
+        }
+        if (commit(sp, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* Renames path and its -wal/-shm to path.corrupt-STAMP[-N]. */
@@ -1132,12 +1183,13 @@ int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err,
         if (room > 0) {
             /* Drop this batch: the policy says so, or everything else is
              * in flight. */
-            struct gapacc g = { .process_id = b->process_id, .cause = CAUSE_FULL,
-                                .detail = detail };
-            gapacc_add(&g, b->first_ts_us, b->last_ts_us, b->rows);
-            idset_add_points(&g.params, b->data, b->len);
-            int mrc = gap_merge(sp, &g, err, errlen);
-            free(g.params.v);
+            struct drop d = { .process_id = b->process_id, .cause = CAUSE_FULL,
+                              .seq = INT64_MAX, .first_ts = b->first_ts_us,
+                              .last_ts = b->last_ts_us, .points = b->rows, .batches = 1,
+                              .detail = detail };
+            idset_add_points(&d.params, b->data, b->len);
+            int mrc = gap_add(sp, &d, err, errlen);
+            free(d.params.v);
             if (mrc < 0)
                 goto fail_rollback;
             res->stored = false;
@@ -1146,7 +1198,7 @@ int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err,
         }
     } else if (sp->gaps_open > 0 && b->kind != BATCH_GAPS) {
         /* It fitted without dropping anything: the hole has an end. */
-        if (close_gaps(sp, -1, &res->gaps_closed, err, errlen) < 0)
+        if (close_gaps(sp, -1, 0, &res->gaps_closed, err, errlen) < 0)
             goto fail_rollback;
     }
     if (res->stored) {
@@ -1197,7 +1249,7 @@ int spool_close_gaps(spool_t *sp, int64_t process_id, bool only_if_room, uint32_
         if (rc == 0)
             rc = begin(sp, err, errlen);
         if (rc == 0) {
-            rc = close_gaps(sp, process_id, &n, err, errlen);
+            rc = close_gaps(sp, process_id, 0, &n, err, errlen);
             if (rc == 0)
                 rc = commit(sp, err, errlen);
             else
@@ -1249,6 +1301,8 @@ static int quarantine_locked(spool_t *sp, int64_t seq, const char *why, char *er
     sqlite3_reset(s);
     if (commit(sp, err, errlen) < 0)
         return -1;
+    if (seq > sp->removed_hi)
+        sp->removed_hi = seq;
     sp->batches--;
     sp->rows -= rows;
     sp->bytes -= len;
@@ -1330,8 +1384,26 @@ again:;
             (*bad)++;
         goto again;
     }
-    if (k > 0)
+    if (k > 0) {
+        /* From now on these batches may reach PostgreSQL, and whether they
+         * did is known only when a send succeeds or fails before COMMIT:
+         * until then they must not be dropped (their points might be
+         * counted as lost while stored). The mark needs no fsync: it only
+         * has to outlive a crash of aldrecd, not of the machine. */
+        if (set_sync(sp, false, err, errlen) < 0 || begin(sp, err, errlen) < 0)
+            goto out;
+        s = stmt(sp, ST_MARK_SENT);
+        sqlite3_bind_int64(s, 1, v[0].seq);
+        sqlite3_bind_int64(s, 2, v[k - 1].seq);
+        sqlite3_bind_int(s, 3, 1);
+        if (step_done(sp, s, "marking batches sent", err, errlen) < 0) {
+            rollback(sp);
+            goto out;
+        }
+        if (commit(sp, err, errlen) < 0)
+            goto out;
         sp->claim_hi = v[k - 1].seq;
+    }
     rc = 0;
 out:
     pthread_mutex_unlock(&sp->lock);
@@ -1345,11 +1417,30 @@ out:
     return rc;
 }
 
-void spool_unclaim(spool_t *sp)
+int spool_unclaim(spool_t *sp, const batch_t *b, size_t n, bool in_doubt, char *err,
+                  size_t errlen)
 {
+    int rc = 0;
     pthread_mutex_lock(&sp->lock);
     sp->claim_hi = 0;
+    if (!in_doubt && n > 0 && b[0].spool_id == sp->id) {
+        rc = set_sync(sp, false, err, errlen);
+        if (rc == 0)
+            rc = begin(sp, err, errlen);
+        if (rc == 0) {
+            sqlite3_stmt *s = stmt(sp, ST_MARK_SENT);
+            sqlite3_bind_int64(s, 1, b[0].seq);
+            sqlite3_bind_int64(s, 2, b[n - 1].seq);
+            sqlite3_bind_int(s, 3, 0);
+            rc = step_done(sp, s, "unmarking batches", err, errlen);
+            if (rc == 0)
+                rc = commit(sp, err, errlen);
+            else
+                rollback(sp);
+        }
+    }
     pthread_mutex_unlock(&sp->lock);
+    return rc;
 }
 
 int spool_remove(spool_t *sp, const batch_t *b, size_t n, char *err, size_t errlen)
@@ -1367,6 +1458,8 @@ int spool_remove(spool_t *sp, const batch_t *b, size_t n, char *err, size_t errl
         sqlite3_bind_int64(s, 1, b[i].seq);
         int step = sqlite3_step(s);
         if (step == SQLITE_ROW) {
+            if (b[i].seq > sp->removed_hi)
+                sp->removed_hi = b[i].seq;
             sp->batches--;
             sp->rows -= (uint64_t)sqlite3_column_int64(s, 0);
             sp->bytes -= (uint64_t)sqlite3_column_int64(s, 1);

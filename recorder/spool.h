@@ -16,17 +16,21 @@
  *     'process_id'  the process being recorded (0: none); absent until the
  *                   first START/STOP, so a fresh file says "unknown"
  *   batches(seq INTEGER PRIMARY KEY AUTOINCREMENT, kind, process_id, rows,
- *           first_ts, last_ts, spooled_us, crc, data BLOB)
+ *           first_ts, last_ts, spooled_us, crc, data BLOB, sent)
  *     the queue; seq is the batch's ingest_ledger.batch_seq; crc is the
- *     64-bit FNV-1a hash of data, checked before the batch is sent
+ *     64-bit FNV-1a hash of data, checked before the batch is sent; sent
+ *     is 1 while the batch may already be in PostgreSQL (a send was begun
+ *     and did not end in a known failure)
  *   quarantine(seq INTEGER PRIMARY KEY, kind, process_id, rows, first_ts,
  *              last_ts, spooled_us, crc, data BLOB, quarantined_us,
  *              attempts, error TEXT)
  *     batches PostgreSQL refused for good, with the refusal text
  *   gap_open(process_id, cause, first_ts, last_ts, points, batches,
- *            params BLOB, detail TEXT, started_us, PRIMARY KEY (process_id, cause))
- *     what is being dropped right now (one row per process and cause);
- *     params is the sorted set of parameter ids as native int32s
+ *            params BLOB, detail TEXT, started_us, first_seq, last_seq,
+ *            PRIMARY KEY (process_id, cause))
+ *     the hole being made right now (one row per process and cause);
+ *     params is the sorted set of parameter ids as native int32s;
+ *     first_seq/last_seq the first and last batch dropped into it
  *   processes(process_id INTEGER PRIMARY KEY, rows, dropped_points,
  *             dropped_batches)
  *     per process: POINTS rows spooled, and rows/batches dropped
@@ -42,10 +46,15 @@
  *  2. seq strictly increases within a file and is never reused
  *     (AUTOINCREMENT); a quarantined batch keeps its seq, also when it is
  *     retried, so (recorder_id, spool_id, seq) identifies it for ever.
- *  3. Only POINTS batches are ever dropped, never the ones claimed by the
- *     forwarder, and never gap records.
+ *  3. Only POINTS batches are ever dropped: never gap records, never a
+ *     batch claimed by the forwarder or marked sent (it may be stored:
+ *     dropping it would count points as lost that are not).
  *  4. An open gap becomes a GAPS batch (one data_gaps row) in the same
- *     transaction that removes it from gap_open.
+ *     transaction that removes it from gap_open. A gap holds one unbroken
+ *     hole: when a batch of the process between the last dropped one and
+ *     the next is still spooled or went to PostgreSQL, the gap is closed
+ *     and a new one opened, so a gap's time range never covers stored
+ *     data. Gaps still open at start-up are closed.
  *  5. The cap: sum(length(data)) over batches and quarantine stays at or
  *     below max_bytes, except for GAPS batches (small; never refused).
  *
@@ -138,20 +147,24 @@ int spool_close_gaps(spool_t *sp, int64_t process_id, bool only_if_room, uint32_
 
 /* Claims the oldest queued batch and up to max_batches - 1 batches right
  * behind it of the same kind, while their rows add up to at most max_rows
- * (the first is taken whatever its size). Claimed batches are never
- * dropped until spool_unclaim(). *out is an array of *n batches with
- * copies of their data, owned by the caller (spool_batches_free());
- * *n == 0 when the queue is empty. A batch whose data no longer matches its
- * crc is moved to quarantine instead and counted in *bad (may be NULL).
- * Returns 0, or -1 with err. */
+ * (the first is taken whatever its size), and marks them sent: from now on
+ * they may be in PostgreSQL, so they are never dropped until they leave
+ * the spool or spool_unclaim() says the send failed for sure. *out is an
+ * array of *n batches with copies of their data, owned by the caller
+ * (spool_batches_free()); *n == 0 when the queue is empty. A batch whose
+ * data no longer matches its crc is moved to quarantine instead and
+ * counted in *bad (may be NULL). Returns 0, or -1 with err. */
 int spool_claim(spool_t *sp, size_t max_batches, size_t max_rows, batch_t **out, size_t *n,
                 uint32_t *bad, char *err, size_t errlen);
 
 /* Frees what spool_claim() returned; NULL is fine. */
 void spool_batches_free(batch_t *b, size_t n);
 
-/* Ends the claim (after any outcome). */
-void spool_unclaim(spool_t *sp);
+/* Ends the claim, after any outcome. in_doubt: the connection broke after
+ * COMMIT was sent, so the batches (those still here) may be stored and stay
+ * marked sent; otherwise the mark is cleared. Returns 0, or -1 with err. */
+int spool_unclaim(spool_t *sp, const batch_t *b, size_t n, bool in_doubt, char *err,
+                  size_t errlen);
 
 /* Deletes batches PostgreSQL has committed (or found in its ledger).
  * Batches of an earlier spool file (another spool_id) are ignored.

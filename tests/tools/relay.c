@@ -182,7 +182,7 @@ int main(int argc, char **argv)
     printf("relay listening on 127.0.0.1:%d\n", ntohs(la.sin_port));
     fflush(stdout);
 
-    struct pair pairs[MAX_PAIRS];
+    static struct pair pairs[MAX_PAIRS];   /* 8 MiB of buffers: not on the stack */
     for (int i = 0; i < MAX_PAIRS; i++)
         pairs[i] = (struct pair){ .client = -1, .server = -1 };
     bool hole = false;

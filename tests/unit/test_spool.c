@@ -125,7 +125,7 @@ static void test_queue(void)
     spool_batches_free(b2, n2);
 
     T_EQ_INT(spool_remove(sp, b, n, err, sizeof err), 0);
-    spool_unclaim(sp);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
     spool_batches_free(b, n);
     spool_get_stats(sp, &st);
     T_EQ_INT(st.batches, 1);
@@ -140,7 +140,7 @@ static void test_queue(void)
     T_EQ_INT(st.batches, 1);
     b[0].spool_id = id;
     T_EQ_INT(spool_remove(sp, b, n, err, sizeof err), 0);
-    spool_unclaim(sp);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
     spool_batches_free(b, n);
     spool_get_stats(sp, &st);
     T_EQ_INT(st.batches, 0);
@@ -258,7 +258,7 @@ static void test_cap(void)
     /* The forwarder stores batch 1 and the next two: room again. The next
      * append closes the gap: a GAPS batch behind it. */
     T_EQ_INT(spool_remove(sp, b, n, err, sizeof err), 0);
-    spool_unclaim(sp);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
     spool_batches_free(b, n);
     T_EQ_INT(spool_claim(sp, 2, 1000, &b, &n, NULL, err, sizeof err), 0);
     T_EQ_INT(n, 2);
@@ -267,7 +267,7 @@ static void test_cap(void)
         T_EQ_INT(b[1].seq, 5);
     }
     T_EQ_INT(spool_remove(sp, b, n, err, sizeof err), 0);
-    spool_unclaim(sp);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
     spool_batches_free(b, n);
     T_EQ_INT(append(sp, 7, 5000000, 5, 4, &res), 8);   /* 7 is the gap record */
     T_CHECK(res.stored && res.dropped_batches == 0);
@@ -277,7 +277,7 @@ static void test_cap(void)
     T_EQ_INT(spool_claim(sp, 10, 1000, &b, &n, NULL, err, sizeof err), 0);
     T_EQ_INT(n, 1);   /* seq 6: process 8's points; the gap record is another kind */
     spool_batches_free(b, n);
-    spool_unclaim(sp);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
     spool_close(sp);
 
     /* Reopen and find the gap record (kind GAPS, seq 7), store it. */
@@ -289,7 +289,7 @@ static void test_cap(void)
     batch_t *g;
     size_t ng;
     T_EQ_INT(spool_remove(sp, b, n, e2, sizeof e2), 0);
-    spool_unclaim(sp);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
     spool_batches_free(b, n);
     T_EQ_INT(spool_claim(sp, 5, 1000, &g, &ng, NULL, e2, sizeof e2), 0);
     T_EQ_INT(ng, 1);
@@ -312,7 +312,7 @@ static void test_cap(void)
         }
     }
     spool_batches_free(g, ng);
-    spool_unclaim(sp);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
     spool_close(sp);
 
     /* drop_newest: what is queued stays, the new batch is counted. */
@@ -332,6 +332,115 @@ static void test_cap(void)
     spool_get_stats(sp, &st);
     T_EQ_INT(st.batches, 3);
     T_CHECK(!st.dropping);
+    spool_close(sp);
+}
+
+
+/* A send whose outcome is unknown (COMMIT sent, no answer) leaves its
+ * batches marked: they are never dropped, so no stored point is counted as
+ * lost. Drops around a batch that stays make two holes, two records. */
+static void test_doubt(void)
+{
+    char err[512];
+    const int64_t cap = 4 * 1061 + 100;
+    spool_t *sp = open_at("doubt.db", cap, SPOOL_DROP_OLDEST, NULL);
+    if (!sp)
+        return;
+    spool_append_result_t res;
+    for (int i = 0; i < 4; i++)
+        append(sp, 20, 1000000 + i * 500000LL, 5, 4, NULL);
+    batch_t *b;
+    size_t n;
+    T_EQ_INT(spool_claim(sp, 1, 1000, &b, &n, NULL, err, sizeof err), 0);
+    T_EQ_INT(spool_unclaim(sp, b, n, true, err, sizeof err), 0);   /* in doubt */
+    spool_batches_free(b, n);
+    T_EQ_INT(append(sp, 20, 3000000, 5, 4, &res), 5);
+    T_EQ_INT(res.dropped_batches, 1);
+    /* Batch 1 is still first in line, batch 2 was dropped. */
+    T_EQ_INT(spool_claim(sp, 2, 1000, &b, &n, NULL, err, sizeof err), 0);
+    T_EQ_INT(n, 2);
+    T_CHECK(n == 2 && b[0].seq == 1 && b[1].seq == 3);
+    /* Batch 1 turns out stored; the send of 3 failed for sure. */
+    T_EQ_INT(spool_remove(sp, b, 1, err, sizeof err), 0);
+    T_EQ_INT(spool_unclaim(sp, b + 1, 1, false, err, sizeof err), 0);
+    spool_batches_free(b, n);
+    /* The mark survives a restart (gaps open at start-up are closed). */
+    T_EQ_INT(spool_claim(sp, 1, 1000, &b, &n, NULL, err, sizeof err), 0);
+    T_EQ_INT(n ? b[0].seq : 0, 3);
+    T_EQ_INT(spool_unclaim(sp, b, n, true, err, sizeof err), 0);
+    spool_batches_free(b, n);
+    spool_close(sp);
+    sp = open_at("doubt.db", cap, SPOOL_DROP_OLDEST, NULL);
+    if (!sp)
+        return;
+    spool_stats_t st;
+    spool_get_stats(sp, &st);
+    T_CHECK(!st.dropping);
+    T_EQ_INT(st.batches, 4);          /* 3, 4, 5 and the gap record of 2 */
+    T_EQ_INT(append(sp, 20, 4000000, 5, 4, &res), 7);
+    T_EQ_INT(res.dropped_batches, 1);  /* 4, not 3 */
+    T_EQ_INT(spool_claim(sp, 1, 1000, &b, &n, NULL, err, sizeof err), 0);
+    T_EQ_INT(n ? b[0].seq : 0, 3);
+    spool_batches_free(b, n);
+    spool_unclaim(sp, NULL, 0, true, err, sizeof err);
+
+    /* 5 is next to the hole of 4 (3 is before it): one hole. */
+    T_EQ_INT(append(sp, 20, 4500000, 5, 4, &res), 8);
+    T_EQ_INT(res.dropped_batches, 1);
+    spool_process_info_t pi;
+    T_EQ_INT(spool_process_info(sp, 20, &pi, err, sizeof err), 0);
+    T_EQ_INT(pi.dropped_batches, 3);
+    T_EQ_INT(pi.dropped_points, 60);
+    spool_get_stats(sp, &st);
+    T_EQ_INT(st.batches, 4);          /* 3, 6 (gap record of 2), 7, 8 */
+    T_CHECK(st.dropping);
+    spool_close(sp);
+
+    /* A group in flight while its successors are dropped, then released
+     * (the send failed for sure): dropping it next makes a second hole,
+     * before the first one — two records, neither spanning batch 2. */
+    sp = open_at("split.db", cap, SPOOL_DROP_OLDEST, NULL);
+    if (!sp)
+        return;
+    for (int i = 0; i < 4; i++)
+        append(sp, 21, 1000000 + i * 500000LL, 5, 4, NULL);
+    T_EQ_INT(spool_claim(sp, 2, 1000, &b, &n, NULL, err, sizeof err), 0);
+    T_EQ_INT(n, 2);
+    T_EQ_INT(append(sp, 21, 3000000, 5, 4, &res), 5);
+    T_EQ_INT(append(sp, 21, 3500000, 5, 4, &res), 6);
+    T_EQ_INT(spool_unclaim(sp, b, n, false, err, sizeof err), 0);
+    spool_batches_free(b, n);
+    uint32_t closed = 0;
+    T_EQ_INT(append(sp, 21, 4000000, 5, 4, &res), 8);   /* 7: the record of 3-4 */
+    T_EQ_INT(res.dropped_batches, 1);
+    T_EQ_INT(spool_close_gaps(sp, -1, false, &closed, err, sizeof err), 0);
+    T_EQ_INT(closed, 1);
+    T_EQ_INT(spool_process_info(sp, 21, &pi, err, sizeof err), 0);
+    T_EQ_INT(pi.dropped_batches, 3);
+    /* Left: 2, 5, 6, 7 (gap 3-4), 8, 9 (gap 1), in that order. */
+    static const int64_t want_seq[] = { 2, 5, 6, 7, 8, 9 };
+    static const int want_kind[] = { 1, 1, 1, BATCH_GAPS, 1, BATCH_GAPS };
+    static const int64_t want_first[] = { 1500000, 3000000, 3500000, 2000000, 4000000, 1000000 };
+    static const int64_t want_last[] = { 1900000, 3400000, 3900000, 2900000, 4400000, 1400000 };
+    for (int i = 0; i < 6; i++) {
+        T_EQ_INT(spool_claim(sp, 1, 1000, &b, &n, NULL, err, sizeof err), 0);
+        T_EQ_INT(n, 1);
+        if (n != 1)
+            break;
+        T_EQ_INT(b[0].seq, want_seq[i]);
+        T_EQ_INT(b[0].kind, want_kind[i]);
+        T_EQ_INT(b[0].first_ts_us, want_first[i]);
+        T_EQ_INT(b[0].last_ts_us, want_last[i]);
+        if (b[0].kind == BATCH_GAPS && conn)
+            store(b, 1);
+        T_EQ_INT(spool_remove(sp, b, n, err, sizeof err), 0);
+        spool_batches_free(b, n);
+        spool_unclaim(sp, NULL, 0, false, err, sizeof err);
+    }
+    if (conn) {
+        T_EQ_INT(q_int("SELECT count(*) FROM data_gaps WHERE process_id = 21"), 2);
+        T_EQ_INT(q_int("SELECT sum(points) FROM data_gaps WHERE process_id = 21"), 60);
+    }
     spool_close(sp);
 }
 
@@ -361,7 +470,7 @@ static void test_quarantine(void)
     size_t n;
     T_EQ_INT(spool_claim(sp, 1, 1000, &b, &n, NULL, err, sizeof err), 0);
     T_EQ_INT(spool_quarantine(sp, b, "COPY: ERROR: refused", err, sizeof err), 0);
-    spool_unclaim(sp);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
     spool_batches_free(b, n);
     spool_stats_t st;
     spool_get_stats(sp, &st);
@@ -372,7 +481,7 @@ static void test_quarantine(void)
     T_EQ_INT(spool_claim(sp, 1, 1000, &b, &n, NULL, err, sizeof err), 0);
     T_EQ_INT(n ? b[0].seq : 0, 2);
     spool_batches_free(b, n);
-    spool_unclaim(sp);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
 
     struct qcount q = { 0 };
     T_EQ_INT(spool_quarantine_list(sp, qcount_cb, &q, err, sizeof err), 1);
@@ -390,7 +499,7 @@ static void test_quarantine(void)
     T_EQ_INT(n ? b[0].seq : 0, 1);
     T_EQ_INT(spool_quarantine(sp, b, "refused again", err, sizeof err), 0);
     spool_batches_free(b, n);
-    spool_unclaim(sp);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
 
     /* Drop: gone, counted, a gap record queued that says why. */
     T_EQ_INT(spool_quarantine_drop(sp, 1, err, sizeof err), 1);
@@ -404,7 +513,7 @@ static void test_quarantine(void)
     T_EQ_INT(n, 2);   /* the two POINTS batches; the GAPS one is next */
     T_EQ_INT(spool_remove(sp, b, n, err, sizeof err), 0);
     spool_batches_free(b, n);
-    spool_unclaim(sp);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
     T_EQ_INT(spool_claim(sp, 5, 1000, &b, &n, NULL, err, sizeof err), 0);
     T_CHECK(n == 1 && b[0].kind == BATCH_GAPS);
     if (n == 1 && conn) {
@@ -415,7 +524,7 @@ static void test_quarantine(void)
         T_EQ_INT(got, 6);
     }
     spool_batches_free(b, n);
-    spool_unclaim(sp);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
 
     /* A payload changed on disk is caught by its checksum. */
     append(sp, 11, 9000000, 1, 1, NULL);
@@ -436,7 +545,7 @@ static void test_quarantine(void)
     T_EQ_INT(bad, 0);   /* the GAPS batch comes first, and it is fine */
     T_EQ_INT(spool_remove(sp, b, n, err, sizeof err), 0);
     spool_batches_free(b, n);
-    spool_unclaim(sp);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
     T_EQ_INT(spool_claim(sp, 5, 1000, &b, &n, &bad, err, sizeof err), 0);
     T_EQ_INT(bad, 1);
     T_EQ_INT(n, 0);
@@ -558,7 +667,7 @@ int main(void)
             PQfinish(conn);
             conn = NULL;
         } else {
-            PQclear(PQexec(conn, "DELETE FROM data_gaps WHERE process_id IN (7, 11);"
+            PQclear(PQexec(conn, "DELETE FROM data_gaps WHERE process_id IN (7, 11, 21);"
                                  "DELETE FROM ingest_ledger WHERE recorder_id = 'test-spool'"));
         }
     } else {
@@ -566,6 +675,7 @@ int main(void)
     }
     test_queue();
     test_cap();
+    test_doubt();
     test_quarantine();
     corrupt_case("garbage.db", damage_garbage, "quick_check");
     corrupt_case("trunc-odd.db", damage_truncate_odd, "truncated");

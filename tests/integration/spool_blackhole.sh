@@ -1,0 +1,78 @@
+#!/bin/bash
+# spool_blackhole.sh — the network between aldrecd and PostgreSQL turns into
+# a black hole for 30 s: a relay (tests/tools/relay.c) stops moving bytes
+# without closing either side, so TCP stays up and no error ever comes.
+# aldrecd must notice within its stated bound (connect_timeout_s after the
+# last answer, plus one flush interval), spool, recover, store every poll
+# exactly once — and the poll loop must not feel any of it.
+set -uo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+source "$ALD_ROOT/tests/lib/check.sh"
+source "$ALD_ROOT/tests/lib/spool_checks.sh"
+trap ald_cleanup EXIT
+HOLE_S=${HOLE_S:-30}
+TIMEOUT_S=3                 # [database] connect_timeout_s: the deadline
+FLUSH_MS=300
+
+ald_workdir it-spool-blackhole
+pg_start
+relay_start "$PGPORT"
+aldsim_start a --seed 12
+CFG=$WORK/aldrec.conf
+aldrecd_config "$CFG" recorder.batch_rows=96 recorder.flush_interval_ms=$FLUSH_MS \
+    database.connect_timeout_s=$TIMEOUT_S \
+    "database.conninfo=host=127.0.0.1 port=$RELAY_PORT dbname=aldrec user=aldrecd passfile=$WORK/pgpass"
+pg_migrate "$CFG"
+demo_machine_load "$SIM_PORT_a" 100
+A="$BIN/aldrec --config $CFG"
+aldrecd_start "$CFG" || { not_ok "aldrecd starts"; check_done spool_blackhole; exit 1; }
+spool_init_counts
+
+PROC=$($A process start --recipe blackhole)
+T_START=$(now_s)
+wait_until 20 "link up through the relay" bash -c "$A status | grep -q '^database_link: *up'"
+sleep 8                                   # a baseline of undisturbed polling
+OVERRUNS0=$(status_field poll_cycles | sed 's/.*(\([0-9]*\) overruns)/\1/')
+
+relay_hole
+T_HOLE=$(now_s)
+wait_until 30 "link spooling" bash -c "$A status | grep -q '^database_link: *spooling'"
+DETECT_MS=$(awk -v a="$T_HOLE" -v b="$(now_s)" 'BEGIN {printf "%d", (b - a) * 1000}')
+BOUND_MS=$((TIMEOUT_S * 1000 + FLUSH_MS))
+echo "# black hole noticed after $DETECT_MS ms (stated bound $BOUND_MS ms)"
+check_ge "the black hole is noticed within the stated bound + 2 s scheduling margin" \
+    $((BOUND_MS + 2000)) "$DETECT_MS"
+check_match "the reason is a deadline, not an error from the peer" "$(status_field last_error)" \
+    "no answer within $((TIMEOUT_S * 1000)) ms"
+sleep "$(awk -v t="$T_HOLE" -v n="$(now_s)" -v h="$HOLE_S" 'BEGIN {d = t + h - n; print (d > 0 ? d : 0)}')"
+QB=$(queue_batches)
+check_ge "batches wait in the spool during the black hole" "$QB" $((HOLE_S * 2))
+relay_pass
+T_PASS=$(now_s)
+
+wait_until 90 "spool drained" bash -c "[ \"\$($A status | sed -n 's/^queue: *\([0-9]*\) batches.*/\1/p')\" = 0 ]" \
+    && ok "recovers and forwards the backlog" || not_ok "recovers and forwards the backlog"
+T_DRAINED=$(now_s)
+sleep 1
+STOP=$($A process stop)
+check_match "process stop: all stored" "$STOP" "rows recorded, all stored"
+check_complete blackhole "$PROC"
+check_eq "nothing quarantined, nothing dropped" \
+    "$(status_field quarantined) / $(status_field dropped)" "0 batches, 0 rows / 0 batches, 0 rows"
+
+# The poll loop never waits for the network: the poll period during the
+# hole (and the drain) looks like the baseline. A loop blocked by the
+# forwarder would show gaps of seconds (the deadline is 3 s).
+BASE=$(poll_intervals_ms "$PROC" "$T_START" "$T_HOLE")
+HOLE=$(poll_intervals_ms "$PROC" "$T_HOLE" "$T_PASS")
+DRAIN=$(poll_intervals_ms "$PROC" "$T_PASS" "$T_DRAINED")
+echo "# poll period ms (p50 p99 max n): baseline $BASE; black hole $HOLE; drain $DRAIN"
+read -r _ B99 _ _ <<<"$BASE"
+read -r _ H99 HMAX HN <<<"$HOLE"
+check_ge "polling continued through the hole" "$HN" $((HOLE_S * 8))
+check_ge "no poll period during the hole reached 1 s" 999 "$HMAX"
+check_ge "p99 poll period during the hole within baseline p99 + 100 ms" $((B99 + 100)) "$H99"
+OVERRUNS1=$(status_field poll_cycles | sed 's/.*(\([0-9]*\) overruns)/\1/')
+echo "# poll overruns: $OVERRUNS0 before the hole, $OVERRUNS1 after the drain;" \
+    "spool append $(status_field spool_append_ms) ms; cycle $(status_field cycle_ms) ms"
+check_done spool_blackhole

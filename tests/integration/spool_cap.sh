@@ -1,0 +1,82 @@
+#!/bin/bash
+# spool_cap.sh — the spool reaches [spool] max_bytes while a process runs and
+# PostgreSQL is down: the oldest batches are dropped (never the newest),
+# every dropped point is counted, dropping is logged when it starts and when
+# it ends (not per batch), and once PostgreSQL is back a gap record
+# (data_gaps) says exactly what is missing: its point count equals the
+# points missing from process_data_points.
+set -uo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+source "$ALD_ROOT/tests/lib/check.sh"
+source "$ALD_ROOT/tests/lib/spool_checks.sh"
+trap ald_cleanup EXIT
+MAX_BYTES=98304            # 96k: about 19 batches of 96 rows (5 KiB each)
+
+ald_workdir it-spool-cap
+pg_start
+aldsim_start a --seed 14
+CFG=$WORK/aldrec.conf
+aldrecd_config "$CFG" recorder.batch_rows=96 recorder.flush_interval_ms=300 \
+    database.connect_timeout_s=2 spool.max_bytes=96k
+pg_migrate "$CFG"
+demo_machine_load "$SIM_PORT_a" 100
+A="$BIN/aldrec --config $CFG"
+aldrecd_start "$CFG" || { not_ok "aldrecd starts"; check_done spool_cap; exit 1; }
+spool_init_counts
+
+PROC=$($A process start --recipe cap)
+wait_until 20 "first rows stored" bash -c "[ \$($A status | sed -n 's/^stored: *[0-9]* batches, \([0-9]*\) rows.*/\1/p') -ge 320 ]"
+pg_crash
+wait_until 40 "spool full" bash -c "$A status | grep -q '^dropped:.*dropping now'" \
+    && ok "the spool fills up while PostgreSQL is down" || not_ok "the spool fills up"
+sleep 6                    # drop for a while
+BYTES=$(status_field queue | sed 's/.* rows, \([0-9]*\) bytes.*/\1/')
+check_ge "queued bytes stay under max_bytes" "$MAX_BYTES" "$BYTES"
+check_ge "... and the spool is nearly full" "$BYTES" $((MAX_BYTES - 6000))
+check_match "status: dropping now" "$(status_field dropped)" "dropping now: spool full"
+check_ge "the spool file stays small (< 4 x max_bytes incl. its log)" $((4 * MAX_BYTES)) \
+    "$(stat -c %s "$WORK/spool.db")"
+
+pg_restart
+wait_until 60 "spool drained, gap closed" bash -c \
+    "[ \"\$($A status | sed -n 's/^queue: *\([0-9]*\) batches.*/\1/p')\" = 0 ] && ! $A status | grep -q 'dropping now'" \
+    && ok "after PostgreSQL is back the spool drains" || not_ok "spool drains"
+sleep 1
+STOP=$($A process stop)
+DROPPED=$(status_field dropped | sed 's/^[0-9]* batches, \([0-9]*\) rows.*/\1/')
+DROPPED_B=$(status_field dropped | sed 's/^\([0-9]*\) batches.*/\1/')
+echo "# $STOP"
+check_match "process stop does not claim all stored: it names the dropped rows" "$STOP" \
+    "; [0-9]+ stored, $DROPPED dropped \(spool full; see data_gaps\)"
+check_ge "points were dropped" "$DROPPED" 96
+
+EXPECTED=$(expected_rows "$PROC")
+STORED=$(stored_rows "$PROC")
+echo "# expected $EXPECTED rows, stored $STORED, dropped $DROPPED in $DROPPED_B batches"
+check_eq "one gap record for the process" "$(q "SELECT count(*) FROM data_gaps WHERE process_id = $PROC")" 1
+check_eq "gap record: points = rows missing from the table, exactly" \
+    "$(q "SELECT points FROM data_gaps WHERE process_id = $PROC")" $((EXPECTED - STORED))
+check_eq "gap record: points = the dropped count aldrecd reported" \
+    "$(q "SELECT points FROM data_gaps WHERE process_id = $PROC")" "$DROPPED"
+check_eq "gap record: batches = dropped batches" \
+    "$(q "SELECT batches FROM data_gaps WHERE process_id = $PROC")" "$DROPPED_B"
+check_eq "gap record: the parameter set is every parameter" \
+    "$(q "SELECT parameter_ids = (SELECT array_agg(id ORDER BY id) FROM component_parameters WHERE is_active) FROM data_gaps WHERE process_id = $PROC")" t
+check_match "gap record: the reason" "$(q "SELECT reason FROM data_gaps WHERE process_id = $PROC")" \
+    "^spool full: max_bytes $MAX_BYTES reached, policy drop_oldest$"
+check_eq "gap record: its time range holds no stored sample, and both ends are next to one" \
+    "$(q "SELECT (SELECT count(*) FROM process_data_points p WHERE p.process_id = $PROC AND p.ts BETWEEN g.first_ts AND g.last_ts) || ' ' ||
+                 (SELECT max(ts) < g.first_ts AND max(ts) > g.first_ts - interval '1 s' FROM process_data_points p WHERE p.process_id = $PROC AND p.ts < g.first_ts) || ' ' ||
+                 (SELECT min(ts) > g.last_ts AND min(ts) < g.last_ts + interval '1 s' FROM process_data_points p WHERE p.process_id = $PROC AND p.ts > g.last_ts)
+            FROM data_gaps g WHERE g.process_id = $PROC")" "0 t t"
+read -r OK ZERO GAPS MISSING MAXGAP <<<"$(counter_steps "$PROC")"
+check_eq "the oldest were dropped: one hole in the read counter, nothing stored twice" "$GAPS $ZERO" "1 0"
+check_eq "... and its polls are the dropped points" $((MISSING * NPARAM)) "$DROPPED"
+check_eq "the ledger has the gap record (kind 4) and its points rows" \
+    "$(q "SELECT count(*) FILTER (WHERE kind = 4) || ' ' || sum(rows) FILTER (WHERE kind = 1) FROM ingest_ledger WHERE process_id = $PROC")" \
+    "1 $STORED"
+check_eq "dropping was logged once when it started" \
+    "$(grep -c 'spool full (.*): dropping the oldest batches' "$WORK/aldrecd.log")" 1
+check_eq "... and once when it ended" \
+    "$(grep -c "spool has room again: $DROPPED points in $DROPPED_B batches were dropped" "$WORK/aldrecd.log")" 1
+check_done spool_cap

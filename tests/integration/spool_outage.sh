@@ -1,0 +1,54 @@
+#!/bin/bash
+# spool_outage.sh — PostgreSQL stops dead (pg_ctl stop -m immediate) for
+# 30 s in the middle of a run, then comes back: batches wait in the spool,
+# are forwarded oldest first, and every poll is stored exactly once.
+set -uo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+source "$ALD_ROOT/tests/lib/check.sh"
+source "$ALD_ROOT/tests/lib/spool_checks.sh"
+trap ald_cleanup EXIT
+OUTAGE_S=${OUTAGE_S:-30}
+
+ald_workdir it-spool-outage
+pg_start
+aldsim_start a --seed 11
+CFG=$WORK/aldrec.conf
+aldrecd_config "$CFG" recorder.batch_rows=96 recorder.flush_interval_ms=300 \
+    database.connect_timeout_s=2
+pg_migrate "$CFG"
+demo_machine_load "$SIM_PORT_a" 100
+A="$BIN/aldrec --config $CFG"
+aldrecd_start "$CFG" || { not_ok "aldrecd starts"; check_done spool_outage; exit 1; }
+spool_init_counts
+
+PROC=$($A process start --recipe outage)
+wait_until 20 "first rows stored" bash -c "[ \$($A status | sed -n 's/^stored: *[0-9]* batches, \([0-9]*\) rows.*/\1/p') -ge 320 ]"
+check_eq "link is up while PostgreSQL runs" "$(status_field database_link | cut -d' ' -f1)" up
+
+pg_crash
+T0=$SECONDS
+wait_until 15 "link spooling" bash -c "$A status | grep -q '^database_link: *spooling'" \
+    && ok "link goes to spooling when PostgreSQL is gone" || not_ok "link goes to spooling"
+sleep $((OUTAGE_S - (SECONDS - T0)))
+QB=$(queue_batches)
+check_ge "batches wait in the spool during the outage" "$QB" $((OUTAGE_S * 2))
+check_match "status names the failure" "$(status_field last_error)" "connect|server closed|terminat"
+check_match "aldrec status shows the queue's rows, bytes and age" "$(status_field queue)" \
+    "^[0-9]+ batches, [0-9]+ rows, [0-9]+ bytes, oldest [0-9.]+ s$"
+OLDEST=$(status_field queue | sed 's/.*oldest \([0-9]*\).*/\1/')
+check_ge "the oldest batch is as old as the outage" "$OLDEST" $((OUTAGE_S - 5))
+
+pg_restart
+wait_until 90 "spool drained" bash -c "[ \"\$($A status | sed -n 's/^queue: *\([0-9]*\) batches.*/\1/p')\" = 0 ]" \
+    && ok "the backlog is forwarded after PostgreSQL is back" || not_ok "backlog forwarded"
+check_match "the log says when PostgreSQL came back" "$(cat "$WORK/aldrecd.log")" "PostgreSQL reachable again"
+check_match "... and that a backlog was drained" "$(cat "$WORK/aldrecd.log")" "backlog drained: [0-9]+ rows"
+sleep 1
+STOP=$($A process stop)
+check_match "process stop: all stored" "$STOP" "rows recorded, all stored"
+check_complete outage "$PROC"
+check_eq "no gap records" "$(q "SELECT count(*) FROM data_gaps")" 0
+check_eq "nothing quarantined" "$(status_field quarantined)" "0 batches, 0 rows"
+check_eq "every ledger batch number from this spool is used once" \
+    "$(q "SELECT count(*) = count(DISTINCT batch_seq) FROM ingest_ledger WHERE recorder_id = 'rec-test'")" t
+check_done spool_outage
