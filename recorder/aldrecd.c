@@ -453,7 +453,7 @@ static void check_stop_waiters(struct recorder *r, int64_t now)
             snprintf(quar, sizeof quar, ", %llu quarantined (aldrec spool quarantine list)",
                      (unsigned long long)pi.quarantined_rows);
         if (pi.dropped_points)
-            snprintf(drop, sizeof drop, ", %llu dropped (spool full; see data_gaps)",
+            snprintf(drop, sizeof drop, ", %llu dropped (see data_gaps)",
                      (unsigned long long)pi.dropped_points);
         client_reply(c, "OK stopped process %lld: %llu rows recorded; %llu stored%s%s%s\n",
                      (long long)c->wait_process, (unsigned long long)pi.rows, stored, spooled,

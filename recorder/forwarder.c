@@ -210,7 +210,7 @@ static enum settled handle_result(forwarder_t *f, pgsink_result_t r, batch_t *b,
     case PGSINK_REJECTED:
         if (n > 1)
             break;
-        log_msg(LL_ERROR, "PostgreSQL refused batch %lld (%u %s rows of process %lld): %s;"
+        log_msg(LL_ERROR, "PostgreSQL refused batch %lld (%u rows, %s, process %lld): %s;"
                 " moved to the spool's quarantine (aldrec spool quarantine list)",
                 (long long)b[0].seq, b[0].rows, batch_kind_name(b[0].kind),
                 (long long)b[0].process_id, err);

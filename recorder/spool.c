@@ -17,8 +17,11 @@
 #include "pgcopy.h"
 
 #define SPOOL_FORMAT 1
-#define CHECKPOINT_PAGES 1024          /* ~4 MiB of log before a checkpoint */
-#define JOURNAL_SIZE_LIMIT (16 << 20)  /* log file kept after a reset */
+/* The log is copied into the file once it holds this many pages: 4 MiB,
+ * or a quarter of max_bytes for a small spool, so that file and log
+ * together stay near max_bytes. */
+#define CHECKPOINT_PAGES_MAX 1024
+#define CHECKPOINT_PAGES_MIN 16
 #define MAX_LOST 4                     /* processes with failed writes pending */
 
 /* Why points were dropped (gap_open.cause). */
@@ -145,6 +148,7 @@ struct spool {
     int64_t removed_hi;         /* highest seq that left for PostgreSQL since open */
     size_t last_len;            /* size of the last POINTS batch appended */
     int wal_pages;
+    int ckpt_pages;             /* checkpoint threshold */
     struct lost lost[MAX_LOST];
     size_t nlost;
     /* checkpoints: forwarder thread only */
@@ -901,9 +905,16 @@ static int try_open(spool_t *sp, bool readonly, bool *created, char *why, size_t
             rc = sqlite3_step(s);
         }
         sqlite3_finalize(s);
-        for (char *c = why; *c; c++)
+        /* One line, the first three findings. */
+        int lines = 0;
+        for (char *c = why; *c; c++) {
+            if (*c == '\n' && ++lines == 4) {
+                snprintf(c, whylen - (size_t)(c - why), " ...");
+                break;
+            }
             if (*c == '\n')
                 *c = ' ';
+        }
         return 1;
     }
     sqlite3_finalize(s);
@@ -954,8 +965,11 @@ static int try_open(spool_t *sp, bool readonly, bool *created, char *why, size_t
         if (exec(sp, "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;", err,
                  errlen) < 0)
             return -1;
+        int64_t pages = sp->max_bytes / 4 / 4096;
+        sp->ckpt_pages = pages > CHECKPOINT_PAGES_MAX ? CHECKPOINT_PAGES_MAX
+                         : pages < CHECKPOINT_PAGES_MIN ? CHECKPOINT_PAGES_MIN : (int)pages;
         char sql[64];
-        snprintf(sql, sizeof sql, "PRAGMA journal_size_limit = %d", JOURNAL_SIZE_LIMIT);
+        snprintf(sql, sizeof sql, "PRAGMA journal_size_limit = %d", sp->ckpt_pages * 4096);
         if (exec(sp, sql, err, errlen) < 0)
             return -1;
         sp->sync_full = true;
@@ -1491,14 +1505,17 @@ int spool_checkpoint(spool_t *sp)
     int pages = sp->wal_pages;
     bool ro = sp->readonly;
     pthread_mutex_unlock(&sp->lock);
-    if (ro || pages < CHECKPOINT_PAGES)
+    if (ro || pages < sp->ckpt_pages)
         return 0;
 
     int rc = 0;
     pthread_mutex_lock(&sp->ckpt_lock);
     if (!sp->ckpt) {
+        /* The first read makes the connection see the file's WAL mode;
+         * before it a checkpoint does nothing. */
         if (sqlite3_open_v2(sp->path, &sp->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                            NULL) != SQLITE_OK) {
+                            NULL) != SQLITE_OK ||
+            sqlite3_exec(sp->ckpt, "SELECT count(*) FROM meta", NULL, NULL, NULL) != SQLITE_OK) {
             sqlite3_close(sp->ckpt);
             sp->ckpt = NULL;
             rc = -1;

@@ -315,6 +315,26 @@ static void test_cap(void)
     spool_unclaim(sp, NULL, 0, false, err, sizeof err);
     spool_close(sp);
 
+    /* A long episode of dropping: the log is checkpointed (by the
+     * forwarder, here by hand) and its file stays small. */
+    sp = open_at("wal.db", 96 << 10, SPOOL_DROP_OLDEST, NULL);
+    if (!sp)
+        return;
+    for (int i = 0; i < 150; i++) {
+        append(sp, 30, 1000000 + i * 500000LL, 24, 4, NULL);
+        if (i % 5 == 0)
+            T_EQ_INT(spool_checkpoint(sp), 0);
+    }
+    char wal[600];
+    path_of(wal, sizeof wal, "wal.db-wal");
+    struct stat wst;
+    T_EQ_INT(stat(wal, &wst), 0);
+    printf("# log after 150 appends at the cap: %lld bytes\n", (long long)wst.st_size);
+    T_CHECK(wst.st_size < (1 << 20));
+    spool_get_stats(sp, &st);
+    T_CHECK(st.dropped_batches > 100);
+    spool_close(sp);
+
     /* drop_newest: what is queued stays, the new batch is counted. */
     sp = open_at("newest.db", 2 * 1061 + 10, SPOOL_DROP_NEWEST, NULL);
     if (!sp)
