@@ -66,9 +66,9 @@ spool_init_counts() {
 poll_intervals_ms() {
     q "WITH s AS (SELECT ts, extract(epoch FROM ts - lag(ts) OVER (ORDER BY ts)) * 1000 AS ms
                     FROM process_data_points WHERE process_id = $1 AND parameter_id = $RC_ID)
-       SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms))::int || ' ' ||
-              round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms))::int || ' ' ||
-              round(max(ms))::int || ' ' || count(*)
+       SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms))::bigint || ' ' ||
+              round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms))::bigint || ' ' ||
+              round(max(ms))::bigint || ' ' || count(*)
          FROM s WHERE ms IS NOT NULL AND ts >= to_timestamp($2) AND ts < to_timestamp($3)"
 }
 
