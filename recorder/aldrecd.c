@@ -91,7 +91,7 @@ static void note_drops(struct recorder *r, const spool_append_result_t *res)
                     " batches until PostgreSQL takes data again; every dropped point is"
                     " counted and a gap record (data_gaps) will say which",
                     (unsigned long long)(ss.bytes + ss.q_bytes), (long long)ss.max_bytes,
-                    r->cfg.spool_full_policy[5] == 'o' ? "the oldest" : "new");
+                    strcmp(r->cfg.spool_full_policy, "drop_oldest") == 0 ? "the oldest" : "new");
             r->dropping = true;
         }
         r->drop_points += res->dropped_points;
@@ -265,24 +265,26 @@ static void qlist_add(void *arg, const spool_qentry_t *e)
     struct qlist *q = arg;
     if (++q->n > QLIST_MAX)
         return;
+    /* The error text goes as one line without tabs. */
+    char error[sizeof e->error];
+    snprintf(error, sizeof error, "%s", e->error);
+    for (char *p = error; *p; p++)
+        if (*p == '\t' || *p == '\n' || *p == '\r')
+            *p = ' ';
     char line[800];
     int n = snprintf(line, sizeof line, "%lld\t%s\t%lld\t%u\t%lld\t%lld\t%lld\t%s\n",
                      (long long)e->seq, batch_kind_name(e->kind), (long long)e->process_id,
                      e->rows, (long long)e->first_ts_us, (long long)e->last_ts_us,
-                     (long long)e->quarantined_us, e->error);
+                     (long long)e->quarantined_us, error);
     if (n < 0)
         return;
-    if ((size_t)n >= sizeof line)
+    if ((size_t)n >= sizeof line) {
         n = (int)sizeof line - 1;
-    /* The error text is one line without tabs on the wire. */
-    for (char *p = strchr(line, '\t'), *end = line + n - 1, k = 0; p && p < end; p++)
-        if (*p == '\t' && ++k > 7)
-            *p = ' ';
-    line[n - 1] = '\n';
+        line[n - 1] = '\n';
+    }
     if (q->len + (size_t)n < q->cap) {
         memcpy(q->buf + q->len, line, (size_t)n);
         q->len += (size_t)n;
-        q->buf[q->len] = '\0';
     }
 }
 

@@ -40,6 +40,8 @@ struct forwarder {
     size_t rate_next;
     complain_t db_down;
     /* thread only */
+    int backoff_ms;            /* next wait after a failure */
+    int64_t next_try;          /* mono ms: no connection attempt before */
     int64_t single_until;      /* write batches up to this seq one by one */
     int64_t drain_started, drain_rows_start;
 };
@@ -216,6 +218,7 @@ static enum settled handle_result(forwarder_t *f, pgsink_result_t r, batch_t *b,
                 (long long)b[0].process_id, err);
         if (spool_quarantine(f->sp, b, err, serr, sizeof serr) < 0) {
             spool_trouble(f, "quarantining a batch", serr);
+            *link_ok = false;   /* not the link: but wait before trying again */
             return SETTLED_KEEP;
         }
         pthread_mutex_lock(&f->lock);
@@ -262,7 +265,7 @@ static void log_drain(forwarder_t *f, bool draining, uint64_t queued_rows)
 enum outcome { OUT_AGAIN, OUT_LINK_FAILED, OUT_EXIT };
 
 /* One turn of the loop: connect if needed, claim, write, settle. */
-static enum outcome run_once(forwarder_t *f, int64_t next_try, char *err, size_t errlen)
+static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
 {
     int64_t now = mono_ms();
     pthread_mutex_lock(&f->lock);
@@ -281,13 +284,14 @@ static enum outcome run_once(forwarder_t *f, int64_t next_try, char *err, size_t
             wait_until(f, now + IDLE_WAKE_MS, -1, true);
             return OUT_AGAIN;
         }
-        if (now < next_try) {
-            wait_until(f, next_try, -1, false);
+        if (now < f->next_try) {
+            wait_until(f, f->next_try, -1, false);
             return OUT_AGAIN;
         }
         link_to(f, LINK_CONNECTING);
         if (pgsink_connect(f->sink, err, errlen) < 0)
             return OUT_LINK_FAILED;
+        f->backoff_ms = BACKOFF_MIN_MS;
         link_to(f, LINK_UP);
         log_release(&f->db_down, LL_INFO, "PostgreSQL reachable again; %llu batches"
                     " (%llu rows) waiting in the spool", (unsigned long long)ss.batches,
@@ -338,17 +342,14 @@ static enum outcome run_once(forwarder_t *f, int64_t next_try, char *err, size_t
 static void *forwarder_main(void *arg)
 {
     forwarder_t *f = arg;
-    int backoff = BACKOFF_MIN_MS;
-    int64_t next_try = 0;
     unsigned int seed = (unsigned int)time(NULL) ^ (unsigned int)getpid();
     char err[512];
     enum outcome o;
 
-    while ((o = run_once(f, next_try, err, sizeof err)) != OUT_EXIT) {
+    f->backoff_ms = BACKOFF_MIN_MS;
+    while ((o = run_once(f, err, sizeof err)) != OUT_EXIT) {
         switch (o) {
         case OUT_AGAIN:
-            if (f->st.link != LINK_SPOOLING)
-                backoff = BACKOFF_MIN_MS;
             break;
         case OUT_LINK_FAILED: {
             pthread_mutex_lock(&f->lock);
@@ -359,10 +360,10 @@ static void *forwarder_main(void *arg)
                          " with backoff", err);
             /* Capped exponential backoff, +-25 % jitter so that many
              * recorders do not reconnect in step. */
-            int jitter = backoff / 4;
-            int wait = backoff - jitter + (int)(rand_r(&seed) % (unsigned)(2 * jitter + 1));
-            next_try = mono_ms() + wait;
-            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            int b = f->backoff_ms, jitter = b / 4;
+            f->next_try = mono_ms() + b - jitter +
+                          (int)(rand_r(&seed) % (unsigned)(2 * jitter + 1));
+            f->backoff_ms = b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2;
             break;
         }
         case OUT_EXIT:

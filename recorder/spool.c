@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -154,6 +155,7 @@ struct spool {
     /* checkpoints: forwarder thread only */
     pthread_mutex_t ckpt_lock;
     sqlite3 *ckpt;
+    int lock_fd;                /* flock: one aldrecd per spool file */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -1042,12 +1044,15 @@ static spool_t *spool_alloc(const char *path)
     }
     pthread_mutex_init(&sp->lock, NULL);
     pthread_mutex_init(&sp->ckpt_lock, NULL);
+    sp->lock_fd = -1;
     return sp;
 }
 
 static void spool_dealloc(spool_t *sp)
 {
     close_db(sp);
+    if (sp->lock_fd >= 0)
+        close(sp->lock_fd);
     pthread_mutex_destroy(&sp->lock);
     pthread_mutex_destroy(&sp->ckpt_lock);
     free(sp->path);
@@ -1064,6 +1069,20 @@ spool_t *spool_open(const spool_opts_t *o, spool_open_info_t *info, char *err, s
     }
     sp->max_bytes = o->max_bytes;
     sp->policy = o->policy;
+    /* Two writers would break every invariant: the first one to open a
+     * spool file keeps it (an flock on a file of its own, which survives
+     * the spool being moved aside). */
+    char lockpath[4200];
+    snprintf(lockpath, sizeof lockpath, "%s.lock", o->path);
+    sp->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (sp->lock_fd < 0 || flock(sp->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errlen, "spool %s: %s", o->path,
+                 sp->lock_fd >= 0 && errno == EWOULDBLOCK
+                     ? "in use by another process (another aldrecd with the same [spool] path?)"
+                     : strerror(errno));
+        spool_dealloc(sp);
+        return NULL;
+    }
     for (int attempt = 0; attempt < 2; attempt++) {
         char why[512] = "";
         int rc = try_open(sp, false, &info->created, why, sizeof why, err, errlen);
@@ -1603,8 +1622,7 @@ long spool_quarantine_drop(spool_t *sp, int64_t seq, char *err, size_t errlen)
     }
     if (set_sync(sp, true, err, errlen) < 0 || begin(sp, err, errlen) < 0)
         goto out;
-    /* Gather first: inserting into batches while the quarantine cursor is
-     * open would be fine for SQLite, but keeps the loop simpler to read. */
+    /* Gather first, then write: no statement runs while the cursor is open. */
     struct qd {
         int64_t seq, pid, first, last;
         int kind;
@@ -1646,10 +1664,12 @@ long spool_quarantine_drop(spool_t *sp, int64_t seq, char *err, size_t errlen)
                  (long long)q->seq, (const char *)sqlite3_column_text(s, 7));
     }
     sqlite3_reset(s);
-    int rc = oom ? -1 : step == SQLITE_ROW || step == SQLITE_DONE ? 0 : -1;
-    if (rc < 0)
-        oom ? snprintf(err, errlen, "spool: out of memory")
-            : db_fail(sp, "reading the quarantine", err, errlen);
+    int rc = 0;
+    if (oom) {
+        snprintf(err, errlen, "spool: out of memory");
+        rc = -1;
+    } else if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = db_fail(sp, "reading the quarantine", err, errlen);
     for (size_t i = 0; rc == 0 && i < nv; i++) {
         struct qd *q = &v[i];
         if (q->kind != BATCH_POINTS)

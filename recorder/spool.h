@@ -99,8 +99,9 @@ typedef struct spool_open_info {
  * that is not a sound spool — bad header, not a database, fails
  * PRAGMA quick_check, foreign schema — is renamed to
  * "PATH.corrupt-YYYYmmddTHHMMSSZ" (with its -wal and -shm) and a fresh
- * one is made; info says so. Returns NULL with err on other failures
- * (permissions, disk). */
+ * one is made; info says so. The file stays locked (PATH.lock, flock)
+ * until spool_close(): a second spool_open() of it fails. Returns NULL
+ * with err on other failures (in use, permissions, disk). */
 spool_t *spool_open(const spool_opts_t *o, spool_open_info_t *info, char *err, size_t errlen);
 
 /* Opens an existing spool read-only, for listing while aldrecd is down.

@@ -14,28 +14,17 @@ HOLE_S=${HOLE_S:-30}
 TIMEOUT_S=3                 # [database] connect_timeout_s: the deadline
 FLUSH_MS=300
 
-ald_workdir it-spool-blackhole
-pg_start
-relay_start "$PGPORT"
-aldsim_start a --seed 12
-CFG=$WORK/aldrec.conf
-aldrecd_config "$CFG" recorder.batch_rows=96 recorder.flush_interval_ms=$FLUSH_MS \
-    database.connect_timeout_s=$TIMEOUT_S \
-    "database.conninfo=host=127.0.0.1 port=$RELAY_PORT dbname=aldrec user=aldrecd passfile=$WORK/pgpass"
-pg_migrate "$CFG"
-demo_machine_load "$SIM_PORT_a" 100
-A="$BIN/aldrec --config $CFG"
-aldrecd_start "$CFG" || { not_ok "aldrecd starts"; check_done spool_blackhole; exit 1; }
-spool_init_counts
+spool_setup spool_blackhole 12 --relay recorder.flush_interval_ms=$FLUSH_MS \
+    database.connect_timeout_s=$TIMEOUT_S
 
 PROC=$($A process start --recipe blackhole)
 T_START=$(now_s)
-wait_until 20 "link up through the relay" bash -c "$A status | grep -q '^database_link: *up'"
+wait_link 20 up
 sleep 8                                   # a baseline of undisturbed polling
 
 relay_hole
 T_HOLE=$(now_s)
-wait_until 30 "link spooling" bash -c "$A status | grep -q '^database_link: *spooling'"
+wait_link 30 spooling
 DETECT_MS=$(awk -v a="$T_HOLE" -v b="$(now_s)" 'BEGIN {printf "%d", (b - a) * 1000}')
 BOUND_MS=$((TIMEOUT_S * 1000 + FLUSH_MS))
 echo "# black hole noticed after $DETECT_MS ms (stated bound $BOUND_MS ms)"
@@ -63,7 +52,7 @@ aldrecd_start "$CFG" || not_ok "aldrecd restarts"
 T_RESTARTED=$(now_s)
 check_eq "the restart resumes the process" "$(status_field process)" "$PROC"
 
-wait_until 90 "spool drained" bash -c "[ \"\$($A status | sed -n 's/^queue: *\([0-9]*\) batches.*/\1/p')\" = 0 ]" \
+wait_queue 90 -eq 0 \
     && ok "recovers and forwards the backlog" || not_ok "recovers and forwards the backlog"
 T_DRAINED=$(now_s)
 sleep 1

@@ -12,20 +12,9 @@ source "$ALD_ROOT/tests/lib/spool_checks.sh"
 trap ald_cleanup EXIT
 MAX_BYTES=98304            # 96k: about 19 batches of 96 rows (5 KiB each)
 
-ald_workdir it-spool-cap
-pg_start
-aldsim_start a --seed 14
-CFG=$WORK/aldrec.conf
-aldrecd_config "$CFG" recorder.batch_rows=96 recorder.flush_interval_ms=300 \
-    database.connect_timeout_s=2 spool.max_bytes=96k
-pg_migrate "$CFG"
-demo_machine_load "$SIM_PORT_a" 100
-A="$BIN/aldrec --config $CFG"
-aldrecd_start "$CFG" || { not_ok "aldrecd starts"; check_done spool_cap; exit 1; }
-spool_init_counts
-
+spool_setup spool_cap 14 spool.max_bytes=96k
 PROC=$($A process start --recipe cap)
-wait_until 20 "first rows stored" bash -c "[ \$($A status | sed -n 's/^stored: *[0-9]* batches, \([0-9]*\) rows.*/\1/p') -ge 320 ]"
+wait_stored 320
 pg_crash
 wait_until 40 "spool full" bash -c "$A status | grep -q '^dropped:.*dropping now'" \
     && ok "the spool fills up while PostgreSQL is down" || not_ok "the spool fills up"

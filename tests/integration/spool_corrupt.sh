@@ -11,23 +11,12 @@ source "$ALD_ROOT/tests/lib/check.sh"
 source "$ALD_ROOT/tests/lib/spool_checks.sh"
 trap ald_cleanup EXIT
 
-ald_workdir it-spool-corrupt
-pg_start
-aldsim_start a --seed 15
-CFG=$WORK/aldrec.conf
-aldrecd_config "$CFG" recorder.batch_rows=96 recorder.flush_interval_ms=300 \
-    database.connect_timeout_s=2
-pg_migrate "$CFG"
-demo_machine_load "$SIM_PORT_a" 100
-A="$BIN/aldrec --config $CFG"
-aldrecd_start "$CFG" || { not_ok "aldrecd starts"; check_done spool_corrupt; exit 1; }
-spool_init_counts
-
+spool_setup spool_corrupt 15
 PROC=$($A process start --recipe corrupt)
-wait_until 20 "first rows stored" bash -c "[ \$($A status | sed -n 's/^stored: *[0-9]* batches, \([0-9]*\) rows.*/\1/p') -ge 320 ]"
+wait_stored 320
 OLD_ID=$(status_field spool | sed 's/.*(id \([0-9a-f]*\),.*/\1/')
 pg_crash
-wait_until 30 "40 batches spooled" bash -c "[ \$($A status | sed -n 's/^queue: *\([0-9]*\) batches.*/\1/p') -ge 40 ]"
+wait_queue 30 -ge 40
 kill -TERM "$ALDRECD_PID"; wait "$ALDRECD_PID"
 check_match "a graceful stop keeps the spooled batches for later" "$(cat "$WORK/aldrecd.log")" \
     "exiting with [0-9]+ batches \([0-9]+ rows\) in the spool; they are forwarded after the next start"

@@ -13,16 +13,7 @@ KILLS=${KILLS:-20}
 BATCH_ROWS=96
 FLUSH_MS=300
 
-ald_workdir it-spool-kill
-pg_start
-aldsim_start a --seed 13
-CFG=$WORK/aldrec.conf
-aldrecd_config "$CFG" recorder.batch_rows=$BATCH_ROWS recorder.flush_interval_ms=$FLUSH_MS
-pg_migrate "$CFG"
-demo_machine_load "$SIM_PORT_a" 100
-A="$BIN/aldrec --config $CFG"
-aldrecd_start "$CFG" || { not_ok "aldrecd starts"; check_done spool_kill; exit 1; }
-spool_init_counts
+spool_setup spool_kill 13 recorder.batch_rows=$BATCH_ROWS recorder.flush_interval_ms=$FLUSH_MS
 
 PROC=$($A process start --recipe kill9)
 RANDOM=4711

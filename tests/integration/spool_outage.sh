@@ -11,25 +11,14 @@ source "$ALD_ROOT/tests/lib/spool_checks.sh"
 trap ald_cleanup EXIT
 OUTAGE_S=${OUTAGE_S:-30}
 
-ald_workdir it-spool-outage
-pg_start
-aldsim_start a --seed 11
-CFG=$WORK/aldrec.conf
-aldrecd_config "$CFG" recorder.batch_rows=96 recorder.flush_interval_ms=300 \
-    database.connect_timeout_s=2
-pg_migrate "$CFG"
-demo_machine_load "$SIM_PORT_a" 100
-A="$BIN/aldrec --config $CFG"
-aldrecd_start "$CFG" || { not_ok "aldrecd starts"; check_done spool_outage; exit 1; }
-spool_init_counts
-
+spool_setup spool_outage 11
 PROC=$($A process start --recipe outage)
-wait_until 20 "first rows stored" bash -c "[ \$($A status | sed -n 's/^stored: *[0-9]* batches, \([0-9]*\) rows.*/\1/p') -ge 320 ]"
+wait_stored 320
 check_eq "link is up while PostgreSQL runs" "$(status_field database_link | cut -d' ' -f1)" up
 
 pg_crash
 T0=$SECONDS
-wait_until 15 "link spooling" bash -c "$A status | grep -q '^database_link: *spooling'" \
+wait_link 15 spooling \
     && ok "link goes to spooling when PostgreSQL is gone" || not_ok "link goes to spooling"
 # The run ends during the outage: process stop waits (bounded) and says
 # honestly how many rows are not in PostgreSQL yet.
@@ -50,7 +39,7 @@ OLDEST=$(status_field queue | sed 's/.*oldest \([0-9]*\).*/\1/')
 check_ge "the oldest batch is as old as the outage" "$OLDEST" $((OUTAGE_S - 5))
 
 pg_restart
-wait_until 90 "spool drained" bash -c "[ \"\$($A status | sed -n 's/^queue: *\([0-9]*\) batches.*/\1/p')\" = 0 ]" \
+wait_queue 90 -eq 0 \
     && ok "the backlog is forwarded after PostgreSQL is back" || not_ok "backlog forwarded"
 check_match "the log says when PostgreSQL came back" "$(cat "$WORK/aldrecd.log")" "PostgreSQL reachable again"
 check_match "... and that a backlog was drained" "$(cat "$WORK/aldrecd.log")" "backlog drained: [0-9]+ rows"

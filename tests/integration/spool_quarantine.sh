@@ -13,17 +13,7 @@ source "$ALD_ROOT/tests/lib/check.sh"
 source "$ALD_ROOT/tests/lib/spool_checks.sh"
 trap ald_cleanup EXIT
 
-ald_workdir it-spool-quarantine
-pg_start
-aldsim_start a --seed 16
-CFG=$WORK/aldrec.conf
-aldrecd_config "$CFG" recorder.batch_rows=96 recorder.flush_interval_ms=300 \
-    database.connect_timeout_s=2
-pg_migrate "$CFG"
-demo_machine_load "$SIM_PORT_a" 100
-A="$BIN/aldrec --config $CFG"
-aldrecd_start "$CFG" || { not_ok "aldrecd starts"; check_done spool_quarantine; exit 1; }
-spool_init_counts
+spool_setup spool_quarantine 16
 
 last_counter() { q "SELECT coalesce(max(value), 0)::bigint FROM process_data_points WHERE parameter_id = $RC_ID"; }
 quarantined() { status_field quarantined | awk '{print $1}'; }
@@ -31,7 +21,7 @@ quarantined() { status_field quarantined | awk '{print $1}'; }
 poison() { q "ALTER TABLE process_data_points ADD CONSTRAINT $1 CHECK (NOT (parameter_id = $RC_ID AND value = $2)) NOT VALID" >/dev/null; }
 
 PROC=$($A process start --recipe quarantine)
-wait_until 20 "first rows stored" bash -c "[ \$($A status | sed -n 's/^stored: *[0-9]* batches, \([0-9]*\) rows.*/\1/p') -ge 320 ]"
+wait_stored 320
 
 # 1. Live: the poll 1.5 s ahead is refused; the ones after it arrive.
 C=$(last_counter); X1=$((C + 15 * REQ))
@@ -51,7 +41,7 @@ poison poison_drain "$X2"
 pg_crash
 sleep 6
 pg_restart
-wait_until 60 "spool drained" bash -c "[ \"\$($A status | sed -n 's/^queue: *\([0-9]*\) batches.*/\1/p')\" = 0 ]"
+wait_queue 60 -eq 0
 check_eq "after the backlog: two batches quarantined" "$(quarantined)" 2
 check_match "the failing multi-batch transaction was split" "$(cat "$WORK/aldrecd.log")" \
     "a transaction of [0-9]+ batches failed \(COPY: ERROR: .*poison_drain.*\); writing them one by one"

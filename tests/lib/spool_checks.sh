@@ -73,3 +73,46 @@ poll_intervals_ms() {
 }
 
 now_s() { date +%s.%N; }
+
+# spool_setup NAME SEED [--relay] [section.key=value ...] — a fresh work
+# directory, a private PostgreSQL (with --relay: reached through
+# tests/tools/relay.c), aldsim, the demo machine at 10 Hz and aldrecd
+# recording into it (batches of 96 rows = 3 polls, flushed every 300 ms,
+# unless overridden). Sets CFG, A, REQ, NPARAM, RC_ID; exits on failure.
+spool_setup() {
+    local name=$1 seed=$2; shift 2
+    local extra=()
+    ald_workdir "it-$name"
+    pg_start
+    if [ "${1:-}" = --relay ]; then
+        shift
+        relay_start "$PGPORT"
+        extra+=("database.conninfo=host=127.0.0.1 port=$RELAY_PORT dbname=aldrec user=aldrecd passfile=$WORK/pgpass")
+    fi
+    aldsim_start a --seed "$seed"
+    CFG=$WORK/aldrec.conf
+    aldrecd_config "$CFG" recorder.batch_rows=96 recorder.flush_interval_ms=300 \
+        database.connect_timeout_s=2 "${extra[@]}" "$@"
+    pg_migrate "$CFG"
+    demo_machine_load "$SIM_PORT_a" 100
+    A="$BIN/aldrec --config $CFG"
+    aldrecd_start "$CFG" || { not_ok "aldrecd starts"; check_done "$name"; exit 1; }
+    spool_init_counts
+}
+
+# wait_stored ROWS — until aldrecd has stored at least ROWS rows.
+wait_stored() {
+    wait_until 20 "$1 rows stored" bash -c \
+        "[ \$($A status | sed -n 's/^stored: *[0-9]* batches, \([0-9]*\) rows.*/\1/p') -ge $1 ]"
+}
+
+# wait_queue TIMEOUT_S OP N — until the spool holds OP N batches (-eq, -ge).
+wait_queue() {
+    wait_until "$1" "spool queue $2 $3" bash -c \
+        "[ \"\$($A status | sed -n 's/^queue: *\([0-9]*\) batches.*/\1/p')\" $2 $3 ]"
+}
+
+# wait_link TIMEOUT_S STATE — until database_link shows STATE.
+wait_link() {
+    wait_until "$1" "link $2" bash -c "$A status | grep -q '^database_link: *$2'"
+}

@@ -85,6 +85,14 @@ static void test_queue(void)
     int64_t id = spool_id(sp);
     T_CHECK(id > 0);
 
+    /* One writer per spool file. */
+    char p0[512], e0[512] = "";
+    path_of(p0, sizeof p0, "q.db");
+    spool_opts_t o2 = { .path = p0, .max_bytes = 1 << 30 };
+    spool_open_info_t i2;
+    T_CHECK(spool_open(&o2, &i2, e0, sizeof e0) == NULL);
+    T_CHECK(strstr(e0, "in use by another process") != NULL);
+
     int64_t pid = -1;
     bool known = true;
     T_EQ_INT(spool_get_process(sp, &pid, &known, err, sizeof err), 0);
