@@ -44,6 +44,7 @@ struct forwarder {
     int64_t next_try;          /* mono ms: no connection attempt before */
     int64_t single_until;      /* write batches up to this seq one by one */
     int64_t drain_started, drain_rows_start;
+    long crash_after;          /* test hook, see forwarder.h; 0: off */
 };
 
 static int64_t mono_ms(void)
@@ -194,6 +195,8 @@ static enum settled handle_result(forwarder_t *f, pgsink_result_t r, batch_t *b,
     *link_ok = true;
     switch (r) {
     case PGSINK_STORED:
+        if (f->crash_after > 0 && --f->crash_after == 0)
+            _exit(137);   /* committed, not yet deleted: the worst moment to die */
         if (spool_remove(f->sp, b, n, serr, sizeof serr) < 0)
             spool_trouble(f, "removing stored batches from the spool", serr);
         note_stored(f, b, n);
@@ -401,6 +404,8 @@ forwarder_t *forwarder_start(const forwarder_opts_t *o, spool_t *sp, char *err, 
     f->drain_rows = o->drain_rows ? o->drain_rows : 1;
     f->st.link = LINK_SPOOLING;
     f->link_since = mono_ms();
+    const char *crash = getenv("ALDREC_TEST_CRASH_AFTER_COMMIT");
+    f->crash_after = crash ? atol(crash) : 0;
     if (pipe2(f->wake, O_NONBLOCK | O_CLOEXEC) < 0 ||
         pipe2(f->cancel, O_NONBLOCK | O_CLOEXEC) < 0 ||
         pipe2(f->notify, O_NONBLOCK | O_CLOEXEC) < 0) {

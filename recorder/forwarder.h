@@ -20,7 +20,11 @@
  *         ▲  │                 │ └────backlog found────▶ │
  *         │  └─fail─▶ LINK_SPOOLING ◀──write failed──────┘
  *         └─backoff over─────┘
- */
+ *
+ * Test hook: with ALDREC_TEST_CRASH_AFTER_COMMIT=N in the environment the
+ * process exits (status 137, like kill -9) right after the N-th COMMIT,
+ * before the batches are deleted from the spool — the moment at which a
+ * crash makes a replay certain (tests/integration/spool_kill.sh). */
 #ifndef ALDREC_FORWARDER_H
 #define ALDREC_FORWARDER_H
 

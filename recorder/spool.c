@@ -830,6 +830,17 @@ static int open_failure(spool_t *sp, int rc, const char *what, char *why, size_t
     return -1;
 }
 
+/* After a failed step of opening (err says what): damage that quick_check
+ * did not see still makes the file bad (1, why set); anything else is a
+ * failure (-1). */
+static int damaged_or_failed(spool_t *sp, char *why, size_t whylen, const char *err)
+{
+    if (!is_corruption(sqlite3_extended_errcode(sp->db)))
+        return -1;
+    snprintf(why, whylen, "%s", err);
+    return 1;
+}
+
 static int create_schema(spool_t *sp, char *err, size_t errlen)
 {
     uint64_t id = 0;
@@ -957,7 +968,7 @@ static int try_open(spool_t *sp, bool readonly, bool *created, char *why, size_t
     bool found_format, found_id;
     if (meta_get(sp, "format", &format, &found_format, err, errlen) < 0 ||
         meta_get(sp, "spool_id", &sp->id, &found_id, err, errlen) < 0)
-        return -1;
+        return damaged_or_failed(sp, why, whylen, err);
     if (!found_format || format != SPOOL_FORMAT || !found_id || sp->id <= 0) {
         snprintf(why, whylen, "not an aldrec spool of format %d (format %lld, id %lld)",
                  SPOOL_FORMAT, (long long)format, (long long)sp->id);
@@ -979,7 +990,7 @@ static int try_open(spool_t *sp, bool readonly, bool *created, char *why, size_t
         sqlite3_db_config(sp->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
     }
     if (reload_counters(sp, err, errlen) < 0)
-        return -1;
+        return damaged_or_failed(sp, why, whylen, err);
     if (!readonly && sp->gaps_open > 0) {
         /* What was dropped before this start is one record: whether later
          * drops continue it cannot be told after a restart. */

@@ -59,6 +59,8 @@ sleep 1
 STOP=$($A process stop)
 check_match "process stop: all stored" "$STOP" "rows recorded, all stored"
 check_complete blackhole "$PROC"
+check_eq "every row aldrecd spooled is stored (rows recorded = rows stored)" \
+    "$(stored_rows "$PROC")" "$(recorded_rows "$STOP")"
 check_eq "nothing quarantined, nothing dropped" \
     "$(status_field quarantined) / $(status_field dropped)" "0 batches, 0 rows / 0 batches, 0 rows"
 

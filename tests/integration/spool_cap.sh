@@ -15,6 +15,7 @@ MAX_BYTES=98304            # 96k: about 19 batches of 96 rows (5 KiB each)
 spool_setup spool_cap 14 spool.max_bytes=96k
 PROC=$($A process start --recipe cap)
 wait_stored 320
+T_CRASH=$(now_s)
 pg_crash
 wait_until 40 "spool full" bash -c "$A status | grep -q '^dropped:.*dropping now'" \
     && ok "the spool fills up while PostgreSQL is down" || not_ok "the spool fills up"
@@ -40,6 +41,8 @@ echo "# $STOP"
 check_match "process stop does not claim all stored: it names the dropped rows" "$STOP" \
     "; [0-9]+ stored, $DROPPED dropped \(see data_gaps\)"
 check_ge "points were dropped" "$DROPPED" 96
+check_eq "rows recorded = rows stored + rows dropped" "$(recorded_rows "$STOP")" \
+    $(( $(stored_rows "$PROC") + DROPPED ))
 
 EXPECTED=$(expected_rows "$PROC")
 STORED=$(stored_rows "$PROC")
@@ -63,6 +66,8 @@ check_eq "gap record: its time range holds no stored sample, and both ends are n
 read -r OK ZERO GAPS MISSING MAXGAP <<<"$(counter_steps "$PROC")"
 check_eq "the oldest were dropped: one hole in the read counter, nothing stored twice" "$GAPS $ZERO" "1 0"
 check_eq "... and its polls are the dropped points" $((MISSING * NPARAM)) "$DROPPED"
+check_eq "... and it starts where the outage started (the oldest went first)" \
+    "$(q "SELECT first_ts BETWEEN to_timestamp($T_CRASH - 2) AND to_timestamp($T_CRASH + 2) FROM data_gaps WHERE process_id = $PROC")" t
 check_eq "the ledger has the gap record (kind 4) and its points rows" \
     "$(q "SELECT count(*) FILTER (WHERE kind = 4) || ' ' || sum(rows) FILTER (WHERE kind = 1) FROM ingest_ledger WHERE process_id = $PROC")" \
     "1 $STORED"

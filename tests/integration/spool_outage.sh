@@ -44,6 +44,8 @@ wait_queue 90 -eq 0 \
 check_match "the log says when PostgreSQL came back" "$(cat "$WORK/aldrecd.log")" "PostgreSQL reachable again"
 check_match "... and that a backlog was drained" "$(cat "$WORK/aldrecd.log")" "backlog drained: [0-9]+ rows"
 check_complete outage "$PROC"
+check_eq "every row aldrecd spooled is stored (rows recorded = rows stored)" \
+    "$(stored_rows "$PROC")" "$(recorded_rows "$STOP")"
 check_eq "no gap records" "$(q "SELECT count(*) FROM data_gaps")" 0
 check_eq "nothing quarantined" "$(status_field quarantined)" "0 batches, 0 rows"
 check_eq "every ledger batch number from this spool is used once" \

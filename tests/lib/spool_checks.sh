@@ -116,3 +116,7 @@ wait_queue() {
 wait_link() {
     wait_until "$1" "link $2" bash -c "$A status | grep -q '^database_link: *$2'"
 }
+
+# recorded_rows STOP_REPLY — "N rows recorded" from `aldrec process stop`:
+# every row aldrecd put into the spool for the process (all its runs).
+recorded_rows() { sed -n 's/.*process [0-9]*: \([0-9]*\) rows recorded.*/\1/p' <<<"$1"; }
