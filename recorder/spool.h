@@ -177,8 +177,9 @@ int spool_remove(spool_t *sp, const batch_t *b, size_t n, char *err, size_t errl
 int spool_quarantine(spool_t *sp, const batch_t *b, const char *why, char *err, size_t errlen);
 
 /* Copies the write-ahead log into the database file when it has grown past
- * a few MiB, on a connection of its own. May wait for the disk: call it from
- * the forwarder, never from the main loop. Returns 0, or -1. */
+ * a quarter of max_bytes (4 MiB at most), on a connection of its own. May
+ * wait for the disk: call it from the forwarder, never from the main loop.
+ * Returns 0, or -1. */
 int spool_checkpoint(spool_t *sp);
 
 /* Quarantine commands ------------------------------------------------------ */
