@@ -3,14 +3,18 @@
  * One event loop on the main thread (poll(2) on CLOCK_MONOTONIC deadlines):
  * it drains the samples that the device threads (poller.h) queued, appends
  * them to the current batch while a process is active, flushes the batch on
- * batch_rows or flush_interval_ms, and answers the control socket. Flushed
- * batches go to the forwarder thread, the only place that waits on
- * PostgreSQL. Polling itself never waits for this loop.
+ * batch_rows or flush_interval_ms into the spool (durable before the flush
+ * returns), and answers the control socket. The forwarder thread, the only
+ * place that waits on PostgreSQL, sends spooled batches on. Polling itself
+ * never waits for this loop.
  *
- *   device threads --queue--> batch (pgcopy) --flush--> forwarder --COPY--> PostgreSQL
+ *   device threads --queue--> batch (pgcopy) --flush--> spool (SQLite) --forwarder--> PostgreSQL
  *
- * Signals only set a flag. SIGTERM/SIGINT: flush, let the forwarder drain
- * (bounded), exit 0. */
+ * Signals only set a flag. SIGTERM/SIGINT: flush the open batch to the
+ * spool, give the forwarder a short bounded chance to send, exit 0; what
+ * is still spooled is sent after the next start. The process being
+ * recorded is kept in the spool, so a restart (even after kill -9, even
+ * with PostgreSQL down) goes on recording it. */
 #include <errno.h>
 #include <getopt.h>
 #include <libpq-fe.h>
@@ -30,10 +34,13 @@
 #include "pgcopy.h"
 #include "pmap.h"
 #include "poller.h"
+#include "spool.h"
 
 #define MAX_CLIENTS 16
 #define STOP_WAIT_MS 15000
-#define SHUTDOWN_DRAIN_MS 10000
+#define SHUTDOWN_DRAIN_MS 2000
+#define TICK_NS 1000000000LL
+#define QLIST_MAX 200          /* quarantine entries in one reply */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -47,16 +54,15 @@ struct client {
     int fd;                  /* -1: free slot */
     char in[512];
     size_t inlen;
-    int64_t wait_seq;        /* >0: STOP waits until this batch left the queue */
+    int64_t wait_process;    /* >0: STOP waits until the spool holds none of it */
     int64_t wait_deadline_ns;
-    int64_t stopped_process;
-    uint64_t stopped_rows;
 };
 
 struct recorder {
     aldrec_config_t cfg;
     pmap_t *map;
     poller_t *poller;
+    spool_t *spool;
     forwarder_t *fwd;
     int listen_fd;
     struct client clients[MAX_CLIENTS];
@@ -66,15 +72,46 @@ struct recorder {
     uint64_t process_rows;       /* samples of the current process */
     int64_t first_ts, last_ts;
     int64_t flush_deadline_ns;
-    int64_t last_seq;            /* highest seq handed to the forwarder */
     int64_t started_ns;
+    int64_t next_tick_ns;
+    /* dropping (spool full): logged when it starts and when it ends */
+    bool dropping;
+    uint64_t drop_points, drop_batches;
+    double append_last_ms, append_max_ms;     /* spool_append(), fsync included */
+    complain_t spool_write;
 };
+
+/* Start and end of an episode of dropping, from what an append reported. */
+static void note_drops(struct recorder *r, const spool_append_result_t *res)
+{
+    if (res->dropped_batches) {
+        if (!r->dropping) {
+            spool_stats_t ss;
+            spool_get_stats(r->spool, &ss);
+            log_msg(LL_ERROR, "spool full (%llu of max_bytes %lld bytes): dropping %s"
+                    " batches until PostgreSQL takes data again; every dropped point is"
+                    " counted and a gap record (data_gaps) will say which",
+                    (unsigned long long)(ss.bytes + ss.q_bytes), (long long)ss.max_bytes,
+                    strcmp(r->cfg.spool_full_policy, "drop_oldest") == 0 ? "the oldest" : "new");
+            r->dropping = true;
+        }
+        r->drop_points += res->dropped_points;
+        r->drop_batches += res->dropped_batches;
+    } else if (r->dropping && res->gaps_closed) {
+        log_msg(LL_WARN, "spool has room again: %llu points in %llu batches were dropped;"
+                " %u gap record(s) queued for PostgreSQL", (unsigned long long)r->drop_points,
+                (unsigned long long)r->drop_batches, res->gaps_closed);
+        r->dropping = false;
+        r->drop_points = r->drop_batches = 0;
+    }
+}
 
 static void flush_batch(struct recorder *r)
 {
     size_t rows = pgcopy_rows(r->enc);
     if (rows == 0)
         return;
+    r->flush_deadline_ns = INT64_MAX;
     size_t len;
     uint8_t *data = pgcopy_take(r->enc, &len);
     if (!data) {
@@ -82,16 +119,32 @@ static void flush_batch(struct recorder *r)
         pgcopy_reset(r->enc);
         return;
     }
-    pgsink_batch_t b = {
-        .seq = ++r->last_seq,
+    batch_t b = {
+        .kind = BATCH_POINTS,
         .process_id = r->process_id,
         .rows = (uint32_t)rows,
         .first_ts_us = r->first_ts,
         .last_ts_us = r->last_ts,
+        .data = data,
         .len = len,
     };
-    forwarder_submit(r->fwd, &b, data);
-    r->flush_deadline_ns = INT64_MAX;
+    spool_append_result_t res;
+    char err[512];
+    int64_t t0 = poller_mono_ns();
+    int rc = spool_append(r->spool, &b, &res, err, sizeof err);
+    double ms = (double)(poller_mono_ns() - t0) / 1e6;
+    r->append_last_ms = ms;
+    if (ms > r->append_max_ms)
+        r->append_max_ms = ms;
+    free(data);
+    if (rc < 0)
+        log_complain(&r->spool_write, LL_ERROR, "cannot write to the spool: %s; the rows are"
+                     " counted as dropped and a gap record follows", err);
+    else
+        log_release(&r->spool_write, LL_INFO, "spool writable again");
+    note_drops(r, &res);
+    if (rc == 0 && res.stored)
+        forwarder_wake(r->fwd);
 }
 
 static void on_sample(void *arg, const sample_t *s)
@@ -138,31 +191,24 @@ static void client_reply(struct client *c, const char *fmt, ...)
     client_close(c);
 }
 
-static const char *link_name(enum link_state s)
-{
-    switch (s) {
-    case LINK_DOWN:
-        return "down";
-    case LINK_UP:
-        return "up";
-    }
-    return "?";
-}
-
 static void reply_status(struct recorder *r, struct client *c)
 {
     poller_stats_t ps;
     forwarder_stats_t fs;
     char devices[8192];
+    spool_stats_t ss;
     poller_get_stats(r->poller, &ps);
     poller_format_devices(r->poller, devices, sizeof devices);
     forwarder_get_stats(r->fwd, &fs);
+    spool_get_stats(r->spool, &ss);
     double up = (double)(poller_mono_ns() - r->started_ns) / 1e9;
     char proc[64];
     if (r->process_id)
         snprintf(proc, sizeof proc, "%lld", (long long)r->process_id);
     else
         snprintf(proc, sizeof proc, "none");
+    double oldest = ss.oldest_spooled_us ? (double)(poller_wall_us() - ss.oldest_spooled_us) / 1e6
+                                         : 0.0;
 
     client_reply(c,
                  "OK\n"
@@ -182,13 +228,15 @@ static void reply_status(struct recorder *r, struct client *c)
                  "late_ms:            p50 %.2f, p99 %.2f, max %.2f\n"
                  "%s"
                  "batch_rows:         %zu pending\n"
-                 "database_link:      %s\n"
-                 "queue:              %zu batches, %zu rows\n"
-                 "stored:             %llu batches, %llu rows\n"
+                 "spool_append_ms:    last %.2f, max %.2f\n"
+                 "database_link:      %s (for %.1f s)\n"
+                 "queue:              %llu batches, %llu rows, %llu bytes, oldest %.1f s\n"
+                 "drain_rate:         %.0f rows/s (last 10 s)\n"
+                 "stored:             %llu batches, %llu rows in %llu transactions\n"
                  "duplicates_skipped: %llu batches\n"
-                 "rejected:           %llu batches, %llu rows\n"
-                 "dropped:            %llu batches, %llu rows\n"
-                 "last_batch_seq:     %lld\n"
+                 "quarantined:        %llu batches, %llu rows\n"
+                 "dropped:            %llu batches, %llu rows%s\n"
+                 "spool:              %s (id %016llx, %llu of %lld bytes)\n"
                  "last_error:         %s\n",
                  r->cfg.machine, r->cfg.recorder_id, (int)getpid(), up, proc,
                  (unsigned long long)r->process_rows, ps.params, ps.params_skipped,
@@ -200,16 +248,133 @@ static void reply_status(struct recorder *r, struct client *c)
                  hist_quantile(&ps.cycle_us, 0.5) / 1e3, hist_quantile(&ps.cycle_us, 0.99) / 1e3,
                  ps.cycle_us.max / 1e3, hist_quantile(&ps.late_us, 0.5) / 1e3,
                  hist_quantile(&ps.late_us, 0.99) / 1e3, ps.late_us.max / 1e3, devices,
-                 pgcopy_rows(r->enc), link_name(fs.link),
-                 fs.queued_batches, fs.queued_rows, (unsigned long long)fs.stored_batches,
-                 (unsigned long long)fs.stored_rows, (unsigned long long)fs.duplicate_batches,
-                 (unsigned long long)fs.rejected_batches, (unsigned long long)fs.rejected_rows,
-                 (unsigned long long)fs.dropped_batches, (unsigned long long)fs.dropped_rows,
-                 (long long)r->last_seq, fs.last_error[0] ? fs.last_error : "-");
+                 pgcopy_rows(r->enc), r->append_last_ms,
+                 r->append_max_ms,
+                 forwarder_link_name(fs.link), fs.link_for_s,
+                 (unsigned long long)ss.batches, (unsigned long long)ss.rows,
+                 (unsigned long long)ss.bytes, oldest, fs.rows_per_s,
+                 (unsigned long long)fs.stored_batches, (unsigned long long)fs.stored_rows,
+                 (unsigned long long)fs.transactions, (unsigned long long)fs.duplicate_batches,
+                 (unsigned long long)ss.q_batches, (unsigned long long)ss.q_rows,
+                 (unsigned long long)ss.dropped_batches, (unsigned long long)ss.dropped_points,
+                 ss.dropping ? " (dropping now: spool full)" : "",
+                 r->cfg.spool_path, (unsigned long long)ss.spool_id,
+                 (unsigned long long)(ss.bytes + ss.q_bytes), (long long)ss.max_bytes,
+                 fs.last_error[0] ? fs.last_error : "-");
+}
+
+/* QUARANTINE LIST: one line per batch, fields separated by tabs (the CLI
+ * formats them): seq kind process rows first_us last_us quarantined_us error */
+struct qlist {
+    char *buf;
+    size_t len, cap;
+    long n;
+};
+
+static void qlist_add(void *arg, const spool_qentry_t *e)
+{
+    struct qlist *q = arg;
+    if (++q->n > QLIST_MAX)
+        return;
+    /* The error text goes as one line without tabs. */
+    char error[sizeof e->error];
+    snprintf(error, sizeof error, "%s", e->error);
+    for (char *p = error; *p; p++)
+        if (*p == '\t' || *p == '\n' || *p == '\r')
+            *p = ' ';
+    char line[800];
+    int n = snprintf(line, sizeof line, "%lld\t%s\t%lld\t%u\t%lld\t%lld\t%lld\t%s\n",
+                     (long long)e->seq, batch_kind_name(e->kind), (long long)e->process_id,
+                     e->rows, (long long)e->first_ts_us, (long long)e->last_ts_us,
+                     (long long)e->quarantined_us, error);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof line) {
+        n = (int)sizeof line - 1;
+        line[n - 1] = '\n';
+    }
+    if (q->len + (size_t)n < q->cap) {
+        memcpy(q->buf + q->len, line, (size_t)n);
+        q->len += (size_t)n;
+    }
+}
+
+static void send_all(struct client *c, const char *buf, size_t len)
+{
+    /* The socket is non-blocking; a long answer gets 1 s to be read. */
+    int64_t deadline = poller_mono_ns() + 1000000000LL;
+    while (len > 0 && poller_mono_ns() < deadline) {
+        ssize_t w = send(c->fd, buf, len, MSG_NOSIGNAL);
+        if (w > 0) {
+            buf += w;
+            len -= (size_t)w;
+        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            break;
+        } else {
+            struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+            poll(&pfd, 1, 100);
+        }
+    }
+    client_close(c);
+}
+
+static void handle_quarantine(struct recorder *r, struct client *c, char *arg)
+{
+    char err[512];
+    char *what = arg ? strtok(arg, " ") : NULL;
+    char *which = what ? strtok(NULL, " ") : NULL;
+
+    if (what && strcmp(what, "LIST") == 0) {
+        /* The header goes in front once the count is known. */
+        enum { HEAD = 32 };
+        struct qlist q = { .cap = 256 * 1024, .len = HEAD };
+        q.buf = malloc(q.cap);
+        if (!q.buf) {
+            client_reply(c, "ERR out of memory\n");
+            return;
+        }
+        long n = spool_quarantine_list(r->spool, qlist_add, &q, err, sizeof err);
+        if (n < 0) {
+            client_reply(c, "ERR %s\n", err);
+        } else {
+            char head[HEAD];
+            int h = snprintf(head, sizeof head, "OK %ld\n", n);
+            memcpy(q.buf + HEAD - h, head, (size_t)h);
+            send_all(c, q.buf + HEAD - h, q.len - HEAD + (size_t)h);
+        }
+        free(q.buf);
+        return;
+    }
+    if (!what || (strcmp(what, "RETRY") != 0 && strcmp(what, "DROP") != 0) || !which) {
+        client_reply(c, "ERR usage: QUARANTINE LIST | RETRY SEQ|all | DROP SEQ|all\n");
+        return;
+    }
+    char *end;
+    long long seq = strcmp(which, "all") == 0 ? 0 : strtoll(which, &end, 10);
+    if (strcmp(which, "all") != 0 && (*end != '\0' || seq <= 0)) {
+        client_reply(c, "ERR expected a batch number or \"all\", got \"%.40s\"\n", which);
+        return;
+    }
+    bool retry = strcmp(what, "RETRY") == 0;
+    long n = retry ? spool_quarantine_retry(r->spool, seq, err, sizeof err)
+                   : spool_quarantine_drop(r->spool, seq, err, sizeof err);
+    if (n < 0) {
+        client_reply(c, "ERR %s\n", err);
+    } else if (n == 0 && seq) {
+        client_reply(c, "ERR no quarantined batch %lld\n", seq);
+    } else {
+        log_msg(LL_WARN, "operator %s %ld quarantined batch(es)%s", retry ? "retried" : "dropped",
+                n, retry ? "" : "; gap records queued");
+        if (retry)
+            forwarder_wake(r->fwd);
+        client_reply(c, "OK %s %ld batch(es)%s\n", retry ? "queued again" : "dropped", n,
+                     retry ? "" : "; a gap record for each is queued for data_gaps");
+    }
 }
 
 static void handle_command(struct recorder *r, struct client *c, char *line)
 {
+    char err[512];
     char *arg = strchr(line, ' ');
     if (arg)
         *arg++ = '\0';
@@ -228,6 +393,9 @@ static void handle_command(struct recorder *r, struct client *c, char *line)
         } else if (r->process_id) {
             client_reply(c, "ERR process %lld is being recorded; stop it first\n",
                          (long long)r->process_id);
+        } else if (spool_set_process(r->spool, id, err, sizeof err) < 0) {
+            log_msg(LL_ERROR, "cannot start recording process %lld: %s", id, err);
+            client_reply(c, "ERR cannot record: %s\n", err);
         } else {
             r->process_id = id;
             r->process_rows = 0;
@@ -242,38 +410,72 @@ static void handle_command(struct recorder *r, struct client *c, char *line)
         }
         /* ... and those completed before STOP are */
         poller_drain(r->poller, on_sample, r);
+        int64_t pid = r->process_id;
         flush_batch(r);
-        log_msg(LL_INFO, "process %lld stopped: %llu rows", (long long)r->process_id,
-                (unsigned long long)r->process_rows);
-        c->stopped_process = r->process_id;
-        c->stopped_rows = r->process_rows;
+        uint32_t closed = 0;
+        if (spool_close_gaps(r->spool, pid, false, &closed, err, sizeof err) < 0)
+            log_msg(LL_ERROR, "process %lld: cannot queue its gap record: %s", (long long)pid,
+                    err);
+        if (spool_set_process(r->spool, 0, err, sizeof err) < 0)
+            log_msg(LL_ERROR, "process %lld: cannot note the stop in the spool (a restart"
+                    " would resume it): %s", (long long)pid, err);
+        log_msg(LL_INFO, "process %lld stopped: %llu rows sampled by this aldrecd",
+                (long long)pid, (unsigned long long)r->process_rows);
         r->process_id = 0;
-        /* Answer once everything of the process has left the queue, so the
+        forwarder_wake(r->fwd);
+        /* Answer once the spool holds nothing more of the process, so the
          * caller can read the complete run right after "stop" returns. */
-        c->wait_seq = r->last_seq > 0 ? r->last_seq : 1;
+        c->wait_process = pid;
         c->wait_deadline_ns = poller_mono_ns() + (int64_t)STOP_WAIT_MS * 1000000LL;
+    } else if (strcmp(line, "QUARANTINE") == 0) {
+        handle_quarantine(r, c, arg);
     } else {
-        client_reply(c, "ERR unknown command \"%.40s\" (expected PING, STATUS, START, STOP)\n", line);
+        client_reply(c, "ERR unknown command \"%.40s\" (expected PING, STATUS, START, STOP,"
+                     " QUARANTINE)\n", line);
     }
 }
 
+/* STOP's answer: what happened to every row of the process. It says "all
+ * stored" only when every row was committed in PostgreSQL. */
 static void check_stop_waiters(struct recorder *r, int64_t now)
 {
-    forwarder_stats_t fs;
-    forwarder_get_stats(r->fwd, &fs);
     for (int i = 0; i < MAX_CLIENTS; i++) {
         struct client *c = &r->clients[i];
-        if (c->fd < 0 || c->wait_seq == 0)
+        if (c->fd < 0 || c->wait_process == 0)
             continue;
-        if (fs.last_done_seq >= c->wait_seq || fs.queued_batches == 0) {
-            client_reply(c, "OK stopped process %lld: %llu rows recorded, all stored\n",
-                         (long long)c->stopped_process, (unsigned long long)c->stopped_rows);
-        } else if (now >= c->wait_deadline_ns) {
-            client_reply(c, "OK stopped process %lld: %llu rows recorded; %zu rows still"
-                         " waiting for the database (%s)\n",
-                         (long long)c->stopped_process, (unsigned long long)c->stopped_rows,
-                         fs.queued_rows, fs.last_error[0] ? fs.last_error : "no error yet");
+        spool_process_info_t pi;
+        char err[512];
+        if (spool_process_info(r->spool, c->wait_process, &pi, err, sizeof err) < 0) {
+            client_reply(c, "OK stopped process %lld; cannot tell what is stored: %s\n",
+                         (long long)c->wait_process, err);
+            continue;
         }
+        if (pi.queued_batches > 0 && now < c->wait_deadline_ns)
+            continue;
+        unsigned long long stored = pi.rows - pi.queued_rows - pi.quarantined_rows -
+                                    pi.dropped_points;
+        if (pi.queued_batches == 0 && pi.quarantined_rows == 0 && pi.dropped_points == 0) {
+            client_reply(c, "OK stopped process %lld: %llu rows recorded, all stored\n",
+                         (long long)c->wait_process, (unsigned long long)pi.rows);
+            continue;
+        }
+        char spooled[600] = "", quar[128] = "", drop[128] = "";
+        if (pi.queued_batches) {
+            forwarder_stats_t fs;
+            forwarder_get_stats(r->fwd, &fs);
+            snprintf(spooled, sizeof spooled, ", %llu still spooled (PostgreSQL has not taken"
+                     " them yet: %s)", (unsigned long long)pi.queued_rows,
+                     fs.last_error[0] ? fs.last_error : "no error yet");
+        }
+        if (pi.quarantined_rows)
+            snprintf(quar, sizeof quar, ", %llu quarantined (aldrec spool quarantine list)",
+                     (unsigned long long)pi.quarantined_rows);
+        if (pi.dropped_points)
+            snprintf(drop, sizeof drop, ", %llu dropped (see data_gaps)",
+                     (unsigned long long)pi.dropped_points);
+        client_reply(c, "OK stopped process %lld: %llu rows recorded; %llu stored%s%s%s\n",
+                     (long long)c->wait_process, (unsigned long long)pi.rows, stored, spooled,
+                     quar, drop);
     }
 }
 
@@ -321,9 +523,10 @@ static void accept_clients(struct recorder *r)
     }
 }
 
-/* Start-up: the parameter map, the ledger position and an interrupted
- * process, from PostgreSQL. Retries until it works or we are told to stop. */
-static int load_from_database(struct recorder *r)
+/* Start-up: the parameter map from PostgreSQL and, when the spool does not
+ * know (a fresh spool file), an interrupted process. Retries until it works
+ * or we are told to stop. */
+static int load_from_database(struct recorder *r, bool process_known)
 {
     complain_t down = { 0 };
     int backoff_ms = 500;
@@ -338,30 +541,31 @@ static int load_from_database(struct recorder *r)
         if (PQstatus(conn) == CONNECTION_OK) {
             r->map = pmap_load(conn, r->cfg.machine, err, sizeof err);
             if (r->map) {
+                if (process_known) {
+                    PQfinish(conn);
+                    log_release(&down, LL_INFO, "PostgreSQL reachable");
+                    return 0;
+                }
                 const char *p[2] = { NULL, r->cfg.recorder_id };
                 char mid[16];
                 snprintf(mid, sizeof mid, "%d", pmap_machine_id(r->map));
                 p[0] = mid;
                 PGresult *res = PQexecParams(conn,
-                    "SELECT (SELECT coalesce(max(batch_seq), 0) FROM ingest_ledger"
-                    "         WHERE recorder_id = $2),"
-                    "       (SELECT id FROM processes WHERE machine_id = $1::int"
-                    "         AND recorder_id = $2 AND status = 'running'"
-                    "         ORDER BY id DESC LIMIT 1)",
+                    "SELECT id FROM processes WHERE machine_id = $1::int"
+                    " AND recorder_id = $2 AND status = 'running' ORDER BY id DESC LIMIT 1",
                     2, NULL, p, NULL, NULL, 0);
                 if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-                    r->last_seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-                    if (!PQgetisnull(res, 0, 1)) {
-                        r->process_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-                        log_msg(LL_INFO, "resuming process %lld, which was running when"
-                                " the recorder last stopped", (long long)r->process_id);
+                    if (PQntuples(res) == 1) {
+                        r->process_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+                        log_msg(LL_INFO, "resuming process %lld, which PostgreSQL shows"
+                                " running for this recorder", (long long)r->process_id);
                     }
                     PQclear(res);
                     PQfinish(conn);
                     log_release(&down, LL_INFO, "PostgreSQL reachable");
                     return 0;
                 }
-                snprintf(err, sizeof err, "reading the ledger: %s", PQerrorMessage(conn));
+                snprintf(err, sizeof err, "reading processes: %s", PQerrorMessage(conn));
                 PQclear(res);
                 pmap_free(r->map);
                 r->map = NULL;
@@ -381,6 +585,54 @@ static int load_from_database(struct recorder *r)
         backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
     }
     return -1;
+}
+
+/* Opens the spool; a bad file was moved aside: say so loudly. */
+static int open_spool(struct recorder *r, char *err, size_t errlen)
+{
+    enum spool_policy pol = SPOOL_DROP_OLDEST;
+    spool_policy_parse(r->cfg.spool_full_policy, &pol);
+    spool_opts_t so = {
+        .path = r->cfg.spool_path,
+        .max_bytes = r->cfg.spool_max_bytes,
+        .policy = pol,
+    };
+    spool_open_info_t info;
+    r->spool = spool_open(&so, &info, err, errlen);
+    if (!r->spool)
+        return -1;
+    spool_stats_t ss;
+    spool_get_stats(r->spool, &ss);
+    if (info.replaced)
+        log_msg(LL_ERROR, "SPOOL FILE DAMAGED: %s: %s. Moved it (with its -wal/-shm) to %s"
+                " and started a fresh spool (id %016llx); batches in the old file were NOT"
+                " forwarded and are kept there for inspection", r->cfg.spool_path, info.reason,
+                info.moved_to, (unsigned long long)ss.spool_id);
+    else if (info.created)
+        log_msg(LL_INFO, "new spool %s (id %016llx)", r->cfg.spool_path,
+                (unsigned long long)ss.spool_id);
+    if (ss.batches || ss.q_batches)
+        log_msg(LL_INFO, "spool %s holds %llu batches (%llu rows) to forward and %llu"
+                " quarantined from an earlier run", r->cfg.spool_path,
+                (unsigned long long)ss.batches, (unsigned long long)ss.rows,
+                (unsigned long long)ss.q_batches);
+    return 0;
+}
+
+/* Once a second: a hole in the data that has an end gets its gap record. */
+static void tick(struct recorder *r)
+{
+    spool_stats_t ss;
+    spool_get_stats(r->spool, &ss);
+    if (!ss.dropping)
+        return;
+    char err[512];
+    spool_append_result_t res = { 0 };
+    if (spool_close_gaps(r->spool, -1, true, &res.gaps_closed, err, sizeof err) < 0)
+        log_msg(LL_ERROR, "cannot queue a gap record: %s", err);
+    note_drops(r, &res);
+    if (res.gaps_closed)
+        forwarder_wake(r->fwd);
 }
 
 static void usage(FILE *f)
@@ -440,9 +692,45 @@ int main(int argc, char **argv)
         log_msg(LL_ERROR, "control socket: %s", err);
         goto out;
     }
-    if (load_from_database(&r) < 0) {
+    if (open_spool(&r, err, sizeof err) < 0) {
+        log_msg(LL_ERROR, "%s", err);
+        goto out;
+    }
+    bool known = false;
+    int64_t pid = 0;
+    if (spool_get_process(r.spool, &pid, &known, err, sizeof err) < 0) {
+        log_msg(LL_ERROR, "%s", err);
+        goto out;
+    }
+    if (known && pid) {
+        r.process_id = pid;
+        log_msg(LL_INFO, "resuming process %lld, which was being recorded when aldrecd last"
+                " stopped (from the spool)", (long long)pid);
+    }
+    forwarder_opts_t fo = {
+        .conninfo = r.cfg.conninfo,
+        .recorder_id = r.cfg.recorder_id,
+        .timeout_ms = r.cfg.connect_timeout_s * 1000,
+        .drain_batches = (size_t)r.cfg.drain_batches,
+        .drain_rows = (size_t)r.cfg.drain_rows,
+    };
+    /* The forwarder starts first: a backlog from the last run goes out as
+     * soon as PostgreSQL answers, whatever else start-up waits for. */
+    r.fwd = forwarder_start(&fo, r.spool, err, sizeof err);
+    if (!r.fwd) {
+        log_msg(LL_ERROR, "start-up failed: %s", err);
+        goto out;
+    }
+    if (load_from_database(&r, known) < 0) {
         status = stop_requested ? 0 : 1;
         goto out;
+    }
+    if (!known) {
+        /* A fresh spool: note the process PostgreSQL named (or none). */
+        if (spool_set_process(r.spool, r.process_id, err, sizeof err) < 0) {
+            log_msg(LL_ERROR, "%s", err);
+            goto out;
+        }
     }
     poller_opts_t po = {
         .response_timeout_ms = r.cfg.response_timeout_ms,
@@ -454,11 +742,8 @@ int main(int argc, char **argv)
     };
     r.poller = poller_new(r.map, &po);
     r.enc = pgcopy_new();
-    r.fwd = forwarder_start(r.cfg.conninfo, r.cfg.recorder_id,
-                            r.cfg.connect_timeout_s * 1000, (size_t)r.cfg.queue_batches,
-                            err, sizeof err);
-    if (!r.poller || !r.enc || !r.fwd) {
-        log_msg(LL_ERROR, "start-up failed: %s", r.fwd ? "out of memory" : err);
+    if (!r.poller || !r.enc) {
+        log_msg(LL_ERROR, "start-up failed: out of memory");
         goto out;
     }
     poller_stats_t ps;
@@ -481,7 +766,7 @@ int main(int argc, char **argv)
             struct client *c = &r.clients[i];
             if (c->fd < 0)
                 continue;
-            if (c->wait_seq) {
+            if (c->wait_process) {
                 if (c->wait_deadline_ns < wake)
                     wake = c->wait_deadline_ns;
                 continue;
@@ -513,25 +798,31 @@ int main(int argc, char **argv)
         }
         if (poller_mono_ns() >= r.flush_deadline_ns)
             flush_batch(&r);
+        now = poller_mono_ns();
+        if (now >= r.next_tick_ns) {
+            r.next_tick_ns = now + TICK_NS;
+            tick(&r);
+        }
         check_stop_waiters(&r, poller_mono_ns());
     }
     /* samples of cycles completed before the signal still belong to the run */
     poller_drain(r.poller, on_sample, &r);
-    log_msg(LL_INFO, "stopping: flushing %zu pending rows", pgcopy_rows(r.enc));
+    log_msg(LL_INFO, "stopping: flushing %zu pending rows to the spool", pgcopy_rows(r.enc));
     flush_batch(&r);
     status = 0;
 out:
     if (r.fwd) {
-        forwarder_stats_t fs;
-        forwarder_get_stats(r.fwd, &fs);
-        size_t rows = fs.queued_rows;
-        size_t left = forwarder_stop(r.fwd, SHUTDOWN_DRAIN_MS);
-        if (left)
-            log_msg(LL_ERROR, "exiting with %zu batches (up to %zu rows) not stored:"
-                    " PostgreSQL unreachable for %d s", left, rows, SHUTDOWN_DRAIN_MS / 1000);
+        forwarder_stop(r.fwd, SHUTDOWN_DRAIN_MS);
+        spool_stats_t ss;
+        spool_get_stats(r.spool, &ss);
+        if (ss.batches)
+            log_msg(LL_WARN, "exiting with %llu batches (%llu rows) in the spool; they are"
+                    " forwarded after the next start", (unsigned long long)ss.batches,
+                    (unsigned long long)ss.rows);
         else
             log_msg(LL_INFO, "all batches stored");
     }
+    spool_close(r.spool);
     for (int i = 0; i < MAX_CLIENTS; i++)
         if (r.clients[i].fd >= 0)
             client_close(&r.clients[i]);

@@ -49,5 +49,7 @@ int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv);
 /* cache/ (issue 3): recipe parameter steps */
 int cmd_param_get(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv);
+/* spool (issue 4) */
+int cmd_spool_quarantine(const aldrec_config_t *cfg, int argc, char **argv);
 
 #endif

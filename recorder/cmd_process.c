@@ -115,6 +115,10 @@ int cmd_process_stop(const aldrec_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "aldrec: unexpected answer from aldrecd: %s", reply);
         return 1;
     }
+    /* What aldrecd says about the rows (all stored, or how many are still
+     * spooled) is printed whatever happens to the process row below. */
+    fputs(reply + 3, stdout);
+    fflush(stdout);
     PGconn *conn = cli_db_connect(cfg, cfg->conninfo);
     if (!conn) {
         fprintf(stderr, "aldrec: recording stopped, but process %lld is still marked running\n", id);
@@ -133,7 +137,6 @@ int cmd_process_stop(const aldrec_config_t *cfg, int argc, char **argv)
     }
     PQclear(res);
     PQfinish(conn);
-    fputs(reply + 3, stdout);
     return status;
 }
 

@@ -10,7 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum kind { K_STR, K_INT };
+enum kind {
+    K_STR,
+    K_INT,
+    K_BYTES,    /* long long, with an optional k/M/G (binary) suffix */
+    K_CHOICE,   /* one of the comma-separated words in choices */
+    K_GONE,     /* removed: an error that says what replaced it */
+};
 
 struct key {
     const char *section;
@@ -18,7 +24,8 @@ struct key {
     enum kind kind;
     size_t off;
     size_t size;       /* K_STR: buffer size */
-    long lo, hi;       /* K_INT: accepted range */
+    long long lo, hi;  /* K_INT, K_BYTES: accepted range */
+    const char *choices;   /* K_CHOICE: "a,b"; K_GONE: what replaced it */
     int required;
 };
 
@@ -29,6 +36,15 @@ struct key {
 #define INT(sec, key, field, min, max) \
     { .section = sec, .name = key, .kind = K_INT, \
       .off = offsetof(aldrec_config_t, field), .lo = min, .hi = max }
+#define BYTES(sec, key, field, min, max) \
+    { .section = sec, .name = key, .kind = K_BYTES, \
+      .off = offsetof(aldrec_config_t, field), .lo = min, .hi = max }
+#define CHOICE(sec, key, field, list) \
+    { .section = sec, .name = key, .kind = K_CHOICE, \
+      .off = offsetof(aldrec_config_t, field), \
+      .size = sizeof(((aldrec_config_t *)0)->field), .choices = list }
+#define GONE(sec, key, hint) \
+    { .section = sec, .name = key, .kind = K_GONE, .choices = hint }
 
 /* One block per section; keep the README's configuration reference in step. */
 static const struct key keys[] = {
@@ -47,7 +63,7 @@ static const struct key keys[] = {
     STR("recorder", "socket", socket_path, 0),
     INT("recorder", "batch_rows", batch_rows, 1, 1000000),
     INT("recorder", "flush_interval_ms", flush_interval_ms, 10, 3600000),
-    INT("recorder", "queue_batches", queue_batches, 1, 1000000),
+    GONE("recorder", "queue_batches", "batches wait in the spool now; see [spool] max_bytes"),
     STR("recorder", "log_level", log_level, 0),
 
     /* [modbus] — defaults for every device; a component's own settings
@@ -63,6 +79,11 @@ static const struct key keys[] = {
     INT("modbus", "stop_bits", stop_bits, 1, 2),
 
     /* [spool] — store and forward */
+    STR("spool", "path", spool_path, 0),
+    BYTES("spool", "max_bytes", spool_max_bytes, 64LL << 10, 1LL << 50),
+    CHOICE("spool", "full_policy", spool_full_policy, "drop_oldest,drop_newest"),
+    INT("spool", "drain_batches", drain_batches, 1, 1000),
+    INT("spool", "drain_rows", drain_rows, 1, 10000000),
 
     /* [cache] — parameter metadata */
     STR("cache", "redis_host", redis_host, 0),
@@ -87,7 +108,6 @@ void config_defaults(aldrec_config_t *cfg)
         .socket_path = "/run/aldrec/aldrecd.sock",
         .batch_rows = 5000,
         .flush_interval_ms = 1000,
-        .queue_batches = 256,
         .log_level = "info",
         .response_timeout_ms = 500,
         .max_registers = 125,
@@ -104,6 +124,11 @@ void config_defaults(aldrec_config_t *cfg)
         .cache_ttl_s = 300,
         .cache_refresh_s = 60,
         .snapshot_path = "/var/lib/aldrec/pmap-snapshot.db",
+        .spool_path = "/var/lib/aldrec/spool.db",
+        .spool_max_bytes = 1LL << 30,
+        .spool_full_policy = "drop_oldest",
+        .drain_batches = 32,
+        .drain_rows = 100000,
     };
 }
 
@@ -149,14 +174,63 @@ static int set_value(aldrec_config_t *cfg, const struct key *k, const char *val,
         memcpy(field, val, n + 1);
         return 0;
     }
+    if (k->kind == K_GONE)
+        return fail(err, errlen, name, line, "%s: no longer supported: %s", k->name,
+                    k->choices);
+    if (k->kind == K_CHOICE) {
+        size_t n = strlen(val);
+        for (const char *c = k->choices; *c;) {
+            size_t w = strcspn(c, ",");
+            if (w == n && strncmp(c, val, n) == 0 && n < k->size) {
+                memcpy(field, val, n + 1);
+                return 0;
+            }
+            c += w + (c[w] == ',');
+        }
+        char list[128];
+        snprintf(list, sizeof list, "%s", k->choices);
+        char *comma = strrchr(list, ',');
+        if (comma) {
+            char rest[128];
+            snprintf(rest, sizeof rest, "%s", comma + 1);
+            snprintf(comma, sizeof list - (size_t)(comma - list), " or %s", rest);
+        }
+        return fail(err, errlen, name, line, "%s: expected %s, got \"%s\"", k->name, list, val);
+    }
     char *endp;
     errno = 0;
-    long v = strtol(val, &endp, 10);
-    if (errno || endp == val || *endp != '\0' || v < k->lo || v > k->hi)
+    long long v = strtoll(val, &endp, 10);
+    if (k->kind == K_BYTES && endp != val && errno == 0) {
+        /* Binary multiples: 64k, 512M, 2G. */
+        int shift = 0;
+        switch (*endp) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        case 't': case 'T': shift = 40; break;
+        default: break;
+        }
+        if (shift) {
+            endp++;
+            if (v > (LLONG_MAX >> shift) || v < 0)
+                errno = ERANGE;
+            else
+                v <<= shift;
+        }
+    }
+    if (errno || endp == val || *endp != '\0' || v < k->lo || v > k->hi) {
+        if (k->kind == K_BYTES)
+            return fail(err, errlen, name, line,
+                        "%s: expected a size in bytes from %lld to %lld (k, M, G suffixes"
+                        " allowed), got \"%s\"", k->name, k->lo, k->hi, val);
         return fail(err, errlen, name, line,
-                    "%s: expected an integer in %ld..%ld, got \"%s\"",
+                    "%s: expected an integer in %lld..%lld, got \"%s\"",
                     k->name, k->lo, k->hi, val);
-    *(int *)(void *)field = (int)v;
+    }
+    if (k->kind == K_BYTES)
+        *(long long *)(void *)field = v;
+    else
+        *(int *)(void *)field = (int)v;
     return 0;
 }
 

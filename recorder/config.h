@@ -30,7 +30,6 @@ typedef struct aldrec_config {
     char socket_path[108];      /* control socket (default /run/aldrec/aldrecd.sock) */
     int  batch_rows;            /* flush after this many rows (default 5000) */
     int  flush_interval_ms;     /* ... or this long after the batch's first row (default 1000) */
-    int  queue_batches;         /* in-memory batches waiting for the database (default 256) */
     char log_level[16];         /* error|warn|info|debug (default info) */
     /* [modbus] */
     int  response_timeout_ms;   /* per request (default 500) */
@@ -51,6 +50,12 @@ typedef struct aldrec_config {
     int  cache_ttl_s;           /* an entry is fresh this long (default 300) */
     int  cache_refresh_s;       /* bulk refresh period (default 60), <= ttl_s */
     char snapshot_path[256];    /* last good map (default /var/lib/aldrec/pmap-snapshot.db) */
+    /* [spool] */
+    char spool_path[1024];      /* the SQLite queue (default /var/lib/aldrec/spool.db) */
+    long long spool_max_bytes;  /* cap on queued payload, k/M/G suffixes (default 1G) */
+    char spool_full_policy[16]; /* drop_oldest | drop_newest (default drop_oldest) */
+    int  drain_batches;         /* most batches per transaction when draining (default 32) */
+    int  drain_rows;            /* most rows per transaction when draining (default 100000) */
 } aldrec_config_t;
 
 /* Fills *cfg with defaults. */

@@ -259,3 +259,65 @@ uint8_t *pgcopy_take(pgcopy_t *p, size_t *len)
     write_header(p);
     return out;
 }
+
+int pgcopy_body(const uint8_t *data, size_t len, size_t *body_off, size_t *body_len)
+{
+    static const uint8_t zero8[8] = { 0 };
+    if (!data || len < PGCOPY_HEADER_LEN + PGCOPY_TRAILER_LEN ||
+        memcmp(data, copy_signature, sizeof copy_signature) != 0 ||
+        memcmp(data + sizeof copy_signature, zero8, sizeof zero8) != 0 ||
+        data[len - 2] != 0xff || data[len - 1] != 0xff) {
+        errno = EINVAL;
+        return -1;
+    }
+    *body_off = PGCOPY_HEADER_LEN;
+    *body_len = len - PGCOPY_HEADER_LEN - PGCOPY_TRAILER_LEN;
+    return 0;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+long pgcopy_points_scan(const uint8_t *data, size_t len,
+                        void (*fn)(void *arg, int32_t parameter_id), void *arg)
+{
+    size_t off, blen;
+    long rows = 0;
+
+    if (pgcopy_body(data, len, &off, &blen) < 0)
+        return -1;
+    const uint8_t *p = data + off, *end = p + blen;
+    while (p < end) {
+        /* Each row: int16 5, then (int32 length, bytes) per field; only
+         * value may be NULL (length -1). */
+        if (end - p < 2 || p[0] != 0 || p[1] != 5)
+            goto bad;
+        p += 2;
+        int32_t param = 0;
+        for (int f = 0; f < 5; f++) {
+            if (end - p < 4)
+                goto bad;
+            int32_t flen = (int32_t)get32(p);
+            p += 4;
+            if (flen == -1 && f == 3)
+                continue;
+            if (flen < 0 || end - p < flen)
+                goto bad;
+            if (f == 1) {
+                if (flen != 4)
+                    goto bad;
+                param = (int32_t)get32(p);
+            }
+            p += flen;
+        }
+        if (fn)
+            fn(arg, param);
+        rows++;
+    }
+    return rows;
+bad:
+    errno = EINVAL;
+    return -1;
+}

@@ -58,6 +58,23 @@ size_t pgcopy_rows(const pgcopy_t *p);
  * its length; p is reset for the next batch. Returns NULL with errno ENOMEM. */
 uint8_t *pgcopy_take(pgcopy_t *p, size_t *len);
 
+/* Checks that data[0..len) is one complete binary COPY stream as
+ * pgcopy_take() makes it (signature, no flags, no header extension, the
+ * -1 trailer at the end) and gives the byte range of its rows in
+ * [*body_off, *body_off + *body_len). Streams checked this way can be sent
+ * back to back as one COPY: the first header, every body, one trailer.
+ * Returns 0, or -1 with errno EINVAL. */
+int pgcopy_body(const uint8_t *data, size_t len, size_t *body_off, size_t *body_len);
+
+#define PGCOPY_HEADER_LEN 19
+#define PGCOPY_TRAILER_LEN 2
+
+/* Walks the rows of a process_data_points stream (pgcopy_add() output),
+ * calling fn with each row's parameter id. Returns the number of rows, or
+ * -1 with errno EINVAL when the data is not such a stream. */
+long pgcopy_points_scan(const uint8_t *data, size_t len,
+                        void (*fn)(void *arg, int32_t parameter_id), void *arg);
+
 /* Unix-epoch µs -> PostgreSQL-epoch µs (2000-01-01 00:00:00 UTC). */
 int64_t pgcopy_pg_time(int64_t unix_us);
 

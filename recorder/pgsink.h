@@ -1,18 +1,26 @@
-/* pgsink.h — store one batch in PostgreSQL, exactly once.
+/* pgsink.h — store batches in PostgreSQL, exactly once.
  *
- * One transaction per batch, two round trips:
- *   BEGIN; INSERT INTO ingest_ledger (recorder_id, batch_seq, ...);
- *          COPY process_data_points (...) FROM STDIN (FORMAT binary)
- *   ... binary COPY data ...; COMMIT
- * If the ledger row exists (primary-key violation) the batch was stored
- * before: the COPY never runs, ROLLBACK, DUPLICATE.
- * A batch whose COMMIT outcome is unknown (connection lost, deadline) is
- * simply written again later: the ledger turns the replay into a no-op.
+ * One transaction for one batch, or for several consecutive batches of the
+ * same kind (draining a backlog), in two round trips:
+ *   BEGIN; INSERT INTO ingest_ledger (recorder_id, spool_id, batch_seq, kind,
+ *          rows, ...) VALUES (...), ...;
+ *          COPY <table of the kind> (...) FROM STDIN (FORMAT binary)
+ *   ... the batches' binary COPY data as one stream ...; COMMIT
+ * If a ledger row exists (primary-key violation) that batch was stored
+ * before: the COPY never runs, ROLLBACK, DUPLICATE. A batch whose COMMIT
+ * outcome is unknown (connection lost, deadline) is simply written again
+ * later: the ledger turns the replay into DUPLICATE.
  *
- * Every network wait has a deadline: the connection uses connect_timeout,
- * TCP keepalives and tcp_user_timeout, and each statement and the COPY data
- * are driven through libpq's non-blocking API with poll() bounded by
- * timeout_ms, so a black-holed network turns into PGSINK_RETRY, not a hang. */
+ * Every network wait has a deadline of timeout_ms: connecting (non-blocking,
+ * whole handshake), each statement, each chunk of COPY data (measured from
+ * the last progress), the COPY's end and COMMIT. The socket also has TCP
+ * keepalives (idle 2 s, then 3 probes 1 s apart) and tcp_user_timeout =
+ * timeout_ms, and the server side of the session gets the same settings so
+ * that a session orphaned by a black hole is ended by the server too (it
+ * holds the batch's ledger key until then). A black-holed network therefore
+ * turns into PGSINK_RETRY at most timeout_ms after the last byte that got
+ * an answer, never into a hang. A cancel descriptor (see
+ * pgsink_set_cancel_fd) cuts any wait short. */
 #ifndef ALDREC_PGSINK_H
 #define ALDREC_PGSINK_H
 
@@ -20,49 +28,58 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
+
 typedef struct pgsink pgsink_t;
 
 typedef enum pgsink_result {
     PGSINK_STORED,      /* committed now */
-    PGSINK_DUPLICATE,   /* the ledger already has it: stored earlier */
-    PGSINK_RETRY,       /* transient: connection, timeout, server shutting down */
-    PGSINK_REJECTED,    /* the data itself was refused (SQLSTATE class 22/23) */
+    PGSINK_DUPLICATE,   /* a ledger row exists: stored earlier */
+    PGSINK_RETRY,       /* transient: connection, deadline, server shutting down;
+                           nothing was stored */
+    PGSINK_IN_DOUBT,    /* the link failed after COMMIT was sent: stored or not,
+                           only a later write can tell (its ledger row) */
+    PGSINK_REJECTED,    /* the data was refused (SQLSTATE class 22/23, or
+                           malformed COPY data) */
 } pgsink_result_t;
 
-/* A batch as it travels: ready-made binary COPY data plus its identity. */
-typedef struct pgsink_batch {
-    int64_t seq;            /* ingest_ledger.batch_seq, > 0, per recorder */
-    int64_t process_id;
-    uint32_t rows;
-    int64_t first_ts_us;    /* Unix-epoch µs of the first and last sample */
-    int64_t last_ts_us;
-    const uint8_t *data;    /* pgcopy_take() output */
-    size_t len;
-} pgsink_batch_t;
-
 /* New, unconnected sink. conninfo is a libpq connection string (it is never
- * logged); timeout_ms bounds connect and every statement. Returns NULL on
- * ENOMEM. */
+ * logged); timeout_ms bounds each wait (see above). Returns NULL on ENOMEM. */
 pgsink_t *pgsink_new(const char *conninfo, const char *recorder_id, int timeout_ms);
 
 /* Closes and frees s; NULL is fine. */
 void pgsink_free(pgsink_t *s);
 
-/* Connects if not connected. Returns 0, or -1 with the reason in err. */
+/* While fd is readable every wait gives up at once (RETRY, "cancelled").
+ * -1 (the default) for none. The caller keeps the descriptor. */
+void pgsink_set_cancel_fd(pgsink_t *s, int fd);
+
+/* Connects if not connected (non-blocking, within timeout_ms). Returns 0,
+ * or -1 with the reason in err. */
 int pgsink_connect(pgsink_t *s, char *err, size_t errlen);
 
 /* True while a connection is open (it may still turn out dead). */
 bool pgsink_connected(const pgsink_t *s);
 
+/* The connection's socket for poll(), or -1 when not connected. */
+int pgsink_socket(const pgsink_t *s);
+
+/* For an idle connection whose socket became readable: reads what the
+ * server sent. Returns 0 while the connection is fine, -1 with err when it
+ * is gone (the sink is then disconnected). */
+int pgsink_check(pgsink_t *s, char *err, size_t errlen);
+
 /* Drops the connection. */
 void pgsink_disconnect(pgsink_t *s);
 
-/* Stores b (connecting first if needed). On anything but STORED/DUPLICATE
- * the reason is in err; on RETRY the connection has been dropped. */
-pgsink_result_t pgsink_write(pgsink_t *s, const pgsink_batch_t *b, char *err, size_t errlen);
+/* Stores b[0..n) — n >= 1 batches of the same kind, in one transaction
+ * (connecting first if needed). With n > 1, DUPLICATE or REJECTED means at
+ * least one of them is affected and nothing was stored: write them one by
+ * one to find out which. On anything but STORED/DUPLICATE the reason is in
+ * err; on RETRY and IN_DOUBT the connection has been dropped. */
+pgsink_result_t pgsink_write(pgsink_t *s, const batch_t *b, size_t n, char *err, size_t errlen);
 
-/* Highest batch_seq in the ledger for this recorder (0 if none).
- * Returns 0, or -1 with err. */
-int pgsink_last_seq(pgsink_t *s, int64_t *seq, char *err, size_t errlen);
+/* The COPY statement for a kind, or NULL if the kind is unknown. */
+const char *pgsink_copy_sql(enum batch_kind kind);
 
 #endif

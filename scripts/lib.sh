@@ -5,6 +5,11 @@
 #   ald_workdir NAME        fresh directory for a run; sets WORK
 #   pg_start                private PostgreSQL 15 cluster + database "aldrec",
 #                           migrated; sets PGPORT, ADMIN_DSN, REC_DSN, READER_DSN
+#   pg_crash / pg_restart   stop it at once (pg_ctl -m immediate, no
+#                           shutdown checkpoint) / start it again, same port
+#   relay_start TARGET_PORT a TCP relay in front of it (tests/tools/relay.c);
+#                           sets RELAY_PORT, RELAY_PID; relay_hole /
+#                           relay_pass switch it to black hole and back
 #   redis_start             sets REDIS_PORT, REDIS_PID; redis_stop, redis_restart
 #   aldsim_start NAME ARGS  sets SIM_PORT_<NAME>, SIM_PID_<NAME>
 #   aldsim_start_rtu NAME ARGS
@@ -107,10 +112,10 @@ pg_start() {
     rm -f "$dir/admin.pw"
     for try in 1 2 3; do
         PGPORT=$("$BIN/freeport")
+        PG_OPTS="-c listen_addresses=127.0.0.1 -c port=$PGPORT -c unix_socket_directories=$dir/data \
+                -c shared_preload_libraries=pg_stat_statements ${PG_EXTRA_OPTS:-}"
         if as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-            -o "-c listen_addresses=127.0.0.1 -c port=$PGPORT -c unix_socket_directories=$dir/data \
-                -c shared_preload_libraries=pg_stat_statements ${PG_EXTRA_OPTS:-}" \
-            start >/dev/null 2>&1; then
+            -o "$PG_OPTS" start >/dev/null 2>&1; then
             ALD_PGDATA=$dir/data
             break
         fi
@@ -121,8 +126,8 @@ pg_start() {
     umask 077
     cat > "$WORK/pgpass" <<PASS
 127.0.0.1:$PGPORT:*:aldrec_admin:$ADMIN_PW
-127.0.0.1:$PGPORT:*:aldrecd:$REC_PW
-127.0.0.1:$PGPORT:*:engineer:$READER_PW
+127.0.0.1:*:*:aldrecd:$REC_PW
+127.0.0.1:*:*:engineer:$READER_PW
 PASS
     umask 022
     export PGPORT PG_PID
@@ -166,6 +171,44 @@ INSERT INTO process_steps (process_id, step_no, name, started_at)
 VALUES (:proc, :no, :'name', clock_timestamp());
 SQL
 }
+
+# pg_crash — PostgreSQL goes away at once (as on power loss: no shutdown
+# checkpoint; crash recovery at the next start). pg_restart brings it back
+# on the same port and data directory.
+pg_crash() {
+    [ -n "$ALD_PGDATA" ] || return 0
+    as_pg "$PG_BINDIR/pg_ctl" -D "$ALD_PGDATA" -m immediate -w -t 30 stop >/dev/null 2>&1
+}
+
+pg_restart() {
+    [ -n "$ALD_PGDATA" ] || ald_die "pg_restart: no cluster"
+    as_pg "$PG_BINDIR/pg_ctl" -D "$ALD_PGDATA" -l "$ALD_PGDATA/../server.log" -w -t 60 \
+        -o "$PG_OPTS" start >/dev/null 2>&1 || ald_die "PostgreSQL did not start again"
+    PG_PID=$(head -1 "$ALD_PGDATA/postmaster.pid")
+}
+
+# relay_start TARGET_PORT — tests/tools/relay.c between 127.0.0.1:RELAY_PORT
+# and 127.0.0.1:TARGET_PORT.
+relay_start() {
+    local out=$WORK/relay.out
+    "$BIN/relay" --target "127.0.0.1:$1" >"$out" 2>"$WORK/relay.log" &
+    RELAY_PID=$!
+    ald_track "$RELAY_PID" relay
+    wait_until 10 relay grep -q 'listening on' "$out" || ald_die "relay did not start"
+    RELAY_PORT=$(sed -n 's/.*listening on [^:]*:\([0-9]*\).*/\1/p' "$out" | head -1)
+    export RELAY_PORT RELAY_PID
+}
+
+# relay_hole / relay_pass — switch and wait until the relay says it did.
+relay_switch() {   # signal mode
+    local before
+    before=$(grep -c "^mode $2" "$WORK/relay.out")
+    kill "-$1" "$RELAY_PID"
+    wait_until 10 "relay mode $2" \
+        bash -c "[ \$(grep -c '^mode $2' '$WORK/relay.out') -gt $before ]"
+}
+relay_hole() { relay_switch USR1 hole; }
+relay_pass() { relay_switch USR2 pass; }
 
 pg_stop() {
     [ -n "$ALD_PGDATA" ] || return 0
@@ -318,19 +361,17 @@ aldrecd_config() {
         [recorder.machine]=ald-demo [recorder.id]=rec-test
         [recorder.socket]=$WORK/aldrecd.sock [recorder.batch_rows]=1000
         [recorder.flush_interval_ms]=500 [recorder.log_level]=info
-        [modbus.response_timeout_ms]=500
+        [modbus.response_timeout_ms]=500 [spool.path]=$WORK/spool.db
         [cache.redis_port]=${REDIS_PORT:-0} [cache.snapshot]=$WORK/pmap-snapshot.db
+        [database.conninfo]=$REC_DSN [database.admin_conninfo]=$ADMIN_DSN
+        [database.reader_conninfo]=$READER_DSN
     )
     local a
     for a in "$@"; do kv[${a%%=*}]=${a#*=}; done
     {
         echo "# written by scripts/lib.sh"
-        echo "[database]"
-        echo "conninfo = $REC_DSN"
-        echo "admin_conninfo = $ADMIN_DSN"
-        echo "reader_conninfo = $READER_DSN"
         local sec k
-        for sec in recorder modbus cache; do
+        for sec in database recorder modbus spool cache; do
             echo "[$sec]"
             for k in "${!kv[@]}"; do
                 if [ "${k%%.*}" = "$sec" ]; then echo "${k#*.} = ${kv[$k]}"; fi

@@ -5,43 +5,19 @@
  *
  *   bench_copy DSN ROWS BATCH_ROWS OUT.bin PROCESS_ID   -> prints "rows_per_s N"
  *   bench_copy --file-only ROWS OUT.bin PROCESS_ID      -> writes OUT.bin only */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_rows.h"
 #include "pgcopy.h"
 #include "pgsink.h"
-
-#define PARAMS 100
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Row i: parameter i % PARAMS, polled every 100 ms, a smooth signal. */
-static sample_t row(long i)
-{
-    long poll = i / PARAMS;
-    int param = (int)(i % PARAMS);
-    return (sample_t){
-        .parameter_id = 1 + param,
-        .ts_us = 1763800000000000LL + poll * 100000LL,
-        .value = 100.0 * sin((double)poll / 50.0 + param),
-        .quality = 0,
-        .has_value = true,
-    };
-}
 
 static int write_file(long rows, const char *path, long long proc)
 {
     pgcopy_t *p = pgcopy_new();
     for (long i = 0; i < rows; i++) {
-        sample_t s = row(i);
+        sample_t s = bench_row(i);
         pgcopy_add(p, proc, &s);
     }
     size_t len;
@@ -72,27 +48,28 @@ int main(int argc, char **argv)
     char err[256];
     int64_t seq = 0;
 
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (long i = 0; i < rows;) {
         long start = i, end = i + batch < rows ? i + batch : rows;
-        sample_t first = row(start), last = row(end - 1);
+        sample_t first = bench_row(start), last = bench_row(end - 1);
         for (; i < end; i++) {
-            sample_t s = row(i);
+            sample_t s = bench_row(i);
             pgcopy_add(p, proc, &s);
         }
         size_t len;
         uint8_t *d = pgcopy_take(p, &len);
-        pgsink_batch_t b = { .seq = ++seq, .process_id = proc, .rows = (uint32_t)(end - start),
-                             .first_ts_us = first.ts_us, .last_ts_us = last.ts_us,
-                             .data = d, .len = len };
-        pgsink_result_t r = pgsink_write(sink, &b, err, sizeof err);
+        batch_t b = { .kind = BATCH_POINTS, .spool_id = 1, .seq = ++seq, .process_id = proc,
+                      .rows = (uint32_t)(end - start),
+                      .first_ts_us = first.ts_us, .last_ts_us = last.ts_us,
+                      .data = d, .len = len };
+        pgsink_result_t r = pgsink_write(sink, &b, 1, err, sizeof err);
         free(d);
         if (r != PGSINK_STORED) {
             fprintf(stderr, "bench_copy: batch %lld: %s\n", (long long)seq, err);
             return 1;
         }
     }
-    double took = now_s() - t0;
+    double took = bench_now_s() - t0;
     printf("rows_per_s %.0f\nseconds %.3f\nbatches %lld\n", (double)rows / took, took, (long long)seq);
     pgsink_free(sink);
     pgcopy_free(p);

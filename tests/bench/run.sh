@@ -5,16 +5,24 @@
 #      batch) vs `psql \copy ... (FORMAT binary)` of the same rows in one COPY;
 #   2. Modbus requests per poll cycle for the demo map: planned vs one
 #      request per parameter, and the cycle time each way against aldsim;
-#   3. acquisition (bench_acq.sh): points/s, CPU %, RSS, jitter of one aldrecd
+#   3. store and forward: appending the same rows to the spool (one fsync'd
+#      SQLite transaction per batch) and draining that backlog into
+#      PostgreSQL with the forwarder, each vs psql \copy above;
+#   4. aldrecd's poll loop (aldsim, demo map at 10 Hz) while it drains a
+#      backlog of the same size vs without one: the poll period measured
+#      from the recorded timestamps of system.read_counter.
+#   5. acquisition (bench_acq.sh): points/s, CPU %, RSS, jitter of one aldrecd
 #      polling 4 aldsim devices x 100 parameters at 10, 20 and 50 Hz.
-#   4. queries (query_bench.sh): export and step summary vs the same on an
+#   6. queries (query_bench.sh): export and step summary vs the same on an
 #      unindexed copy, plot time of a 10-hour run.
-#   5. parameter metadata cache: lookup medians (L1 hit, L2 hit, PostgreSQL
+#   7. parameter metadata cache: lookup medians (L1 hit, L2 hit, PostgreSQL
 #      miss) and bulk refresh vs one query per component (demo map; 1,000
 #      parameters over 100 components).
 # Not run by `make test`: timings belong here, not in pass/fail checks.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
+source "$ALD_ROOT/tests/lib/check.sh"
+source "$ALD_ROOT/tests/lib/spool_checks.sh"
 trap ald_cleanup EXIT
 
 ROWS=${BENCH_ROWS:-1000000}
@@ -55,9 +63,57 @@ sed 's/^/   /' "$WORK/plan.txt"
 awk '/requests_planned/ {rp=$2} /requests_single/ {rs=$2} /cycle_ms_planned/ {cp=$2} /cycle_ms_single/ {cs=$2}
      END {printf "   RATIO requests planned / single = %d / %d = %.3f; cycle time single / planned = %.1fx\n", rp, rs, rp / rs, cs / cp}' "$WORK/plan.txt"
 
+echo "== store and forward: $ROWS rows (batches of $BATCH) through the spool"
+wr=(); dr=(); tx=()
+for r in $(seq 1 "$ROUNDS"); do
+    rm -f "$WORK"/bench-spool.db*
+    psql -XAtq "$ADMIN_DSN" -c "TRUNCATE process_data_points, ingest_ledger; CHECKPOINT"
+    "$BIN/bench_spool" write "$WORK/bench-spool.db" "$ROWS" "$BATCH" 1 > "$WORK/spool-write.txt"
+    "$BIN/bench_spool" drain "$ADMIN_DSN" "$WORK/bench-spool.db" > "$WORK/spool-drain.txt"
+    wr+=("$(sed -n 's/^rows_per_s //p' "$WORK/spool-write.txt")")
+    dr+=("$(sed -n 's/^rows_per_s //p' "$WORK/spool-drain.txt")")
+    tx+=("$(sed -n 's/^transactions //p' "$WORK/spool-drain.txt")")
+    echo "   round $r: spool write ${wr[-1]} rows/s, drain ${dr[-1]} rows/s in ${tx[-1]} transactions"
+done
+w=$(printf '%s\n' "${wr[@]}" | median); d=$(printf '%s\n' "${dr[@]}" | median)
+awk -v w="$w" -v d="$d" -v p="$p" 'BEGIN {
+    printf "   RATIO spool write (fsync per batch) / psql \\copy = %s / %s = %.2f\n", w, p, w / p
+    printf "   RATIO drain of the backlog / psql \\copy = %s / %s = %.2f\n", d, p, d / p }'
+
+echo "== aldrecd poll loop while draining a $ROWS-row backlog (demo map, 10 Hz, aldsim)"
+psql -XAtq "$ADMIN_DSN" -c "TRUNCATE process_data_points, ingest_ledger; CHECKPOINT"
+DCFG=$WORK/aldrecd-bench.conf
+aldrecd_config "$DCFG" recorder.batch_rows=1000 recorder.flush_interval_ms=500 \
+    spool.path="$WORK/daemon-spool.db"
+A="$BIN/aldrec --config $DCFG"
+aldrecd_start "$DCFG" "$WORK/aldrecd-bench.log" || ald_die "aldrecd did not start"
+spool_init_counts
+PROC=$($A process start --recipe bench)
+T0=$(now_s)
+sleep "${BENCH_POLL_S:-20}"
+T1=$(now_s)
+kill -TERM "$ALDRECD_PID"; wait "$ALDRECD_PID" || true
+# The backlog: rows of another process, appended to aldrecd's own spool
+# while it is down, as if PostgreSQL had been away.
+"$BIN/bench_spool" write "$WORK/daemon-spool.db" "$ROWS" "$BATCH" 900000 >/dev/null
+aldrecd_start "$DCFG" "$WORK/aldrecd-bench.log" || ald_die "aldrecd did not restart"
+T2=$(now_s)
+wait_until 300 "backlog drained" bash -c "[ \"\$($A status | sed -n 's/^queue: *\([0-9]*\) batches.*/\1/p')\" = 0 ]"
+T3=$(now_s)
+sleep 2
+$A process stop >/dev/null
+QUIET=$(poll_intervals_ms "$PROC" "$T0" "$T1")
+BUSY=$(poll_intervals_ms "$PROC" "$T2" "$T3")
+read -r q50 q99 qmax qn <<<"$QUIET"
+read -r b50 b99 bmax bn <<<"$BUSY"
+echo "   poll period without backlog: p50 $q50 ms, p99 $q99 ms, max $qmax ms ($qn polls)"
+echo "   poll period while draining:  p50 $b50 ms, p99 $b99 ms, max $bmax ms ($bn polls)"
+awk -v n="$ROWS" -v a="$T2" -v b="$T3" -v p="$p" 'BEGIN {
+    printf "   aldrecd drained %d rows in %.1f s while polling: %.0f rows/s (%.2f of psql \\copy)\n", n, b - a, n / (b - a), n / (b - a) / p }'
+awk -v q="$q99" -v b="$b99" 'BEGIN {printf "   RATIO poll p99 while draining / without = %d / %d = %.2f\n", b, q, b / q}'
 echo "== acquisition: one aldrecd, 4 aldsim devices x 100 parameters (tests/bench/bench_acq.sh)"
 bash "$(dirname "$0")/bench_acq.sh" | sed 's/^/   /'
-# 4. the read side at 10 M points (its own private cluster)
+# 6. the read side at 10 M points (its own private cluster)
 bash "$(dirname "$0")/query_bench.sh"
 echo "== parameter metadata cache (demo map; 100 components x 10 parameters)"
 redis_start

@@ -38,6 +38,54 @@ static void test_good(void)
     T_EQ_INT(c.max_registers, 16);
     T_EQ_INT(c.max_gap, 8);
     T_EQ_STR(c.socket_path, "/run/aldrec/aldrecd.sock");
+    T_EQ_STR(c.spool_path, "/var/lib/aldrec/spool.db");
+    T_EQ_INT(c.spool_max_bytes, 1LL << 30);
+    T_EQ_STR(c.spool_full_policy, "drop_oldest");
+    T_EQ_INT(c.drain_batches, 32);
+    T_EQ_INT(c.drain_rows, 100000);
+}
+
+static void test_spool_block(void)
+{
+    static const char base[] = "[database]\nconninfo = x\n[recorder]\nmachine = m\nid = r\n[spool]\n";
+    aldrec_config_t c;
+    char err[256] = "", text[512];
+    snprintf(text, sizeof text, "%spath = /data/spool.db\nmax_bytes = 512M\n"
+             "full_policy = drop_newest\ndrain_batches = 8\ndrain_rows = 20000\n", base);
+    T_EQ_INT(parse(&c, text, err, sizeof err), 0);
+    T_EQ_STR(err, "");
+    T_EQ_STR(c.spool_path, "/data/spool.db");
+    T_EQ_INT(c.spool_max_bytes, 512LL << 20);
+    T_EQ_STR(c.spool_full_policy, "drop_newest");
+    T_EQ_INT(c.drain_batches, 8);
+    T_EQ_INT(c.drain_rows, 20000);
+    static const struct { const char *v; long long want; } sizes[] = {
+        { "65536", 65536 }, { "64k", 65536 }, { "64K", 65536 }, { "2G", 2LL << 30 },
+        { "1t", 1LL << 40 },
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        snprintf(text, sizeof text, "%smax_bytes = %s\n", base, sizes[i].v);
+        T_EQ_INT(parse(&c, text, err, sizeof err), 0);
+        T_EQ_INT(c.spool_max_bytes, sizes[i].want);
+    }
+}
+
+static void expect_error(const char *text, const char *want);
+
+static void test_spool_errors(void)
+{
+    expect_error("[database]\nconninfo = x\n[recorder]\nmachine = m\nid = r\n[spool]\nmax_bytes = 12x\n",
+                 "t.conf:7: max_bytes: expected a size in bytes from 65536 to");
+    expect_error("[spool]\nmax_bytes = 1k\n", "t.conf:2: max_bytes: expected a size in bytes");
+    expect_error("[spool]\nmax_bytes = 99999999999G\n", "t.conf:2: max_bytes");
+    expect_error("[spool]\nmax_bytes = -5M\n", "t.conf:2: max_bytes");
+    expect_error("[spool]\nfull_policy = block\n",
+                 "t.conf:2: full_policy: expected drop_oldest or drop_newest, got \"block\"");
+    expect_error("[spool]\nfull_policy = drop_oldestx\n", "t.conf:2: full_policy: expected");
+    expect_error("[spool]\ndrain_batches = 0\n", "t.conf:2: drain_batches: expected an integer in 1..1000");
+    expect_error("[recorder]\nqueue_batches = 256\n",
+                 "t.conf:2: queue_batches: no longer supported: batches wait in the spool now;"
+                 " see [spool] max_bytes");
 }
 
 static void expect_error(const char *text, const char *want)
@@ -97,6 +145,8 @@ int main(void)
 {
     test_good();
     test_errors();
+    test_spool_block();
+    test_spool_errors();
     test_load_missing_file();
     return t_done("test_config");
 }

@@ -1,11 +1,17 @@
 /* test_pgsink.c — binary COPY encoding round-tripped through a real
  * PostgreSQL (ALDREC_TEST_DSN, a migrated database; tests/run.sh starts
  * one), and the exactly-once ledger: a replayed batch is a no-op, a batch
- * with bad data is REJECTED, an unreachable server is RETRY. */
+ * with bad data is REJECTED, an unreachable server is RETRY; several
+ * batches in one transaction; every kind's COPY; deadlines and cancel. */
+#include <arpa/inet.h>
 #include <libpq-fe.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "pgcopy.h"
 #include "pgsink.h"
@@ -51,8 +57,10 @@ static void test_layout(void)
     T_EQ_INT(pgcopy_pg_time(946684800000000LL), 0);
 }
 
-static pgsink_batch_t make_batch(int64_t seq, int64_t proc, const sample_t *s, size_t n,
-                                  uint8_t **owned)
+#define SPOOL_ID 4242
+
+static batch_t make_batch(int64_t seq, int64_t proc, const sample_t *s, size_t n,
+                          uint8_t **owned)
 {
     pgcopy_t *p = pgcopy_new();
     for (size_t i = 0; i < n; i++)
@@ -60,7 +68,8 @@ static pgsink_batch_t make_batch(int64_t seq, int64_t proc, const sample_t *s, s
     size_t len;
     *owned = pgcopy_take(p, &len);
     pgcopy_free(p);
-    return (pgsink_batch_t){ .seq = seq, .process_id = proc, .rows = (uint32_t)n,
+    return (batch_t){ .kind = BATCH_POINTS, .spool_id = SPOOL_ID, .seq = seq,
+                      .process_id = proc, .rows = (uint32_t)n,
                              .first_ts_us = s[0].ts_us, .last_ts_us = s[n - 1].ts_us,
                              .data = *owned, .len = len };
 }
@@ -79,10 +88,10 @@ static void test_round_trip(const char *dsn)
     s[N] = (sample_t){ .parameter_id = 2000, .ts_us = t0 + 99, .quality = 3, .has_value = false };
 
     uint8_t *data;
-    pgsink_batch_t b = make_batch(1, 900001, s, N + 1, &data);
+    batch_t b = make_batch(1, 900001, s, N + 1, &data);
     pgsink_t *sink = pgsink_new(dsn, "test-pgsink", 5000);
     char err[256] = "";
-    T_EQ_INT(pgsink_write(sink, &b, err, sizeof err), PGSINK_STORED);
+    T_EQ_INT(pgsink_write(sink, &b, 1, err, sizeof err), PGSINK_STORED);
     T_EQ_STR(err, "");
     T_EQ_INT(q_int("SELECT count(*) FROM process_data_points WHERE process_id = 900001"), N + 1);
 
@@ -103,19 +112,18 @@ static void test_round_trip(const char *dsn)
     PQclear(r);
 
     /* Replaying the same batch is a no-op thanks to the ledger. */
-    T_EQ_INT(pgsink_write(sink, &b, err, sizeof err), PGSINK_DUPLICATE);
+    T_EQ_INT(pgsink_write(sink, &b, 1, err, sizeof err), PGSINK_DUPLICATE);
     T_EQ_INT(q_int("SELECT count(*) FROM process_data_points WHERE process_id = 900001"), N + 1);
     T_EQ_INT(q_int("SELECT rows FROM ingest_ledger WHERE recorder_id = 'test-pgsink' AND batch_seq = 1"),
              N + 1);
-    int64_t last = -1;
-    T_EQ_INT(pgsink_last_seq(sink, &last, err, sizeof err), 0);
-    T_EQ_INT(last, 1);
+    T_EQ_INT(q_int("SELECT spool_id * 10 + kind FROM ingest_ledger WHERE recorder_id = 'test-pgsink'"
+                   " AND batch_seq = 1"), SPOOL_ID * 10 + BATCH_POINTS);
 
     /* Same rows under a new sequence number: the unique index refuses them;
      * the batch is REJECTED (not retried forever) and nothing is stored. */
-    pgsink_batch_t b2 = b;
+    batch_t b2 = b;
     b2.seq = 2;
-    T_EQ_INT(pgsink_write(sink, &b2, err, sizeof err), PGSINK_REJECTED);
+    T_EQ_INT(pgsink_write(sink, &b2, 1, err, sizeof err), PGSINK_REJECTED);
     T_CHECK(strstr(err, "duplicate key") != NULL);
     T_EQ_INT(q_int("SELECT count(*) FROM ingest_ledger WHERE recorder_id = 'test-pgsink' AND batch_seq = 2"), 0);
     T_EQ_INT(q_int("SELECT count(*) FROM process_data_points WHERE process_id = 900001"), N + 1);
@@ -123,8 +131,8 @@ static void test_round_trip(const char *dsn)
     /* The connection is still usable after a rejection. */
     sample_t one = { .parameter_id = 1, .ts_us = t0, .value = 1, .has_value = true };
     uint8_t *d3;
-    pgsink_batch_t b3 = make_batch(3, 900002, &one, 1, &d3);
-    T_EQ_INT(pgsink_write(sink, &b3, err, sizeof err), PGSINK_STORED);
+    batch_t b3 = make_batch(3, 900002, &one, 1, &d3);
+    T_EQ_INT(pgsink_write(sink, &b3, 1, err, sizeof err), PGSINK_STORED);
     free(d3);
     free(data);
     pgsink_free(sink);
@@ -201,15 +209,174 @@ static void test_generic_rows(void)
     PQclear(r);
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Rows 0..n-1 of process proc, parameter 1, one per µs from t0. */
+static batch_t make_run(int64_t seq, int64_t proc, int64_t t0, size_t n, uint8_t **owned)
+{
+    sample_t *s = calloc(n, sizeof *s);
+    for (size_t i = 0; i < n; i++)
+        s[i] = (sample_t){ .parameter_id = 1, .ts_us = t0 + (int64_t)i, .value = (double)i,
+                           .has_value = true };
+    batch_t b = make_batch(seq, proc, s, n, owned);
+    free(s);
+    return b;
+}
+
+/* Several batches in one transaction, and how a failure in one of them
+ * fails them all (the forwarder then writes them one by one). */
+static void test_many(const char *dsn)
+{
+    pgsink_t *sink = pgsink_new(dsn, "test-many", 5000);
+    char err[512] = "";
+    uint8_t *d[6];
+    batch_t b[6];
+    int64_t t0 = 1763800000000000LL;
+    for (int i = 0; i < 6; i++)
+        b[i] = make_run(10 + i, 900010, t0 + i * 1000, (size_t)(5 + i), &d[i]);
+
+    T_EQ_INT(pgsink_write(sink, b, 3, err, sizeof err), PGSINK_STORED);
+    T_EQ_INT(q_int("SELECT count(*) FROM process_data_points WHERE process_id = 900010"), 5 + 6 + 7);
+    T_EQ_INT(q_int("SELECT count(*) FROM ingest_ledger WHERE recorder_id = 'test-many'"), 3);
+    T_EQ_INT(q_int("SELECT sum(rows) FROM ingest_ledger WHERE recorder_id = 'test-many'"), 18);
+
+    /* b[3], b[2] (stored), b[4]: the ledger refuses, nothing is stored. */
+    batch_t mix[3] = { b[3], b[2], b[4] };
+    T_EQ_INT(pgsink_write(sink, mix, 3, err, sizeof err), PGSINK_DUPLICATE);
+    T_EQ_INT(q_int("SELECT count(*) FROM ingest_ledger WHERE recorder_id = 'test-many'"), 3);
+    T_EQ_INT(q_int("SELECT count(*) FROM process_data_points WHERE process_id = 900010"), 18);
+
+    /* b[5], and b[0]'s rows under a new seq: the unique index refuses. */
+    batch_t again = b[0];
+    again.seq = 99;
+    batch_t bad[2] = { b[5], again };
+    T_EQ_INT(pgsink_write(sink, bad, 2, err, sizeof err), PGSINK_REJECTED);
+    T_CHECK(strstr(err, "duplicate key") != NULL);
+    T_EQ_INT(q_int("SELECT count(*) FROM ingest_ledger WHERE recorder_id = 'test-many'"), 3);
+
+    /* The same seq from another spool file is another batch. */
+    batch_t other = b[3];
+    other.spool_id = SPOOL_ID + 1;
+    other.seq = b[0].seq;
+    T_EQ_INT(pgsink_write(sink, &other, 1, err, sizeof err), PGSINK_STORED);
+    T_EQ_INT(pgsink_write(sink, &b[4], 1, err, sizeof err), PGSINK_STORED);
+    T_EQ_INT(pgsink_write(sink, &b[5], 1, err, sizeof err), PGSINK_STORED);
+    T_EQ_INT(q_int("SELECT count(*) FROM process_data_points WHERE process_id = 900010"),
+             18 + 8 + 9 + 10);
+
+    /* Damaged COPY data is refused before anything is sent. */
+    batch_t broken = b[0];
+    uint8_t junk[64];
+    memset(junk, 0x55, sizeof junk);
+    broken.data = junk;
+    broken.len = sizeof junk;
+    T_EQ_INT(pgsink_write(sink, &broken, 1, err, sizeof err), PGSINK_REJECTED);
+    T_CHECK(strstr(err, "malformed binary COPY data") != NULL);
+    for (int i = 0; i < 6; i++)
+        free(d[i]);
+    pgsink_free(sink);
+}
+
+/* Every kind maps to its table; data_gaps exists since 0004, the others
+ * arrive with later migrations (until then: RETRY, never REJECTED). */
+static void test_kinds(const char *dsn)
+{
+    static const int32_t ids[] = { 3, 5, 8 };
+    pgsink_t *sink = pgsink_new(dsn, "test-kinds", 5000);
+    char err[512] = "";
+    T_CHECK(strstr(pgsink_copy_sql(BATCH_POINTS), "process_data_points") != NULL);
+    T_CHECK(strstr(pgsink_copy_sql(BATCH_EVENTS), "setpoint_events (process_id, parameter_id,"
+                                                  " ts, requested, readback, quality,"
+                                                  " requested_by)") != NULL);
+    T_CHECK(strstr(pgsink_copy_sql(BATCH_STEPS), "process_steps (process_id, step_no, name,"
+                                                 " started_at)") != NULL);
+    T_CHECK(strstr(pgsink_copy_sql(BATCH_GAPS), "data_gaps (process_id, first_ts, last_ts,"
+                                                " points, batches, parameter_ids, reason)") != NULL);
+    T_CHECK(pgsink_copy_sql((enum batch_kind)0) == NULL);
+    T_CHECK(pgsink_copy_sql((enum batch_kind)5) == NULL);
+
+    pgcopy_t *p = pgcopy_new();
+    int64_t t = 1763800000000000LL;
+    pgcopy_row(p, 7);
+    pgcopy_put_int8(p, 900020);
+    pgcopy_put_ts(p, t);
+    pgcopy_put_ts(p, t + 5000000);
+    pgcopy_put_int8(p, 1234);
+    pgcopy_put_int4(p, 3);
+    pgcopy_put_int4_array(p, ids, 3);
+    pgcopy_put_text(p, "spool full", 10);
+    size_t len;
+    uint8_t *d = pgcopy_take(p, &len);
+    pgcopy_free(p);
+    batch_t g = { .kind = BATCH_GAPS, .spool_id = SPOOL_ID, .seq = 1, .process_id = 900020,
+                  .rows = 1, .first_ts_us = t, .last_ts_us = t + 5000000, .data = d, .len = len };
+    T_EQ_INT(pgsink_write(sink, &g, 1, err, sizeof err), PGSINK_STORED);
+    T_EQ_INT(q_int("SELECT points * 10 + batches FROM data_gaps WHERE process_id = 900020"
+                   " AND parameter_ids = '{3,5,8}' AND reason = 'spool full'"
+                   " AND last_ts - first_ts = interval '5 s'"), 12343);
+    T_EQ_INT(q_int("SELECT kind FROM ingest_ledger WHERE recorder_id = 'test-kinds'"), BATCH_GAPS);
+
+    if (q_int("SELECT count(*) FROM pg_tables WHERE tablename = 'setpoint_events'") == 0) {
+        batch_t e = g;
+        e.kind = BATCH_EVENTS;
+        e.seq = 2;
+        T_EQ_INT(pgsink_write(sink, &e, 1, err, sizeof err), PGSINK_RETRY);
+        T_CHECK(strstr(err, "setpoint_events") != NULL);
+    }
+    free(d);
+    pgsink_free(sink);
+}
+
+/* A server that accepts the TCP connection and then says nothing: the
+ * connect gives up after timeout_ms; the cancel descriptor ends it at once. */
+static void test_black_hole(void)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof sa;
+    T_EQ_INT(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    T_EQ_INT(listen(lfd, 4), 0);
+    getsockname(lfd, (struct sockaddr *)&sa, &sl);
+    char dsn[128];
+    snprintf(dsn, sizeof dsn, "host=127.0.0.1 port=%d dbname=x user=x sslmode=disable",
+             ntohs(sa.sin_port));
+
+    pgsink_t *sink = pgsink_new(dsn, "t", 1500);
+    char err[512] = "";
+    int64_t t0 = now_ms();
+    T_EQ_INT(pgsink_connect(sink, err, sizeof err), -1);
+    int64_t took = now_ms() - t0;
+    T_CHECK(took >= 1400 && took < 3500);
+    T_CHECK(strstr(err, "no answer within 1500 ms") != NULL);
+
+    int pfd[2];
+    T_EQ_INT(pipe(pfd), 0);
+    T_EQ_INT(write(pfd[1], "x", 1), 1);
+    pgsink_set_cancel_fd(sink, pfd[0]);
+    t0 = now_ms();
+    T_EQ_INT(pgsink_connect(sink, err, sizeof err), -1);
+    T_CHECK(now_ms() - t0 < 500);
+    T_CHECK(strstr(err, "cancelled") != NULL);
+    pgsink_free(sink);
+    close(pfd[0]);
+    close(pfd[1]);
+    close(lfd);
+}
+
 static void test_unreachable(void)
 {
     /* Port 1 on loopback: connection refused at once. */
     pgsink_t *sink = pgsink_new("host=127.0.0.1 port=1 dbname=x user=x", "t", 2000);
     sample_t one = { .parameter_id = 1, .ts_us = 1, .value = 1, .has_value = true };
     uint8_t *d;
-    pgsink_batch_t b = make_batch(1, 1, &one, 1, &d);
+    batch_t b = make_batch(1, 1, &one, 1, &d);
     char err[256] = "";
-    T_EQ_INT(pgsink_write(sink, &b, err, sizeof err), PGSINK_RETRY);
+    T_EQ_INT(pgsink_write(sink, &b, 1, err, sizeof err), PGSINK_RETRY);
     T_CHECK(strstr(err, "connecting to PostgreSQL") != NULL);
     T_CHECK(strstr(err, "password") == NULL);
     T_CHECK(!pgsink_connected(sink));
@@ -233,11 +400,16 @@ int main(void)
         PQfinish(conn);
         return t_done("test_pgsink");
     }
-    PQclear(PQexec(conn, "DELETE FROM process_data_points WHERE process_id IN (900001, 900002);"
-                         "DELETE FROM ingest_ledger WHERE recorder_id = 'test-pgsink'"));
+    PQclear(PQexec(conn, "DELETE FROM process_data_points WHERE process_id IN"
+                         " (900001, 900002, 900010);"
+                         "DELETE FROM data_gaps WHERE process_id = 900020;"
+                         "DELETE FROM ingest_ledger WHERE recorder_id LIKE 'test-%'"));
     test_round_trip(dsn);
     test_generic_rows();
+    test_many(dsn);
+    test_kinds(dsn);
     test_unreachable();
+    test_black_hole();
     PQfinish(conn);
     return t_done("test_pgsink");
 }

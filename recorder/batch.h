@@ -1,0 +1,53 @@
+/* batch.h — the unit that travels from aldrecd's main loop through the spool
+ * to PostgreSQL: ready-made binary COPY data for one table plus its identity.
+ *
+ * The kind says which table the rows are for (pgsink maps it to the COPY
+ * statement; the column lists are in pgsink.c and in ARCH.md "Record
+ * kinds"). The identity (spool_id, seq) is the batch's ingest_ledger key
+ * together with the recorder id: unique for ever, so a replay is detected. */
+#ifndef ALDREC_BATCH_H
+#define ALDREC_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Stored in the spool and in ingest_ledger.kind: never renumber. */
+enum batch_kind {
+    BATCH_POINTS = 1,   /* process_data_points */
+    BATCH_EVENTS = 2,   /* setpoint_events (migration 0005) */
+    BATCH_STEPS = 3,    /* process_steps (migration 0006) */
+    BATCH_GAPS = 4,     /* data_gaps (migration 0004) */
+};
+#define BATCH_KIND_MIN BATCH_POINTS
+#define BATCH_KIND_MAX BATCH_GAPS
+
+typedef struct batch {
+    enum batch_kind kind;
+    int64_t spool_id;       /* the spool file's identity (ingest_ledger.spool_id) */
+    int64_t seq;            /* ingest_ledger.batch_seq: > 0, unique in its spool */
+    int64_t process_id;     /* 0: none (NULL in the ledger) */
+    uint32_t rows;
+    int64_t first_ts_us;    /* Unix-epoch µs of the first and last row */
+    int64_t last_ts_us;
+    const uint8_t *data;    /* binary COPY data, header and trailer included */
+    size_t len;
+} batch_t;
+
+/* "points", "events", "steps", "gaps", or "?" for a value out of range. */
+static inline const char *batch_kind_name(int kind)
+{
+    switch (kind) {
+    case BATCH_POINTS:
+        return "points";
+    case BATCH_EVENTS:
+        return "events";
+    case BATCH_STEPS:
+        return "steps";
+    case BATCH_GAPS:
+        return "gaps";
+    default:
+        return "?";
+    }
+}
+
+#endif

@@ -1,0 +1,78 @@
+#!/bin/bash
+# spool_cap.sh — the spool reaches [spool] max_bytes while a process runs and
+# PostgreSQL is down: the oldest batches are dropped (never the newest),
+# every dropped point is counted, dropping is logged when it starts and when
+# it ends (not per batch), and once PostgreSQL is back a gap record
+# (data_gaps) says exactly what is missing: its point count equals the
+# points missing from process_data_points.
+set -uo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+source "$ALD_ROOT/tests/lib/check.sh"
+source "$ALD_ROOT/tests/lib/spool_checks.sh"
+trap ald_cleanup EXIT
+MAX_BYTES=98304            # 96k: about 19 batches of 96 rows (5 KiB each)
+
+spool_setup spool_cap 14 spool.max_bytes=96k
+PROC=$($A process start --recipe cap)
+wait_stored 320
+T_CRASH=$(now_s)
+pg_crash
+wait_until 40 "spool full" bash -c "$A status | grep -q '^dropped:.*dropping now'" \
+    && ok "the spool fills up while PostgreSQL is down" || not_ok "the spool fills up"
+sleep 6                    # drop for a while
+BYTES=$(status_field queue | sed 's/.* rows, \([0-9]*\) bytes.*/\1/')
+check_ge "queued bytes stay under max_bytes" "$MAX_BYTES" "$BYTES"
+check_ge "... and the spool is nearly full" "$BYTES" $((MAX_BYTES - 6000))
+check_match "status: dropping now" "$(status_field dropped)" "dropping now: spool full"
+SPOOL_FILES=$(( $(stat -c %s "$WORK/spool.db") + $(stat -c %s "$WORK/spool.db-wal" 2>/dev/null || echo 0) ))
+echo "# spool file + log: $SPOOL_FILES bytes"
+check_ge "the spool file and its log stay bounded (< max_bytes + 4.5 MiB of log)" \
+    $((MAX_BYTES + 4718592)) "$SPOOL_FILES"
+
+pg_restart
+wait_until 60 "spool drained, gap closed" bash -c \
+    "[ \"\$($A status | sed -n 's/^queue: *\([0-9]*\) batches.*/\1/p')\" = 0 ] && ! $A status | grep -q 'dropping now'" \
+    && ok "after PostgreSQL is back the spool drains" || not_ok "spool drains"
+sleep 1
+STOP=$($A process stop)
+DROPPED=$(status_field dropped | sed 's/^[0-9]* batches, \([0-9]*\) rows.*/\1/')
+DROPPED_B=$(status_field dropped | sed 's/^\([0-9]*\) batches.*/\1/')
+echo "# $STOP"
+check_match "process stop does not claim all stored: it names the dropped rows" "$STOP" \
+    "; [0-9]+ stored, $DROPPED dropped \(see data_gaps\)"
+check_ge "points were dropped" "$DROPPED" 96
+check_eq "rows recorded = rows stored + rows dropped" "$(recorded_rows "$STOP")" \
+    $(( $(stored_rows "$PROC") + DROPPED ))
+
+EXPECTED=$(expected_rows "$PROC")
+STORED=$(stored_rows "$PROC")
+echo "# expected $EXPECTED rows, stored $STORED, dropped $DROPPED in $DROPPED_B batches"
+check_eq "one gap record for the process" "$(q "SELECT count(*) FROM data_gaps WHERE process_id = $PROC")" 1
+check_eq "gap record: points = rows missing from the table, exactly" \
+    "$(q "SELECT points FROM data_gaps WHERE process_id = $PROC")" $((EXPECTED - STORED))
+check_eq "gap record: points = the dropped count aldrecd reported" \
+    "$(q "SELECT points FROM data_gaps WHERE process_id = $PROC")" "$DROPPED"
+check_eq "gap record: batches = dropped batches" \
+    "$(q "SELECT batches FROM data_gaps WHERE process_id = $PROC")" "$DROPPED_B"
+check_eq "gap record: the parameter set is every parameter" \
+    "$(q "SELECT parameter_ids = (SELECT array_agg(id ORDER BY id) FROM component_parameters WHERE is_active) FROM data_gaps WHERE process_id = $PROC")" t
+check_match "gap record: the reason" "$(q "SELECT reason FROM data_gaps WHERE process_id = $PROC")" \
+    "^spool full: max_bytes $MAX_BYTES reached, policy drop_oldest$"
+check_eq "gap record: its time range holds no stored sample, and both ends are next to one" \
+    "$(q "SELECT (SELECT count(*) FROM process_data_points p WHERE p.process_id = $PROC AND p.ts BETWEEN g.first_ts AND g.last_ts) || ' ' ||
+                 (SELECT max(ts) < g.first_ts AND max(ts) > g.first_ts - interval '1 s' FROM process_data_points p WHERE p.process_id = $PROC AND p.ts < g.first_ts) || ' ' ||
+                 (SELECT min(ts) > g.last_ts AND min(ts) < g.last_ts + interval '1 s' FROM process_data_points p WHERE p.process_id = $PROC AND p.ts > g.last_ts)
+            FROM data_gaps g WHERE g.process_id = $PROC")" "0 true true"
+read -r OK ZERO GAPS MISSING MAXGAP <<<"$(counter_steps "$PROC")"
+check_eq "the oldest were dropped: one hole in the read counter, nothing stored twice" "$GAPS $ZERO" "1 0"
+check_eq "... and its polls are the dropped points" $((MISSING * NPARAM)) "$DROPPED"
+check_eq "... and it starts where the outage started (the oldest went first)" \
+    "$(q "SELECT first_ts BETWEEN to_timestamp($T_CRASH - 2) AND to_timestamp($T_CRASH + 2) FROM data_gaps WHERE process_id = $PROC")" t
+check_eq "the ledger has the gap record (kind 4) and its points rows" \
+    "$(q "SELECT count(*) FILTER (WHERE kind = 4) || ' ' || sum(rows) FILTER (WHERE kind = 1) FROM ingest_ledger WHERE process_id = $PROC")" \
+    "1 $STORED"
+check_eq "dropping was logged once when it started" \
+    "$(grep -c 'spool full (.*): dropping the oldest batches' "$WORK/aldrecd.log")" 1
+check_eq "... and once when it ended" \
+    "$(grep -c "spool has room again: $DROPPED points in $DROPPED_B batches were dropped" "$WORK/aldrecd.log")" 1
+check_done spool_cap

@@ -1,0 +1,53 @@
+#!/bin/bash
+# spool_outage.sh — PostgreSQL stops dead (pg_ctl stop -m immediate) for
+# 30 s in the middle of a run, then comes back: batches wait in the spool,
+# are forwarded oldest first, and every poll is stored exactly once. The run
+# is stopped during the outage: `process stop` says how much is still
+# spooled instead of claiming it stored.
+set -uo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+source "$ALD_ROOT/tests/lib/check.sh"
+source "$ALD_ROOT/tests/lib/spool_checks.sh"
+trap ald_cleanup EXIT
+OUTAGE_S=${OUTAGE_S:-30}
+
+spool_setup spool_outage 11
+PROC=$($A process start --recipe outage)
+wait_stored 320
+check_eq "link is up while PostgreSQL runs" "$(status_field database_link | cut -d' ' -f1)" up
+
+pg_crash
+T0=$SECONDS
+wait_link 15 spooling \
+    && ok "link goes to spooling when PostgreSQL is gone" || not_ok "link goes to spooling"
+# The run ends during the outage: process stop waits (bounded) and says
+# honestly how many rows are not in PostgreSQL yet.
+sleep 3
+STOP=$($A process stop 2>"$WORK/stop.err"); rc=$?
+echo "# $STOP"
+check_match "process stop during the outage: rows still spooled, and why" "$STOP" \
+    "stopped process $PROC: [0-9]+ rows recorded; [0-9]+ stored, [0-9]+ still spooled \(PostgreSQL has not taken them yet: .+\)"
+check_eq "... and aldrec exits 1: it could not close the process row" "$rc" 1
+check_match "... saying so" "$(cat "$WORK/stop.err")" "process $PROC is still marked running"
+sleep $((OUTAGE_S - (SECONDS - T0)))
+QB=$(queue_batches)
+check_ge "batches wait in the spool during the outage" "$QB" 5
+check_match "status names the failure" "$(status_field last_error)" "connect|server closed|terminat"
+check_match "aldrec status shows the queue's rows, bytes and age" "$(status_field queue)" \
+    "^[0-9]+ batches, [0-9]+ rows, [0-9]+ bytes, oldest [0-9.]+ s$"
+OLDEST=$(status_field queue | sed 's/.*oldest \([0-9]*\).*/\1/')
+check_ge "the oldest batch is as old as the outage" "$OLDEST" $((OUTAGE_S - 5))
+
+pg_restart
+wait_queue 90 -eq 0 \
+    && ok "the backlog is forwarded after PostgreSQL is back" || not_ok "backlog forwarded"
+check_match "the log says when PostgreSQL came back" "$(cat "$WORK/aldrecd.log")" "PostgreSQL reachable again"
+check_match "... and that a backlog was drained" "$(cat "$WORK/aldrecd.log")" "backlog drained: [0-9]+ rows"
+check_complete outage "$PROC"
+check_eq "every row aldrecd spooled is stored (rows recorded = rows stored)" \
+    "$(stored_rows "$PROC")" "$(recorded_rows "$STOP")"
+check_eq "no gap records" "$(q "SELECT count(*) FROM data_gaps")" 0
+check_eq "nothing quarantined" "$(status_field quarantined)" "0 batches, 0 rows"
+check_eq "every ledger batch number from this spool is used once" \
+    "$(q "SELECT count(*) = count(DISTINCT batch_seq) FROM ingest_ledger WHERE recorder_id = 'rec-test'")" t
+check_done spool_outage

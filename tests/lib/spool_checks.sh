@@ -1,0 +1,122 @@
+# spool_checks.sh — what the store-and-forward tests (tests/integration/
+# spool_*.sh) share: reading `aldrec status`, and exact counts from
+# aldsim's read counter (input register 20, +1 per answered read).
+#
+# aldrecd reads the demo map in REQ requests per poll, so consecutive
+# recorded counter values differ by exactly REQ: a step of 0 is a poll
+# stored twice, a step of k*REQ means k-1 polls are missing. Sourced after
+# scripts/lib.sh and tests/lib/check.sh; needs A (the aldrec command).
+
+# status_field NAME — the value of one `aldrec status` line.
+status_field() { $A status 2>/dev/null | sed -n "s/^$1: *//p"; }
+
+# queue_batches — waiting batches (first number of the queue line).
+queue_batches() { status_field queue | awk '{print $1}'; }
+
+param_id() {
+    q "SELECT cp.id FROM component_parameters cp JOIN machine_components mc ON mc.id = cp.component_id WHERE mc.name || '.' || cp.name = '$1'"
+}
+
+# counter_steps PROC — "steps_ok zero_steps gap_steps missing_polls max_gap_polls"
+# over the read counter rows of PROC, in time order.
+counter_steps() {
+    q "WITH rc AS (SELECT value, value - lag(value) OVER (ORDER BY ts, value) AS d
+                     FROM process_data_points WHERE process_id = $1 AND parameter_id = $RC_ID)
+       SELECT count(*) FILTER (WHERE d = $REQ) || ' ' ||
+              count(*) FILTER (WHERE d <= 0) || ' ' ||
+              count(*) FILTER (WHERE d > $REQ) || ' ' ||
+              coalesce(sum(d / $REQ - 1) FILTER (WHERE d > $REQ), 0)::bigint || ' ' ||
+              coalesce(max(d / $REQ - 1), 0)::bigint
+         FROM rc WHERE d IS NOT NULL"
+}
+
+# expected_rows PROC — polls between the first and last recorded counter
+# value, times the parameters: what a loss-free recording holds.
+expected_rows() {
+    q "SELECT ((max(value) - min(value)) / $REQ + 1)::bigint * $NPARAM
+         FROM process_data_points WHERE process_id = $1 AND parameter_id = $RC_ID"
+}
+
+stored_rows() { q "SELECT count(*) FROM process_data_points WHERE process_id = $1"; }
+
+# check_complete NAME PROC — every poll present exactly once, and the ledger
+# accounts for every row.
+check_complete() {
+    local name=$1 proc=$2 steps
+    steps=$(counter_steps "$proc")
+    check_eq "$name: read counter contiguous (steps ok/zero/gap/missing/max)" \
+        "$(cut -d' ' -f2- <<<"$steps")" "0 0 0 0"
+    check_ge "$name: polls recorded" "$(cut -d' ' -f1 <<<"$steps")" 20
+    check_eq "$name: rows = polls x parameters" "$(stored_rows "$proc")" "$(expected_rows "$proc")"
+    check_eq "$name: ledger rows (points) add up to the stored rows" \
+        "$(q "SELECT coalesce(sum(rows), 0) FROM ingest_ledger WHERE process_id = $proc AND kind = 1")" \
+        "$(stored_rows "$proc")"
+}
+
+# spool_init_counts — REQ, NPARAM, RC_ID for the demo map (needs aldrecd up).
+spool_init_counts() {
+    REQ=$(status_field requests_per_cycle)
+    NPARAM=$(q "SELECT count(*) FROM component_parameters WHERE is_active")
+    RC_ID=$(param_id system.read_counter)
+}
+
+# poll_intervals_ms PROC FROM TO — the poll cycle's period (ms between
+# consecutive read-counter samples) for samples with ts in [FROM, TO)
+# (Unix seconds): prints "p50 p99 max count".
+poll_intervals_ms() {
+    q "WITH s AS (SELECT ts, extract(epoch FROM ts - lag(ts) OVER (ORDER BY ts)) * 1000 AS ms
+                    FROM process_data_points WHERE process_id = $1 AND parameter_id = $RC_ID)
+       SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms))::bigint || ' ' ||
+              round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms))::bigint || ' ' ||
+              round(max(ms))::bigint || ' ' || count(*)
+         FROM s WHERE ms IS NOT NULL AND ts >= to_timestamp($2) AND ts < to_timestamp($3)"
+}
+
+now_s() { date +%s.%N; }
+
+# spool_setup NAME SEED [--relay] [section.key=value ...] — a fresh work
+# directory, a private PostgreSQL (with --relay: reached through
+# tests/tools/relay.c), aldsim, the demo machine at 10 Hz and aldrecd
+# recording into it (batches of 96 rows = 3 polls, flushed every 300 ms,
+# unless overridden). Sets CFG, A, REQ, NPARAM, RC_ID; exits on failure.
+spool_setup() {
+    local name=$1 seed=$2; shift 2
+    local extra=()
+    ald_workdir "it-$name"
+    pg_start
+    if [ "${1:-}" = --relay ]; then
+        shift
+        relay_start "$PGPORT"
+        extra+=("database.conninfo=host=127.0.0.1 port=$RELAY_PORT dbname=aldrec user=aldrecd passfile=$WORK/pgpass")
+    fi
+    aldsim_start a --seed "$seed"
+    CFG=$WORK/aldrec.conf
+    aldrecd_config "$CFG" recorder.batch_rows=96 recorder.flush_interval_ms=300 \
+        database.connect_timeout_s=2 "${extra[@]}" "$@"
+    pg_migrate "$CFG"
+    demo_machine_load "$SIM_PORT_a" 100
+    A="$BIN/aldrec --config $CFG"
+    aldrecd_start "$CFG" || { not_ok "aldrecd starts"; check_done "$name"; exit 1; }
+    spool_init_counts
+}
+
+# wait_stored ROWS — until aldrecd has stored at least ROWS rows.
+wait_stored() {
+    wait_until 20 "$1 rows stored" bash -c \
+        "[ \$($A status | sed -n 's/^stored: *[0-9]* batches, \([0-9]*\) rows.*/\1/p') -ge $1 ]"
+}
+
+# wait_queue TIMEOUT_S OP N — until the spool holds OP N batches (-eq, -ge).
+wait_queue() {
+    wait_until "$1" "spool queue $2 $3" bash -c \
+        "[ \"\$($A status | sed -n 's/^queue: *\([0-9]*\) batches.*/\1/p')\" $2 $3 ]"
+}
+
+# wait_link TIMEOUT_S STATE — until database_link shows STATE.
+wait_link() {
+    wait_until "$1" "link $2" bash -c "$A status | grep -q '^database_link: *$2'"
+}
+
+# recorded_rows STOP_REPLY — "N rows recorded" from `aldrec process stop`:
+# every row aldrecd put into the spool for the process (all its runs).
+recorded_rows() { sed -n 's/.*process [0-9]*: \([0-9]*\) rows recorded.*/\1/p' <<<"$1"; }
