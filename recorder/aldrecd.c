@@ -805,7 +805,9 @@ int main(int argc, char **argv)
         }
         check_stop_waiters(&r, poller_mono_ns());
     }
-    /* samples of cycles completed before the signal still belong to the run */
+    /* Polling ends first, so that nothing is read that would not be
+     * stored; the cycles completed until then still belong to the run. */
+    poller_stop(r.poller);
     poller_drain(r.poller, on_sample, &r);
     log_msg(LL_INFO, "stopping: flushing %zu pending rows to the spool", pgcopy_rows(r.enc));
     flush_batch(&r);

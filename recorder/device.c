@@ -130,6 +130,7 @@ struct device {
     bool started;
     int wake_fd;
     atomic_bool stop, exited, resync;
+    atomic_bool finish;          /* device_finish: exit after the current cycle */
     pthread_mutex_t mu;            /* guards st */
     device_stats_t st;
 };
@@ -159,6 +160,7 @@ device_t *device_new(const device_conn_t *conn, const char *label)
     d->conn_backoff_ms = conn->reconnect_min_ms;
     d->rnd = (unsigned)device_mono_ns() ^ (unsigned)(uintptr_t)d;
     atomic_init(&d->stop, false);
+    atomic_init(&d->finish, false);
     atomic_init(&d->exited, true);
     atomic_init(&d->resync, false);
     pthread_mutex_init(&d->mu, NULL);
@@ -689,7 +691,7 @@ static void *device_main(void *arg)
 
     for (size_t i = 0; i < d->ngroups; i++)
         d->groups[i].due_ns = now;
-    while (!atomic_load(&d->stop)) {
+    while (!atomic_load(&d->stop) && !atomic_load(&d->finish)) {
         struct group *g = NULL;
         for (size_t i = 0; i < d->ngroups; i++)
             if (!g || d->groups[i].due_ns < g->due_ns)
@@ -761,6 +763,15 @@ void device_stop(device_t *d)
     (void)n;
 }
 
+void device_finish(device_t *d)
+{
+    if (atomic_exchange(&d->finish, true) || d->wake_fd < 0)
+        return;
+    uint64_t one = 1;
+    ssize_t n = write(d->wake_fd, &one, sizeof one);
+    (void)n;
+}
+
 void device_resync(device_t *d)
 {
     atomic_store(&d->resync, true);
@@ -781,7 +792,8 @@ void device_free(device_t *d)
     if (!d)
         return;
     if (d->started) {
-        device_stop(d);
+        if (!atomic_load(&d->finish))   /* finishing: let the cycle complete */
+            device_stop(d);
         pthread_join(d->thread, NULL);
     }
     conn_close(d);

@@ -100,6 +100,11 @@ int device_start(device_t *d, device_sink_fn fn, void *arg);
  * request in flight (at most one response timeout) and exits. Idempotent. */
 void device_stop(device_t *d);
 
+/* Asks the thread to exit once its current cycle is complete and
+ * delivered (a graceful shutdown: nothing already read is discarded).
+ * Thread-safe, returns at once; device_free then joins. */
+void device_finish(device_t *d);
+
 /* Makes every deadband parameter store its next sample whatever its value
  * (a new run starts with a value of each). Thread-safe, returns at once. */
 void device_resync(device_t *d);

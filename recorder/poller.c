@@ -502,6 +502,16 @@ int poller_update(poller_t *p, const pmap_t *map)
     return 0;
 }
 
+void poller_stop(poller_t *p)
+{
+    /* ask every thread first, then join: they finish in parallel */
+    for (size_t i = 0; i < p->ndevs; i++)
+        device_finish(p->devs[i].dev);
+    for (size_t i = 0; i < p->ndevs; i++)
+        device_free(p->devs[i].dev);
+    p->ndevs = 0;
+}
+
 void poller_free(poller_t *p)
 {
     if (!p)

@@ -64,6 +64,11 @@ poller_t *poller_new(const pmap_t *map, const poller_opts_t *opts);
  * its response timeout), closes connections, frees p. NULL is fine. */
 void poller_free(poller_t *p);
 
+/* Graceful end of polling: every device thread completes the cycle it is
+ * in (bounded by its response timeout) and delivers it, then exits. The
+ * samples stay queued for a last poller_drain(); poller_free() after. */
+void poller_stop(poller_t *p);
+
 /* Applies a changed parameter map without a restart: devices whose
  * connection, limits and parameters are unchanged keep polling (and keep
  * their deadband and isolation state); changed ones are restarted; new ones

@@ -75,7 +75,10 @@ static const char *const st_sql[ST_COUNT] = {
                 " RETURNING process_id, rows, first_ts, last_ts, data",
     [ST_VICTIMS] = "SELECT seq, length(data) FROM batches WHERE kind = 1 AND sent = 0"
                    " AND seq > ? ORDER BY seq",
-    [ST_MARK_SENT] = "UPDATE batches SET sent = ?3 WHERE seq BETWEEN ?1 AND ?2",
+    /* sent: 0 never handed to PostgreSQL; 1 claimed by the forwarder now;
+     * 2 in doubt (a send died after COMMIT went out). ?4 < 0: any state. */
+    [ST_MARK_SENT] = "UPDATE batches SET sent = ?3 WHERE seq BETWEEN ?1 AND ?2"
+                     " AND (?4 < 0 OR sent = ?4)",
     [ST_BETWEEN] = "SELECT 1 FROM batches WHERE process_id = ? AND kind = 1"
                    " AND seq > ? AND seq < ? LIMIT 1",
     [ST_MAX_SEQ] = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'batches'), 0)",
@@ -1440,6 +1443,7 @@ again:;
         sqlite3_bind_int64(s, 1, v[0].seq);
         sqlite3_bind_int64(s, 2, v[k - 1].seq);
         sqlite3_bind_int(s, 3, 1);
+        sqlite3_bind_int(s, 4, 0);   /* batches in doubt stay in doubt */
         if (step_done(sp, s, "marking batches sent", err, errlen) < 0) {
             rollback(sp);
             goto out;
@@ -1467,7 +1471,11 @@ int spool_unclaim(spool_t *sp, const batch_t *b, size_t n, bool in_doubt, char *
     int rc = 0;
     pthread_mutex_lock(&sp->lock);
     sp->claim_hi = 0;
-    if (!in_doubt && n > 0 && b[0].spool_id == sp->id) {
+    /* Certainly not stored: back to droppable, except batches that were
+     * already in doubt before this claim (a group that failed because one
+     * of them turned out stored must not make that one droppable). Maybe
+     * stored: all of them in doubt until a later send settles it. */
+    if (n > 0 && b[0].spool_id == sp->id) {
         rc = set_sync(sp, false, err, errlen);
         if (rc == 0)
             rc = begin(sp, err, errlen);
@@ -1475,7 +1483,8 @@ int spool_unclaim(spool_t *sp, const batch_t *b, size_t n, bool in_doubt, char *
             sqlite3_stmt *s = stmt(sp, ST_MARK_SENT);
             sqlite3_bind_int64(s, 1, b[0].seq);
             sqlite3_bind_int64(s, 2, b[n - 1].seq);
-            sqlite3_bind_int(s, 3, 0);
+            sqlite3_bind_int(s, 3, in_doubt ? 2 : 0);
+            sqlite3_bind_int(s, 4, in_doubt ? -1 : 1);
             rc = step_done(sp, s, "unmarking batches", err, errlen);
             if (rc == 0)
                 rc = commit(sp, err, errlen);

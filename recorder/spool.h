@@ -19,8 +19,9 @@
  *           first_ts, last_ts, spooled_us, crc, data BLOB, sent)
  *     the queue; seq is the batch's ingest_ledger.batch_seq; crc is the
  *     64-bit FNV-1a hash of data, checked before the batch is sent; sent
- *     is 1 while the batch may already be in PostgreSQL (a send was begun
- *     and did not end in a known failure)
+ *     is 0 for a batch never handed to PostgreSQL, 1 while the forwarder
+ *     has it claimed, 2 when a send of it died after COMMIT went out (in
+ *     doubt: it may be stored); only sent = 0 may ever be dropped
  *   quarantine(seq INTEGER PRIMARY KEY, kind, process_id, rows, first_ts,
  *              last_ts, spooled_us, crc, data BLOB, quarantined_us,
  *              attempts, error TEXT)
@@ -162,8 +163,10 @@ int spool_claim(spool_t *sp, size_t max_batches, size_t max_rows, batch_t **out,
 void spool_batches_free(batch_t *b, size_t n);
 
 /* Ends the claim, after any outcome. in_doubt: the connection broke after
- * COMMIT was sent, so the batches (those still here) may be stored and stay
- * marked sent; otherwise the mark is cleared. Returns 0, or -1 with err. */
+ * COMMIT was sent, so the batches (those still here) may be stored: they
+ * are marked in doubt (sent = 2) until a later send settles them;
+ * otherwise the claim mark is cleared, but batches that were in doubt
+ * before this claim stay in doubt. Returns 0, or -1 with err. */
 int spool_unclaim(spool_t *sp, const batch_t *b, size_t n, bool in_doubt, char *err,
                   size_t errlen);
 

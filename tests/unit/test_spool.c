@@ -367,6 +367,40 @@ static void test_cap(void)
 /* A send whose outcome is unknown (COMMIT sent, no answer) leaves its
  * batches marked: they are never dropped, so no stored point is counted as
  * lost. Drops around a batch that stays make two holes, two records. */
+/* Bug found in the merged tree (spool_cap): the forwarder claimed a group
+ * holding a batch in doubt; the group failed (one of them was already
+ * stored: a duplicate) and the unclaim made every batch of it droppable, so
+ * the spool, full, dropped the stored one and counted it lost. A batch in
+ * doubt stays in doubt through a failed group. */
+static void test_doubt_survives_failed_group(void)
+{
+    char err[512];
+    const int64_t cap = 4 * 1061 + 100;
+    spool_t *sp = open_at("doubt-group.db", cap, SPOOL_DROP_OLDEST, NULL);
+    if (!sp)
+        return;
+    spool_append_result_t res;
+    for (int i = 0; i < 4; i++)
+        append(sp, 21, 1000000 + i * 500000LL, 5, 4, NULL);
+    batch_t *b;
+    size_t n;
+    T_EQ_INT(spool_claim(sp, 1, 1000, &b, &n, NULL, err, sizeof err), 0);
+    T_EQ_INT(spool_unclaim(sp, b, n, true, err, sizeof err), 0);   /* 1 in doubt */
+    spool_batches_free(b, n);
+    T_EQ_INT(spool_claim(sp, 3, 1000, &b, &n, NULL, err, sizeof err), 0);
+    T_EQ_INT(n, 3);                                                   /* 1, 2, 3 */
+    T_EQ_INT(spool_unclaim(sp, b, n, false, err, sizeof err), 0);  /* failed for sure */
+    spool_batches_free(b, n);
+    /* Full: the oldest droppable is 2, never 1. */
+    T_EQ_INT(append(sp, 21, 3000000, 5, 4, &res), 5);
+    T_EQ_INT(res.dropped_batches, 1);
+    T_EQ_INT(spool_claim(sp, 1, 1000, &b, &n, NULL, err, sizeof err), 0);
+    T_EQ_INT(n ? b[0].seq : 0, 1);
+    spool_unclaim(sp, b, n, true, err, sizeof err);
+    spool_batches_free(b, n);
+    spool_close(sp);
+}
+
 static void test_doubt(void)
 {
     char err[512];
@@ -704,6 +738,7 @@ int main(void)
     test_queue();
     test_cap();
     test_doubt();
+    test_doubt_survives_failed_group();
     test_quarantine();
     corrupt_case("garbage.db", damage_garbage, "quick_check");
     corrupt_case("trunc-odd.db", damage_truncate_odd, "truncated");
