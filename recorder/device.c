@@ -635,7 +635,13 @@ static void run_group(device_t *d, struct group *g, int64_t start_ns)
 
     int64_t end_ns = device_mono_ns();
     pthread_mutex_lock(&d->mu);
-    d->st.up = d->conn_up && d->answered && !u->silent.active;
+    /* Up: connected and some unit answers. On an RTU line one silent unit
+     * does not make the line down (it is backed off and logged on its own);
+     * judging by the unit of this cycle alone would flip with the schedule. */
+    bool some_unit_answers = false;
+    for (size_t i = 0; i < d->nunits; i++)
+        some_unit_answers |= !d->units[i].silent.active;
+    d->st.up = d->conn_up && d->answered && some_unit_answers;
     d->st.cycles++;
     d->st.requests += nreq;
     d->st.request_errors += nerr;
