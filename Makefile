@@ -17,7 +17,7 @@
 #
 # Project flags live in ALD_CFLAGS; the user's CFLAGS/LDFLAGS are appended.
 
-PKGS     := libpq libmodbus sqlite3 hiredis
+PKGS     := libpq libmodbus sqlite3 hiredis libmicrohttpd libsystemd
 # pkg-config runs on first use, not at parse time: on a fresh machine the
 # setup step installs the -dev packages before anything is compiled.
 PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)

@@ -6,6 +6,8 @@ set -euo pipefail
 PKGS=(
     build-essential pkg-config            # compiler, make, pkg-config
     libpq-dev libmodbus-dev libsqlite3-dev libhiredis-dev
+    libmicrohttpd-dev libsystemd-dev      # metrics/health HTTP endpoint; sd_notify
+    systemd                               # systemd-analyze verify of dist/aldrecd.service
     postgresql postgresql-contrib         # server for demo/tests (pg_stat_statements)
     redis-server                          # L2 metadata cache
     socat                                 # serial pty pairs for Modbus RTU tests

@@ -145,7 +145,7 @@ if aldrecd_start "$CFG"; then
     sleep 2
     $A process stop >/dev/null
     log=$(cat "$WORK/aldrecd.log")
-    check_match "unknown data type is skipped with a warning naming it" "$log" "parameter test.bogus \(id [0-9]+\) skipped: unknown data type \"f128\""
+    check_match "unknown data type is skipped with a warning naming it" "$log" 'parameter test.bogus \(id [0-9]+\) skipped: unknown data type \\?"f128\\?"'
     check_match "address past the device is skipped with a warning naming it" "$log" "parameter test.far \(id [0-9]+\) skipped: .*illegal data address"
     P2=$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC2 AND parameter_id = $RC_ID")
     check_ge "recording continues for the others" "$P2" 10

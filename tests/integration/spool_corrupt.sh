@@ -31,7 +31,7 @@ aldrecd_start "$CFG" || { not_ok "aldrecd starts on a damaged spool"; check_done
 ok "aldrecd starts on a damaged spool"
 LOG=$(cat "$WORK/aldrecd.log")
 check_match "logged loudly, with the reason and where the file went" "$LOG" \
-    "error: SPOOL FILE DAMAGED: .*spool.db: failed PRAGMA quick_check: .* Moved it \(with its -wal/-shm\) to .*spool.db.corrupt-[0-9]{8}T[0-9]{6}Z"
+    "level=error .*SPOOL FILE DAMAGED: .*spool.db: failed PRAGMA quick_check: .* Moved it \(with its -wal/-shm\) to .*spool.db.corrupt-[0-9]{8}T[0-9]{6}Z"
 MOVED=$(ls "$WORK"/spool.db.corrupt-* 2>/dev/null | grep -v -- '-wal$' | head -1)
 check "the damaged file was moved aside with a timestamped name" test -s "$MOVED"
 check "... together with its -wal" test -s "$MOVED-wal"

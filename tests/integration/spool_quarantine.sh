@@ -32,7 +32,7 @@ wait_until 20 "batches behind it stored" bash -c "[ \$(psql -XAtq '$ADMIN_DSN' -
     && ok "the batches behind it keep flowing" || not_ok "the batches behind it keep flowing"
 check_eq "exactly one batch quarantined" "$(quarantined)" 1
 check_match "the log names the batch and the error" "$(cat "$WORK/aldrecd.log")" \
-    "PostgreSQL refused batch [0-9]+ \(96 rows, points, process $PROC\): COPY: ERROR: .*violates check constraint \"poison_live\"; moved to the spool's quarantine"
+    "PostgreSQL refused batch [0-9]+ \(96 rows, points, process $PROC\): COPY: ERROR: .*violates check constraint \\\\?\"poison_live\\\\?\"; moved to the spool's quarantine"
 
 # 2. Draining: the refused poll falls into an outage; the backlog goes in
 # transactions of several batches, and the one that fails is split.

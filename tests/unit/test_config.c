@@ -1,5 +1,9 @@
 /* test_config.c — INI parsing: values, defaults, and errors with file:line. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "t.h"
@@ -133,6 +137,129 @@ static void test_errors(void)
     expect_error(longline, "t.conf:1: line longer than");
 }
 
+static const char base7[] = "[database]\nconninfo = host=db\n[recorder]\nmachine = m\nid = r\n";
+
+/* Issue 7: [metrics], [health], [alerts], several errors at once. */
+static void test_service_keys(void)
+{
+    aldrec_config_t c;
+    char err[2048] = "", text[1024];
+    T_EQ_INT(parse(&c, base7, err, sizeof err), 0);
+    T_EQ_STR(c.metrics_listen, "127.0.0.1:9464");
+    T_EQ_STR(c.metrics_allow_remote, "no");
+    T_EQ_INT(c.alert_flush_p95_ms, 50);
+    T_EQ_INT(c.health_spool_failing_pct, 90);
+    T_EQ_STR(c.socket_group, "");
+    snprintf(text, sizeof text, "%ssocket_group = aldrec\n[metrics]\nlisten = [::1]:0\n"
+             "[health]\ndevice_down_s = 3\n[alerts]\nflush_p95_ms = 0\n", base7);
+    T_EQ_INT(parse(&c, text, err, sizeof err), 0);
+    T_EQ_STR(err, "");
+    T_EQ_STR(c.socket_group, "aldrec");
+    T_EQ_INT(c.health_device_down_s, 3);
+    T_EQ_INT(c.alert_flush_p95_ms, 0);
+    T_EQ_INT(config_key_line(&c, "metrics", "listen"), 8);
+    T_EQ_INT(config_key_line(&c, "alerts", "copy_p95_ms"), 0);
+
+    char host[64];
+    int port = -1;
+    T_EQ_INT(config_parse_listen("off", host, sizeof host, &port), 1);
+    T_EQ_INT(config_parse_listen("127.0.0.1:9464", host, sizeof host, &port), 0);
+    T_EQ_STR(host, "127.0.0.1");
+    T_EQ_INT(port, 9464);
+    T_EQ_INT(config_parse_listen("[::1]:80", host, sizeof host, &port), 0);
+    T_EQ_STR(host, "::1");
+    T_EQ_INT(config_parse_listen("localhost:1", host, sizeof host, &port), 0);
+    T_EQ_INT(config_parse_listen("example.com:1", host, sizeof host, &port), -1);
+    T_EQ_INT(config_parse_listen("127.0.0.1:65536", host, sizeof host, &port), -1);
+    T_EQ_INT(config_parse_listen("127.0.0.1", host, sizeof host, &port), -1);
+    T_EQ_INT(config_parse_listen("::1:80", host, sizeof host, &port), -1);
+    T_CHECK(config_host_is_loopback("127.0.0.1"));
+    T_CHECK(config_host_is_loopback("127.3.2.1"));
+    T_CHECK(config_host_is_loopback("::1"));
+    T_CHECK(!config_host_is_loopback("0.0.0.0"));
+    T_CHECK(!config_host_is_loopback("::"));
+    T_CHECK(!config_host_is_loopback("10.1.2.3"));
+
+    /* A non-loopback address needs allow_remote = yes. */
+    snprintf(text, sizeof text, "%s[metrics]\nlisten = 0.0.0.0:9464\n", base7);
+    T_EQ_INT(parse(&c, text, err, sizeof err), -1);
+    T_CHECK(strstr(err, "t.conf:7: listen: 0.0.0.0 is not a loopback address") != NULL);
+    snprintf(text, sizeof text, "%s[metrics]\nlisten = 0.0.0.0:9464\nallow_remote = yes\n", base7);
+    T_EQ_INT(parse(&c, text, err, sizeof err), 0);
+
+    /* Cross-field rules name the line of the key. */
+    snprintf(text, sizeof text, "%s[health]\nspool_degraded_pct = 95\n", base7);
+    T_EQ_INT(parse(&c, text, err, sizeof err), -1);
+    T_CHECK(strstr(err, "t.conf:7: spool_degraded_pct (95) must be below spool_failing_pct (90)") != NULL);
+
+    /* Every error is reported, each with its line. */
+    snprintf(text, sizeof text, "%sbatch_rows = x\nlog_level = loud\n[modbus]\nmax_bits = 0\n"
+             "bogus = 1\n[metrics]\nlisten = nowhere\n", base7);
+    T_EQ_INT(parse(&c, text, err, sizeof err), -1);
+    T_CHECK(strstr(err, "t.conf:6: batch_rows: expected an integer") != NULL);
+    T_CHECK(strstr(err, "\nt.conf:9: max_bits: expected an integer") != NULL);
+    T_CHECK(strstr(err, "\nt.conf:10: unknown key \"bogus\" in [modbus]") != NULL);
+    T_CHECK(strstr(err, "\nt.conf:12: listen: expected ADDRESS:PORT") != NULL);
+    T_CHECK(strstr(err, "\nt.conf:7: log_level: expected error, warn") != NULL);
+
+    /* Passwords in any form libpq accepts are refused. */
+    expect_error("[database]\nconninfo = host=x password = hunter2\n",
+                 "t.conf:2: conninfo: passwords do not belong in conninfo");
+    expect_error("[database]\nconninfo = postgresql://u:hunter2@db/aldrec\n",
+                 "t.conf:2: conninfo: passwords do not belong in conninfo");
+    expect_error("[database]\nreader_conninfo = host=x PASSWORD=y\n",
+                 "t.conf:2: reader_conninfo: passwords do not belong");
+}
+
+static void test_diff(void)
+{
+    aldrec_config_t a, b;
+    char err[1024], text[1024], reload[256], restart[256];
+    T_EQ_INT(parse(&a, base7, err, sizeof err), 0);
+    snprintf(text, sizeof text, "[database]\nconninfo = host=other\n[recorder]\nmachine = m\n"
+             "id = r\nflush_interval_ms = 200\nlog_level = debug\n[spool]\npath = /x/s.db\n"
+             "[alerts]\nspool_pct = 70\n");
+    T_EQ_INT(parse(&b, text, err, sizeof err), 0);
+    T_EQ_INT(config_diff(&a, &b, reload, sizeof reload, restart, sizeof restart), 7);
+    T_EQ_STR(reload, "recorder.flush_interval_ms recorder.log_level alerts.spool_pct");
+    /* admin/reader conninfo default to conninfo, so they changed too */
+    T_EQ_STR(restart, "database.conninfo database.admin_conninfo database.reader_conninfo spool.path");
+    T_EQ_INT(config_diff(&a, &a, reload, sizeof reload, restart, sizeof restart), 0);
+    T_EQ_STR(reload, "");
+}
+
+static void test_system_and_perms(void)
+{
+    aldrec_config_t c;
+    char err[2048], text[1024];
+    snprintf(text, sizeof text, "[database]\nconninfo = x\n[recorder]\nmachine = m\nid = r\n"
+             "socket_group = no-such-group-aldrec\nsocket = /nonexistent-dir/a.sock\n"
+             "[spool]\npath = /tmp/spool.db\n[cache]\nsnapshot = /tmp/s.db\n"
+             "redis_password_file = /nonexistent/pw\n");
+    T_EQ_INT(parse(&c, text, err, sizeof err), 0);
+    T_EQ_INT(config_check_system(&c, "t.conf", err, sizeof err), 4);
+    T_CHECK(strstr(err, "t.conf:2: conninfo: libpq cannot parse it") != NULL);
+    T_CHECK(strstr(err, "t.conf:6: socket_group: no group \"no-such-group-aldrec\"") != NULL);
+    T_CHECK(strstr(err, "t.conf:7: socket: directory /nonexistent-dir: No such file") != NULL);
+    T_CHECK(strstr(err, "t.conf:12: redis_password_file: /nonexistent/pw: No such file") != NULL);
+    T_CHECK(strstr(err, "spool") == NULL);
+
+    char path[] = "/tmp/test_config.XXXXXX", warn[1024];
+    int fd = mkstemp(path);
+    T_CHECK(fd >= 0);
+    close(fd);
+    chmod(path, 0640);
+    T_EQ_INT(config_file_warnings(path, warn, sizeof warn), 0);
+    chmod(path, 0644);
+    T_EQ_INT(config_file_warnings(path, warn, sizeof warn), 1);
+    T_CHECK(strstr(warn, "is world-readable (mode 0644)") != NULL);
+    chmod(path, 0666);
+    T_EQ_INT(config_file_warnings(path, warn, sizeof warn), 2);
+    T_CHECK(strstr(warn, "is world-writable (mode 0666)") != NULL);
+    unlink(path);
+    T_EQ_INT(config_file_warnings(path, warn, sizeof warn), 0);
+}
+
 static void test_load_missing_file(void)
 {
     aldrec_config_t c;
@@ -148,5 +275,8 @@ int main(void)
     test_spool_block();
     test_spool_errors();
     test_load_missing_file();
+    test_service_keys();
+    test_diff();
+    test_system_and_perms();
     return t_done("test_config");
 }
