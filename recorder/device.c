@@ -410,6 +410,24 @@ static bool is_exception(int err)
     return err >= EMBXILFUN && err <= EMBXGTAR;
 }
 
+static enum device_err_kind err_kind(int err)
+{
+    if (is_exception(err))
+        return DEVICE_ERR_EXCEPTION;
+    return err == ETIMEDOUT ? DEVICE_ERR_TIMEOUT : DEVICE_ERR_COMM;
+}
+
+const char *device_err_kind_name(enum device_err_kind k)
+{
+    switch (k) {
+    case DEVICE_ERR_TIMEOUT: return "timeout";
+    case DEVICE_ERR_COMM: return "comm";
+    case DEVICE_ERR_EXCEPTION: return "exception";
+    case DEVICE_ERR_KINDS: break;
+    }
+    return "?";
+}
+
 /* Quality for a failed read, from libmodbus' errno. */
 static int16_t quality_of(int err)
 {
@@ -540,7 +558,7 @@ static void shrink_limit(device_t *d, struct group *g, const plan_req_t *r, int 
  * of a transport failure on the way (the values of r not read by then have
  * been marked with it). */
 static int split_request(device_t *d, struct group *g, const plan_req_t *r, int err,
-                         uint64_t *nreq, uint64_t *nerr)
+                         uint64_t *nreq, uint64_t nerr[DEVICE_ERR_KINDS])
 {
     if (r->n == 1) {
         item_refused(d, g, req_item(g, r, 0), err, device_wall_us());
@@ -555,11 +573,11 @@ static int split_request(device_t *d, struct group *g, const plan_req_t *r, int 
         if (e == 0) {
             emit_value(d, g, it, it->def.address, ts);
         } else if (is_exception(e)) {
-            (*nerr)++;
+            nerr[err_kind(e)]++;
             refused++;
             item_refused(d, g, it, e, ts);
         } else {
-            (*nerr)++;
+            nerr[err_kind(e)]++;
             for (size_t j = k; j < r->n; j++)
                 emit(g, req_item(g, r, j), quality_of(e), false, 0, ts);
             return e;
@@ -581,7 +599,7 @@ static void mark_request(struct group *g, const plan_req_t *r, int16_t q, int64_
 static void run_group(device_t *d, struct group *g, int64_t start_ns)
 {
     struct unit *u = &d->units[g->unit];
-    uint64_t nreq = 0, nerr = 0, polled = 0;
+    uint64_t nreq = 0, nerr[DEVICE_ERR_KINDS] = { 0 }, polled = 0;
 
     g->nout = 0;
     bool up = conn_open(d, start_ns);
@@ -606,10 +624,10 @@ static void run_group(device_t *d, struct group *g, int64_t start_ns)
                 emit_value(d, g, req_item(g, r, k), r->start, ts);
             continue;
         }
-        nerr++;
+        nerr[err_kind(err)]++;
         if (is_exception(err)) {
             answered(d, u);
-            err = split_request(d, g, r, err, &nreq, &nerr);
+            err = split_request(d, g, r, err, &nreq, nerr);
             if (err == 0)
                 continue;
         } else {
@@ -644,7 +662,10 @@ static void run_group(device_t *d, struct group *g, int64_t start_ns)
     d->st.up = d->conn_up && d->answered && some_unit_answers;
     d->st.cycles++;
     d->st.requests += nreq;
-    d->st.request_errors += nerr;
+    for (int k = 0; k < DEVICE_ERR_KINDS; k++) {
+        d->st.request_errors += nerr[k];
+        d->st.errors[k] += nerr[k];
+    }
     d->st.samples_polled += polled;
     d->st.samples_stored += g->nout;
     hist_add(&d->st.cycle_us, (uint64_t)(end_ns - start_ns) / 1000);

@@ -59,6 +59,14 @@ typedef struct device_conn {
     int reconnect_min_ms, reconnect_max_ms;
 } device_conn_t;
 
+/* Failed requests by kind (metrics: errors per device and kind). */
+enum device_err_kind {
+    DEVICE_ERR_TIMEOUT,          /* no answer within the response timeout */
+    DEVICE_ERR_COMM,             /* refused/reset connection, bad frame or CRC */
+    DEVICE_ERR_EXCEPTION,        /* the device answered a Modbus exception */
+    DEVICE_ERR_KINDS
+};
+
 typedef struct device_stats {
     char label[320];
     bool up;                     /* connected and last request answered */
@@ -67,6 +75,7 @@ typedef struct device_stats {
     size_t min_requests_per_cycle;   /* the same with no value isolated */
     uint64_t cycles, overruns;
     uint64_t requests, request_errors;
+    uint64_t errors[DEVICE_ERR_KINDS];         /* request_errors by kind */
     uint64_t samples_polled, samples_stored;   /* before and after deadbands */
     uint64_t connects;           /* successful (re)connects */
     hist_t cycle_us;             /* duration of a group cycle */
@@ -130,6 +139,9 @@ const char *device_label(const device_t *d);
 
 /* Snapshot of the counters (taken under the device's lock). */
 void device_get_stats(device_t *d, device_stats_t *out);
+
+/* "timeout", "comm", "exception". */
+const char *device_err_kind_name(enum device_err_kind k);
 
 /* CLOCK_MONOTONIC in ns, and the wall clock (CLOCK_REALTIME) in µs since
  * the Unix epoch, as samples are stamped. */

@@ -54,6 +54,14 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* CLOCK_MONOTONIC in µs, for latency histograms. */
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 const char *forwarder_link_name(enum link_state s)
 {
     switch (s) {
@@ -161,6 +169,8 @@ static void note_stored(forwarder_t *f, const batch_t *b, size_t n)
     for (size_t i = 0; i < n; i++) {
         f->st.stored_batches++;
         f->st.stored_rows += b[i].rows;
+        if (b[i].kind >= BATCH_KIND_MIN && b[i].kind <= BATCH_KIND_MAX)
+            f->st.stored_rows_kind[b[i].kind] += b[i].rows;
     }
     pthread_mutex_unlock(&f->lock);
 }
@@ -328,7 +338,14 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
     link_to(f, draining ? LINK_DRAINING : LINK_UP);
     log_drain(f, draining, ss.rows);
 
+    int64_t t0 = mono_us();
     pgsink_result_t r = pgsink_write(f->sink, b, n, err, errlen);
+    if (r == PGSINK_STORED) {
+        int64_t us = mono_us() - t0;
+        pthread_mutex_lock(&f->lock);
+        hist_add(&f->st.write_us, us > 0 ? (uint64_t)us : 0);
+        pthread_mutex_unlock(&f->lock);
+    }
     bool ok;
     enum settled what = handle_result(f, r, b, n, err, &ok);
     if (n == 1 && b[0].seq >= f->single_until)

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hist.h"
 #include "spool.h"
 
 typedef struct forwarder forwarder_t;
@@ -54,6 +55,8 @@ typedef struct forwarder_stats {
     enum link_state link;
     double link_for_s;                  /* seconds in this state */
     uint64_t stored_batches, stored_rows;       /* since start */
+    uint64_t stored_rows_kind[BATCH_KIND_MAX + 1];  /* stored_rows by record kind */
+    hist_t write_us;                    /* stored transactions: ledger + COPY + COMMIT, µs */
     uint64_t transactions;
     uint64_t duplicate_batches;
     uint64_t quarantined_batches, quarantined_rows;

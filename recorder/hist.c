@@ -59,6 +59,18 @@ void hist_merge(hist_t *dst, const hist_t *src)
     }
 }
 
+void hist_diff(hist_t *dst, const hist_t *now, const hist_t *then)
+{
+    uint64_t count = 0;
+    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+        dst->bucket[i] = now->bucket[i] > then->bucket[i] ? now->bucket[i] - then->bucket[i] : 0;
+        count += dst->bucket[i];
+    }
+    dst->count = count;
+    dst->sum = now->sum > then->sum ? now->sum - then->sum : 0;
+    dst->max = count ? now->max : 0;
+}
+
 uint64_t hist_quantile(const hist_t *h, double q)
 {
     if (h->count == 0)

@@ -33,6 +33,11 @@ void hist_add(hist_t *h, uint64_t v);
 /* Adds every value of src to dst. */
 void hist_merge(hist_t *dst, const hist_t *src);
 
+/* dst = now - then, where then is an earlier copy of the same histogram:
+ * the values added in between (bucket counts and sum; max stays now's, an
+ * upper bound). Buckets that went down (a reset) count as 0. */
+void hist_diff(hist_t *dst, const hist_t *now, const hist_t *then);
+
 /* The value below which a fraction q (0..1) of the values lie: the middle
  * of the bucket holding the ceil(q * count)-th smallest value, never above
  * the largest value added. 0 for an empty histogram. */

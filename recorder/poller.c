@@ -561,6 +561,13 @@ void poller_get_stats(poller_t *p, poller_stats_t *out)
     pthread_mutex_unlock(&p->mu);
 }
 
+size_t poller_get_device_stats(poller_t *p, device_stats_t *out, size_t max)
+{
+    for (size_t i = 0; i < p->ndevs && i < max; i++)
+        device_get_stats(p->devs[i].dev, &out[i]);
+    return p->ndevs;
+}
+
 static double ms(uint64_t us)
 {
     return (double)us / 1000.0;

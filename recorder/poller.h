@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "device.h"
 #include "hist.h"
 #include "plan.h"
 #include "pmap.h"
@@ -91,6 +92,11 @@ size_t poller_drain(poller_t *p, poller_sample_fn fn, void *arg);
 
 /* Counters snapshot, summed over devices. */
 void poller_get_stats(poller_t *p, poller_stats_t *out);
+
+/* Copies the counters of up to max devices into out (device.h), in the
+ * order of the current device list. Returns the number of devices (which
+ * may exceed max: call again with a larger array). */
+size_t poller_get_device_stats(poller_t *p, device_stats_t *out, size_t max);
 
 /* One line per device for `aldrec status` ("device LABEL: ...\n"), into
  * buf (NUL-terminated, truncated to len). Returns the length written. */
