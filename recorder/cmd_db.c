@@ -123,6 +123,12 @@ int cmd_db_migrate(const aldrec_config_t *cfg, int argc, char **argv)
             goto out;
         }
         PQclear(PQexec(conn, "BEGIN"));
+        /* Once 0007 made the schema's owner a group, migrations run as that
+         * group: what they create belongs to it, not to the admin login. */
+        PQclear(PQexec(conn,
+            "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'aldrec_owner')"
+            " THEN IF pg_has_role('aldrec_owner', 'MEMBER') THEN SET LOCAL ROLE aldrec_owner;"
+            " END IF; END IF; END $$"));
         res = PQexec(conn, sql);
         free(sql);
         if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
