@@ -14,6 +14,9 @@
 #   make WERROR=1   warnings are errors (automatic when CI=true)
 #   make valgrind   integration tests with aldrecd under valgrind (a
 #                   valgrind error makes aldrecd exit 99, failing the test)
+#   make install    binaries, systemd unit, sysusers/tmpfiles snippets,
+#                   default config (never overwriting one), SQL, README:
+#                   PREFIX=/usr/local, SYSCONFDIR=/etc, DESTDIR for staging
 #
 # Project flags live in ALD_CFLAGS; the user's CFLAGS/LDFLAGS are appended.
 
@@ -31,11 +34,26 @@ BUILD    ?= build
 SANFLAGS :=
 endif
 
+# Installation layout (make install); the binaries know where the SQL
+# migrations and the config live, so these are compiled in.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+DATADIR     ?= $(PREFIX)/share/aldrec
+DOCDIR      ?= $(PREFIX)/share/doc/aldrec
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+# aldrec db migrate reads $(DATADIR)/sql, or this checkout's sql/ when
+# that is not installed (running from the build tree).
+PATH_DEFS := -DALDREC_SQLDIR='"$(DATADIR)/sql"' -DALDREC_SRC_SQLDIR='"$(abspath sql)"' \
+             -DALDREC_SYSCONFDIR='"$(SYSCONFDIR)"'
+
 ALD_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -O2 -g -pthread \
               -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
               -Wimplicit-fallthrough -Wformat=2 -Wno-format-nonliteral \
-              -Irecorder -Icache -Iquery -Ifirmware -MMD -MP $(SANFLAGS) \
-              -DALDREC_SQLDIR='"$(abspath sql)"'
+              -Irecorder -Icache -Iquery -Ifirmware -MMD -MP $(SANFLAGS) $(PATH_DEFS)
 # CI (CI=true in the environment) and WERROR=1 turn warnings into errors.
 ifneq ($(filter 1,$(WERROR))$(filter true,$(CI)),)
 ALD_CFLAGS += -Werror
@@ -63,12 +81,22 @@ UNITS    := $(UNIT_SRCS:tests/unit/%.c=$(BIN)/%)
 TOOLS    := $(TOOL_SRCS:tests/tools/%.c=$(BIN)/%)
 BENCHES  := $(BENCH_SRCS:tests/bench/%.c=$(BIN)/%)
 
-.PHONY: all setup demo test unit-test bench valgrind clean
+.PHONY: all setup demo test unit-test bench valgrind clean install
 all: $(PROGS) $(UNITS) $(TOOLS) $(BENCHES)
 
 $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALD_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+
+# The objects that compile the paths in are rebuilt when they change
+# (make install PREFIX=/usr after a plain make).
+PATHS_STAMP := $(BUILD)/paths.stamp
+$(PATHS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(PATH_DEFS)' | cmp -s - $@ 2>/dev/null || echo '$(PATH_DEFS)' > $@
+$(OBJ)/recorder/cmd_db.o $(OBJ)/recorder/aldrec.o $(OBJ)/recorder/aldrecd.o: $(PATHS_STAMP)
+.PHONY: FORCE
+FORCE:
 
 $(LIBALD): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -108,7 +136,7 @@ FUZZ_SECONDS  ?= 60
 FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS   := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -O1 -g -pthread \
                  -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-                 -Irecorder -Icache -Iquery -Ifirmware -MMD -MP -DALDREC_SQLDIR='"$(abspath sql)"' \
+                 -Irecorder -Icache -Iquery -Ifirmware -MMD -MP $(PATH_DEFS) \
                  $(FUZZ_SANFLAGS) -fsanitize=fuzzer-no-link
 FUZZ_SRCS     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS       := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/bin/%)
@@ -176,6 +204,40 @@ valgrind: setup
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) ALDRECD_WRAPPER="$(VALGRIND)" ALDRECD_START_TIMEOUT=60 \
 	    tests/run.sh integration
+
+# DESTDIR stages the tree (packaging, tests/integration/svc_install.sh);
+# without it, as root, the aldrec user and directories are made right away
+# (SETUP_SYSTEM=no skips that).
+SETUP_SYSTEM ?= yes
+install: $(BIN)/aldrecd $(BIN)/aldrec
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/sql/migrations \
+	    $(DESTDIR)$(DATADIR)/sql/demo $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/aldrec
+	install -m 0755 $(BIN)/aldrec $(DESTDIR)$(BINDIR)/aldrec
+	install -m 0755 $(BIN)/aldrecd $(DESTDIR)$(SBINDIR)/aldrecd
+	install -m 0644 sql/migrations/*.sql $(DESTDIR)$(DATADIR)/sql/migrations/
+	install -m 0644 sql/demo/*.sql $(DESTDIR)$(DATADIR)/sql/demo/
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/usr/local/share/doc/aldrec/|$(DOCDIR)/|g' \
+	    -e 's|/etc/aldrec/|$(SYSCONFDIR)/aldrec/|g' dist/aldrecd.service > $(BUILD)/aldrecd.service
+	install -m 0644 $(BUILD)/aldrecd.service $(DESTDIR)$(UNITDIR)/aldrecd.service
+	install -m 0644 dist/aldrec.sysusers $(DESTDIR)$(SYSUSERSDIR)/aldrec.conf
+	sed -e 's|/etc/aldrec|$(SYSCONFDIR)/aldrec|g' dist/aldrec.tmpfiles > $(BUILD)/aldrec.tmpfiles
+	install -m 0644 $(BUILD)/aldrec.tmpfiles $(DESTDIR)$(TMPFILESDIR)/aldrec.conf
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/aldrec/aldrec.conf ]; then \
+	    install -m 0640 dist/aldrec.conf $(DESTDIR)$(SYSCONFDIR)/aldrec/aldrec.conf.dist; \
+	    echo "install: kept $(DESTDIR)$(SYSCONFDIR)/aldrec/aldrec.conf; the shipped default is aldrec.conf.dist"; \
+	else \
+	    install -m 0640 dist/aldrec.conf $(DESTDIR)$(SYSCONFDIR)/aldrec/aldrec.conf; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ "$(SETUP_SYSTEM)" = yes ] && [ "$$(id -u)" -eq 0 ] && \
+	    command -v systemd-sysusers >/dev/null; then \
+	    systemd-sysusers $(SYSUSERSDIR)/aldrec.conf && \
+	    systemd-tmpfiles --create $(TMPFILESDIR)/aldrec.conf; \
+	    if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+	    echo "install: next: edit $(SYSCONFDIR)/aldrec/aldrec.conf, aldrec db migrate, systemctl enable --now aldrecd"; \
+	fi
 
 clean:
 	rm -rf build build-san build-fuzz

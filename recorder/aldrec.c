@@ -15,7 +15,10 @@
 #include "cli.h"
 #include "config.h"
 
-#define DEFAULT_CONFIG "/etc/aldrec/aldrec.conf"
+#ifndef ALDREC_SYSCONFDIR
+#define ALDREC_SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONFIG ALDREC_SYSCONFDIR "/aldrec/aldrec.conf"
 
 struct command {
     const char *name;        /* first word */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -52,7 +53,11 @@ int cmd_db_migrate(const aldrec_config_t *cfg, int argc, char **argv)
         { "sql-dir", required_argument, NULL, 's' },
         { NULL, 0, NULL, 0 },
     };
-    const char *sqldir = getenv("ALDREC_SQLDIR") ? getenv("ALDREC_SQLDIR") : ALDREC_SQLDIR;
+    /* $ALDREC_SQLDIR, --sql-dir, the installed copy, this checkout's. */
+    const char *sqldir = getenv("ALDREC_SQLDIR");
+    struct stat st;
+    if (!sqldir)
+        sqldir = stat(ALDREC_SQLDIR "/migrations", &st) == 0 ? ALDREC_SQLDIR : ALDREC_SRC_SQLDIR;
     char dir[4096];
     char *names[256];
     size_t n = 0;

@@ -33,6 +33,8 @@
 
 ALD_ROOT=${ALD_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 BIN=$ALD_ROOT/${BUILD:-build}/bin
+# The migrations of this checkout, whatever an installed copy holds.
+export ALDREC_SQLDIR=${ALDREC_SQLDIR:-$ALD_ROOT/sql}
 PG_BINDIR=$(pg_config --bindir 2>/dev/null || true)
 [ -x "$PG_BINDIR/initdb" ] || PG_BINDIR=/usr/lib/postgresql/15/bin
 ALD_PIDS=()          # "pid:name" of plain processes to stop
