@@ -38,6 +38,7 @@ void cli_print_db_error(const char *what, PGconn *conn, const PGresult *res);
 int cmd_process_start(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_process_stop(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_status(const aldrec_config_t *cfg, int argc, char **argv);
+int cmd_metrics(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_db_migrate(const aldrec_config_t *cfg, int argc, char **argv);
 /* query/ (issue 6): the read side */
 int cmd_process_step(const aldrec_config_t *cfg, int argc, char **argv);

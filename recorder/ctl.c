@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,6 +60,29 @@ fail_errno:
     if (fd >= 0)
         close(fd);
     return -1;
+}
+
+int ctl_set_group(const char *path, const char *group, char *err, size_t errlen)
+{
+    struct group gr, *found = NULL;
+    char buf[4096];
+    int rc = getgrnam_r(group, &gr, buf, sizeof buf, &found);
+    if (rc != 0 || !found) {
+        snprintf(err, errlen, "socket_group: no group \"%s\"%s%s", group, rc ? ": " : "",
+                 rc ? strerror(rc) : "");
+        return -1;
+    }
+    if (chown(path, (uid_t)-1, found->gr_gid) < 0) {
+        snprintf(err, errlen, "%s: cannot give it to group %s: %s%s", path, group,
+                 strerror(errno), errno == EPERM ? " (aldrecd must be a member of the group)"
+                                                 : "");
+        return -1;
+    }
+    if (chmod(path, 0660) < 0) {
+        snprintf(err, errlen, "%s: chmod 0660: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 static int64_t mono_ms(void)

@@ -15,6 +15,13 @@
  * ("another aldrecd is running"). Returns the fd, or -1 with err. */
 int ctl_listen(const char *path, char *err, size_t errlen);
 
+/* Gives the socket at path to group (by name) and mode 0660, so that the
+ * group's members (operators, recipe steps) may drive the recorder and
+ * nobody else: connecting needs write permission on the socket. The
+ * daemon must be root or a member of group. Returns 0, or -1 with err
+ * (unknown group, EPERM). */
+int ctl_set_group(const char *path, const char *group, char *err, size_t errlen);
+
 /* Sends one request line (without "\n") and reads the whole answer into
  * reply (NUL-terminated, truncated to cap). Waits at most timeout_ms in all.
  * Returns 0 when the daemon answered "OK…", 1 when it answered "ERR…",
