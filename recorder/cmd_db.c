@@ -128,10 +128,13 @@ int cmd_db_migrate(const aldrec_config_t *cfg, int argc, char **argv)
             goto out;
         }
         PQclear(PQexec(conn, "BEGIN"));
-        /* Once 0007 made the schema's owner a group, migrations run as that
-         * group: what they create belongs to it, not to the admin login. */
+        /* Once 0007 made a group the owner of this database's schema,
+         * migrations run as that group: what they create belongs to it, not
+         * to the admin login. (The role is cluster-wide; the schema's owner
+         * says whether 0007 ran here.) */
         PQclear(PQexec(conn,
-            "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'aldrec_owner')"
+            "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_namespace n JOIN pg_roles r"
+            " ON r.oid = n.nspowner WHERE n.nspname = 'public' AND r.rolname = 'aldrec_owner')"
             " THEN IF pg_has_role('aldrec_owner', 'MEMBER') THEN SET LOCAL ROLE aldrec_owner;"
             " END IF; END IF; END $$"));
         res = PQexec(conn, sql);
