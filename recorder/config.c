@@ -644,6 +644,27 @@ int config_diff(const aldrec_config_t *old, const aldrec_config_t *new_cfg,
     return n;
 }
 
+void config_apply_reloadable(aldrec_config_t *running, const aldrec_config_t *new_cfg)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        if (!is_reloadable(k))
+            continue;
+        size_t size = k->kind == K_INT ? sizeof(int)
+                    : k->kind == K_BYTES ? sizeof(long long)
+                    : k->kind == K_GONE ? 0 : k->size;
+        memcpy((char *)running + k->off, (const char *)new_cfg + k->off, size);
+    }
+}
+
+int config_keys_set(const aldrec_config_t *cfg)
+{
+    int n = 0;
+    for (size_t i = 0; i < NKEYS; i++)
+        n += cfg->key_line[i] != 0;
+    return n;
+}
+
 static void dir_must_exist(const aldrec_config_t *cfg, const char *path, const char *section,
                            const char *key, const char *value, struct perr *e)
 {

@@ -112,6 +112,13 @@ int config_host_is_loopback(const char *host);
 int config_diff(const aldrec_config_t *old, const aldrec_config_t *new_cfg,
                 char *reload, size_t reloadlen, char *restart, size_t restartlen);
 
+/* Copies the values of the reloadable keys (see config_diff) from new_cfg
+ * into running; every other key keeps its running value. */
+void config_apply_reloadable(aldrec_config_t *running, const aldrec_config_t *new_cfg);
+
+/* Number of keys set in the text parsed last. */
+int config_keys_set(const aldrec_config_t *cfg);
+
 /* Checks against this machine what parsing cannot: conninfo strings libpq
  * can parse, socket_group exists, the spool's and snapshot's directories
  * exist, redis_password_file exists. Errors ("path:line: message", one per

@@ -367,15 +367,16 @@ aldrecd_config() {
         [cache.redis_port]=${REDIS_PORT:-0} [cache.snapshot]=$WORK/pmap-snapshot.db
         [database.conninfo]=$REC_DSN [database.admin_conninfo]=$ADMIN_DSN
         [database.reader_conninfo]=$READER_DSN
+        [metrics.listen]=127.0.0.1:0
     )
     local a
     for a in "$@"; do kv[${a%%=*}]=${a#*=}; done
     {
         echo "# written by scripts/lib.sh"
         local sec k
-        for sec in database recorder modbus spool cache; do
+        for sec in database recorder modbus spool cache metrics health alerts; do
             echo "[$sec]"
-            for k in "${!kv[@]}"; do
+            for k in $(printf '%s\n' "${!kv[@]}" | sort); do
                 if [ "${k%%.*}" = "$sec" ]; then echo "${k#*.} = ${kv[$k]}"; fi
             done
         done

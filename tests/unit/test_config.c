@@ -226,6 +226,17 @@ static void test_diff(void)
     T_EQ_STR(restart, "database.conninfo database.admin_conninfo database.reader_conninfo spool.path");
     T_EQ_INT(config_diff(&a, &a, reload, sizeof reload, restart, sizeof restart), 0);
     T_EQ_STR(reload, "");
+    /* applying takes the reloadable values only */
+    aldrec_config_t run = a;
+    config_apply_reloadable(&run, &b);
+    T_EQ_INT(run.flush_interval_ms, 200);
+    T_EQ_STR(run.log_level, "debug");
+    T_EQ_INT(run.alert_spool_pct, 70);
+    T_EQ_STR(run.conninfo, "host=db");
+    T_EQ_STR(run.spool_path, "/var/lib/aldrec/spool.db");
+    T_EQ_INT(config_diff(&run, &b, reload, sizeof reload, restart, sizeof restart), 4);
+    T_EQ_STR(reload, "");
+    T_EQ_INT(config_keys_set(&b), 8);
 }
 
 static void test_system_and_perms(void)
