@@ -236,7 +236,7 @@ static void test_diff(void)
     T_EQ_STR(run.spool_path, "/var/lib/aldrec/spool.db");
     T_EQ_INT(config_diff(&run, &b, reload, sizeof reload, restart, sizeof restart), 4);
     T_EQ_STR(reload, "");
-    T_EQ_INT(config_keys_set(&b), 8);
+    T_EQ_INT(config_keys_set(&b), 7);
 }
 
 static void test_system_and_perms(void)
