@@ -577,6 +577,17 @@ static void counter(metrics_t *m, const char *name, const char *help, double v)
     metrics_sample(m, name, NULL, 0, v);
 }
 
+/* A family of two samples that differ in one label's value. */
+static void pair(metrics_t *m, const char *name, enum metric_type type, const char *help,
+                 const char *label, const char *a, double va, const char *b, double vb)
+{
+    metrics_family(m, name, type, help);
+    metric_label_t l = L(label, a);
+    metrics_sample(m, name, &l, 1, va);
+    l = L(label, b);
+    metrics_sample(m, name, &l, 1, vb);
+}
+
 static void render_devices(const svc_snapshot_t *s, metrics_t *m)
 {
     static const struct { const char *name; const char *help; size_t off; } ctrs[] = {
@@ -637,13 +648,11 @@ static void render_devices(const svc_snapshot_t *s, metrics_t *m)
 
 static void render_store(const svc_snapshot_t *s, metrics_t *m)
 {
-    metrics_family(m, "aldrec_points_dropped_total", METRIC_COUNTER,
-                   "Values lost: queue (main loop behind), spool_full (since the spool file"
-                   " was made).");
-    metric_label_t l = L("reason", "queue");
-    metrics_sample(m, "aldrec_points_dropped_total", &l, 1, (double)s->poll.queue_dropped);
-    l = L("reason", "spool_full");
-    metrics_sample(m, "aldrec_points_dropped_total", &l, 1, (double)s->spool.dropped_points);
+    pair(m, "aldrec_points_dropped_total", METRIC_COUNTER,
+         "Values lost: queue (main loop behind), spool_full (since the spool file was made).",
+         "reason", "queue", (double)s->poll.queue_dropped, "spool_full",
+         (double)s->spool.dropped_points);
+    metric_label_t l;
 
     counter(m, "aldrec_points_spooled_total", "Rows of points flushed into the spool.",
             (double)s->flushed_rows);
@@ -714,18 +723,12 @@ static void render_cache(const svc_snapshot_t *s, metrics_t *m)
     if (!s->have_cache)
         return;
     const pcache_stats_t *c = &s->cache;
-    metrics_family(m, "aldrec_cache_hits_total", METRIC_COUNTER,
-                   "Metadata cache hits per level (l1 in process, l2 Redis).");
-    metric_label_t l = L("level", "l1");
-    metrics_sample(m, "aldrec_cache_hits_total", &l, 1, (double)c->l1_hits);
-    l = L("level", "l2");
-    metrics_sample(m, "aldrec_cache_hits_total", &l, 1, (double)c->l2_hits);
-    metrics_family(m, "aldrec_cache_misses_total", METRIC_COUNTER,
-                   "Metadata cache misses per level.");
-    l = L("level", "l1");
-    metrics_sample(m, "aldrec_cache_misses_total", &l, 1, (double)c->l1_misses);
-    l = L("level", "l2");
-    metrics_sample(m, "aldrec_cache_misses_total", &l, 1, (double)c->l2_misses);
+    pair(m, "aldrec_cache_hits_total", METRIC_COUNTER,
+         "Metadata cache hits per level (l1 in process, l2 Redis).", "level", "l1",
+         (double)c->l1_hits, "l2", (double)c->l2_hits);
+    pair(m, "aldrec_cache_misses_total", METRIC_COUNTER, "Metadata cache misses per level.",
+         "level", "l1", (double)c->l1_misses, "l2", (double)c->l2_misses);
+    metric_label_t l;
     counter(m, "aldrec_cache_stale_serves_total", "L1 lookups served from a map older than ttl_s.",
             (double)c->stale_serves);
     counter(m, "aldrec_cache_refreshes_total", "Bulk loads of the map from PostgreSQL.",
