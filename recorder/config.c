@@ -701,8 +701,10 @@ int config_check_system(const aldrec_config_t *cfg, const char *path, char *err,
         PQconninfoOption *o = PQconninfoParse(v, &msg);
         if (!o) {
             int line = config_key_line(cfg, "database", conn[i].key);
-            if (line == 0 && i > 0)
+            if (line == 0 && i > 0) {
+                PQfreemem(msg);
                 continue;   /* a copy of conninfo: reported there */
+            }
             if (msg)
                 msg[strcspn(msg, "\n")] = '\0';
             note(&e, path, line, "%s: libpq cannot parse it: %s", conn[i].key,
