@@ -125,6 +125,18 @@ static int parse_double(const char *s, double *out)
     return 0;
 }
 
+/* The last field: the rest of the line, free text, into buf. */
+static int take_text(const char *rest, const char *field, const char *want, char *buf,
+                     size_t cap, char *err, size_t errlen)
+{
+    if (!rest || !*rest)
+        return bad(err, errlen, field, want, NULL);
+    if (ctlrec_check_text(field, rest, err, errlen) < 0)
+        return -1;
+    snprintf(buf, cap, "%s", rest);
+    return 0;
+}
+
 int ctlrec_event_parse(const char *args, ctlrec_event_t *out, char *err, size_t errlen)
 {
     char f[64];
@@ -154,12 +166,8 @@ int ctlrec_event_parse(const char *args, ctlrec_event_t *out, char *err, size_t 
     if (parse_int(s, 0, INT16_MAX, &v) < 0)
         return bad(err, errlen, "QUALITY", "a quality code (0..32767)", s);
     out->quality = (int16_t)v;
-    if (!rest || !*rest)
-        return bad(err, errlen, "REQUESTED_BY", "who or what asked (text)", NULL);
-    if (ctlrec_check_text("REQUESTED_BY", rest, err, errlen) < 0)
-        return -1;
-    snprintf(out->requested_by, sizeof out->requested_by, "%s", rest);
-    return 0;
+    return take_text(rest, "REQUESTED_BY", "who or what asked (text)", out->requested_by,
+                     sizeof out->requested_by, err, errlen);
 }
 
 int ctlrec_step_parse(const char *args, ctlrec_step_t *out, char *err, size_t errlen)
@@ -173,12 +181,8 @@ int ctlrec_step_parse(const char *args, ctlrec_step_t *out, char *err, size_t er
     if (parse_int(s, 0, INT32_MAX, &v) < 0)
         return bad(err, errlen, "NUMBER", "a step number (0..2147483647)", s);
     out->step_no = (int32_t)v;
-    if (!rest || !*rest)
-        return bad(err, errlen, "NAME", "the step's name (text)", NULL);
-    if (ctlrec_check_text("NAME", rest, err, errlen) < 0)
-        return -1;
-    snprintf(out->name, sizeof out->name, "%s", rest);
-    return 0;
+    return take_text(rest, "NAME", "the step's name (text)", out->name, sizeof out->name, err,
+                     errlen);
 }
 
 static int line_fits(int n, size_t cap, char *err, size_t errlen)
