@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,8 @@
 struct pcache {
     /* options (strings owned) */
     char *conninfo, *machine, *app_name, *redis_host, *redis_password_file, *snapshot_path;
-    int pg_timeout_ms, ttl_s, refresh_s, redis_port, redis_db, redis_timeout_ms;
+    int pg_timeout_ms, redis_port, redis_db, redis_timeout_ms;
+    atomic_int ttl_s, refresh_s;  /* pcache_set_ttl() changes them at run time */
     bool write_snapshot;
     pcache_clock_fn clock;
     void *clock_arg;
@@ -205,6 +207,14 @@ static void drain_fd(int fd)
     uint64_t v;
     ssize_t r = read(fd, &v, sizeof v);
     (void)r;
+}
+
+void pcache_set_ttl(pcache_t *c, int ttl_s, int refresh_s)
+{
+    if (ttl_s > 0)
+        atomic_store(&c->ttl_s, ttl_s);
+    if (refresh_s > 0)
+        atomic_store(&c->refresh_s, refresh_s);
 }
 
 void pcache_request_refresh(pcache_t *c)
@@ -869,6 +879,48 @@ void pcache_get_stats(pcache_t *c, pcache_stats_t *out)
     out->l1_misses = atomic_load_explicit(&c->misses, memory_order_relaxed);
     out->stale_serves = atomic_load_explicit(&c->stale, memory_order_relaxed);
     out->refresher_running = c->running;
+    out->redis_configured = c->l2 != NULL;
+    out->ttl_s = c->ttl_s;
+}
+
+/* Appends "; " (unless first) and the formatted text to buf[*n..cap). */
+static void add_mode(char *buf, size_t cap, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void add_mode(char *buf, size_t cap, size_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    if (*n + 2 >= cap)
+        return;
+    if (*n) {
+        memcpy(buf + *n, "; ", 3);
+        *n += 2;
+    }
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *n, cap - *n, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        *n += (size_t)w < cap - *n ? (size_t)w : cap - *n - 1;
+}
+
+/* "ok", or "degraded: " and the degraded modes in force, into buf. */
+static void format_state(const pcache_stats_t *s, char *buf, size_t cap)
+{
+    char modes[400] = "";
+    size_t n = 0;
+    if (s->source == PCACHE_SRC_NONE)
+        add_mode(modes, sizeof modes, &n, "no parameter map");
+    if (s->refresher_running && !s->listening)
+        add_mode(modes, sizeof modes, &n, "PostgreSQL unreachable, serving the cached map");
+    if (s->redis_configured && !s->redis_up)
+        add_mode(modes, sizeof modes, &n, "Redis unreachable, running on L1 + PostgreSQL");
+    if (s->source == PCACHE_SRC_REDIS || s->source == PCACHE_SRC_SNAPSHOT)
+        add_mode(modes, sizeof modes, &n, "map from %s",
+                 s->source == PCACHE_SRC_REDIS ? "Redis" : "the snapshot");
+    if (s->source != PCACHE_SRC_NONE && s->age_s > s->ttl_s)
+        add_mode(modes, sizeof modes, &n, "map stale (read %.0f s ago, ttl %d s)", s->age_s,
+                 s->ttl_s);
+    snprintf(buf, cap, "%s%s", n ? "degraded: " : "ok", modes);
 }
 
 size_t pcache_format_stats(const pcache_stats_t *s, char *buf, size_t cap)
@@ -876,7 +928,10 @@ size_t pcache_format_stats(const pcache_stats_t *s, char *buf, size_t cap)
     size_t len = cap ? strlen(buf) : 0;
     if (len >= cap)
         return len;
+    char state[512];
+    format_state(s, state, sizeof state);
     int n = snprintf(buf + len, cap - len,
+        "cache_state:        %s\n"
         "cache_map:          version %lld, %zu parameters, from %s, read %.1f s ago\n"
         "cache_links:        PostgreSQL %s, Redis %s (last contact)\n"
         "cache_l1:           %llu hits, %llu misses, %llu stale serves\n"
@@ -884,7 +939,7 @@ size_t pcache_format_stats(const pcache_stats_t *s, char *buf, size_t cap)
         "cache_refresh:      %llu done, %llu failed; ms last %.2f, min %.2f, avg %.2f, max %.2f\n"
         "cache_changes:      %llu notifications, %llu maps swapped in\n"
         "cache_snapshot:     %llu saves, %llu loads\n",
-        (long long)s->version, s->params, pcache_source_name(s->source), s->age_s,
+        state, (long long)s->version, s->params, pcache_source_name(s->source), s->age_s,
         s->listening ? "listening" : (s->refresher_running ? "down" : "not watched"),
         s->redis_up ? "up" : "down",
         (unsigned long long)s->l1_hits, (unsigned long long)s->l1_misses,

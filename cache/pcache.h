@@ -105,6 +105,8 @@ typedef struct pcache_stats {
     double age_s;                      /* since the current map was read from PostgreSQL */
     pcache_source_t source;            /* where the current map came from */
     bool refresher_running, listening, redis_up;
+    bool redis_configured;             /* false: no L2 (redis_port 0) */
+    int ttl_s;                         /* entries older than this are stale */
 } pcache_stats_t;
 
 /* Fills *o from the config's [database], [recorder] and [cache] sections
@@ -151,6 +153,11 @@ pcache_result_t pcache_get_id(pcache_t *c, int32_t id, param_meta_t *out);
 pcache_result_t pcache_fetch(pcache_t *c, const char *qualified, param_meta_t *out,
                              char *err, size_t errlen);
 
+/* New freshness and refresh period (SIGHUP reload). Entries are judged by
+ * the new ttl_s from the next lookup on; the refresh period from the next
+ * refresh on (pcache_request_refresh() makes that now). Thread-safe. */
+void pcache_set_ttl(pcache_t *c, int ttl_s, int refresh_s);
+
 /* Asks the refresher for a bulk refresh soon (at most one per second).
  * Non-blocking; no effect without a refresher. */
 void pcache_request_refresh(pcache_t *c);
@@ -166,7 +173,10 @@ pmap_t *pcache_take_change(pcache_t *c);
 void pcache_get_stats(pcache_t *c, pcache_stats_t *out);
 
 /* Appends "cache_…: …" lines for `aldrec status` to buf (NUL-terminated,
- * truncated to cap). Returns the length written. */
+ * truncated to cap). The first, cache_state, is "ok" or "degraded: …"
+ * naming each degraded mode in force (PostgreSQL unreachable, Redis
+ * unreachable, map from Redis or the snapshot, map stale). Returns the
+ * length written. */
 size_t pcache_format_stats(const pcache_stats_t *s, char *buf, size_t cap);
 
 /* "none", "PostgreSQL", "Redis", "snapshot". */

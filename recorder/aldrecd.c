@@ -6,13 +6,31 @@
  * batch_rows or flush_interval_ms into the spool (durable before the flush
  * returns), and answers the control socket. The forwarder thread, the only
  * place that waits on PostgreSQL, sends spooled batches on. Polling itself
- * never waits for this loop.
+ * never waits for this loop. Set-point events (EVENT) and step markers
+ * (STEP) from the control socket go into the spool the same way, each as
+ * its own batch, answered "OK" once it is durable there.
  *
  *   device threads --queue--> batch (pgcopy) --flush--> spool (SQLite) --forwarder--> PostgreSQL
+ *   control socket (EVENT, STEP) -----------------------^
+ *
+ * The parameter map comes from the metadata cache (cache/pcache.h): at
+ * start-up from PostgreSQL, else Redis, else the local snapshot; then its
+ * refresher thread (LISTEN/NOTIFY + periodic bulk refresh) hands changed
+ * maps to this loop through a change fd, and poller_update() applies them
+ * (devices that did not change keep polling).
+ *
+ * Once a second the loop also takes a snapshot of every module's numbers
+ * and hands it to ops.h: health, alerts (one log line per change), the
+ * /metrics and /health texts the HTTP thread serves, sd_notify (READY=1
+ * once the map is loaded and the control socket answers, WATCHDOG=1 from
+ * this loop, STATUS=, STOPPING=1).
  *
  * Signals only set a flag. SIGTERM/SIGINT: flush the open batch to the
  * spool, give the forwarder a short bounded chance to send, exit 0; what
- * is still spooled is sent after the next start. The process being
+ * is still spooled is sent after the next start. SIGHUP: re-read the
+ * config, apply what can change safely (flush settings, log level, cache
+ * TTLs, health and alert thresholds; poll intervals through a map
+ * refresh) and log which changed keys need a restart. The process being
  * recorded is kept in the spool, so a restart (even after kill -9, even
  * with PostgreSQL down) goes on recording it. */
 #include <errno.h>
@@ -25,15 +43,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "ctl.h"
+#include "ctlrec.h"
 #include "forwarder.h"
 #include "log.h"
+#include "ops.h"
+#include "pcache.h"
 #include "pgcopy.h"
 #include "pmap.h"
 #include "poller.h"
+#include "service.h"
 #include "spool.h"
 
 #define MAX_CLIENTS 16
@@ -42,12 +65,14 @@
 #define TICK_NS 1000000000LL
 #define QLIST_MAX 200          /* quarantine entries in one reply */
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
 }
 
 struct client {
@@ -60,7 +85,14 @@ struct client {
 
 struct recorder {
     aldrec_config_t cfg;
-    pmap_t *map;
+    const char *config_path;
+    ops_t *ops;                  /* health, alerts, metrics endpoint, sd_notify */
+    bool ready;                  /* READY=1 sent */
+    svc_snapshot_t snap;         /* the latest, for ops and METRICS */
+    hist_t flush_us;             /* spool_append() of a points batch */
+    uint64_t flushed_batches, flushed_rows, flush_errors;
+    pcache_t *cache;             /* metadata cache with its refresher */
+    pmap_t *map;                 /* the map the poller runs */
     poller_t *poller;
     spool_t *spool;
     forwarder_t *fwd;
@@ -79,6 +111,10 @@ struct recorder {
     uint64_t drop_points, drop_batches;
     double append_last_ms, append_max_ms;     /* spool_append(), fsync included */
     complain_t spool_write;
+    /* set-point events and step markers: one row per batch */
+    pgcopy_t *rec;
+    int32_t *steps;              /* step numbers marked in the current process */
+    size_t nsteps, steps_cap;
 };
 
 /* Start and end of an episode of dropping, from what an append reported. */
@@ -136,6 +172,13 @@ static void flush_batch(struct recorder *r)
     r->append_last_ms = ms;
     if (ms > r->append_max_ms)
         r->append_max_ms = ms;
+    hist_add(&r->flush_us, (uint64_t)(ms * 1000.0));
+    if (rc < 0) {
+        r->flush_errors++;
+    } else {
+        r->flushed_batches++;
+        r->flushed_rows += rows;
+    }
     free(data);
     if (rc < 0)
         log_complain(&r->spool_write, LL_ERROR, "cannot write to the spool: %s; the rows are"
@@ -195,8 +238,12 @@ static void reply_status(struct recorder *r, struct client *c)
 {
     poller_stats_t ps;
     forwarder_stats_t fs;
-    char devices[8192];
+    char devices[8192], cache[2048] = "", ops[2048] = "";
     spool_stats_t ss;
+    pcache_stats_t cs;
+    pcache_get_stats(r->cache, &cs);
+    pcache_format_stats(&cs, cache, sizeof cache);
+    ops_status_lines(r->ops, ops, sizeof ops);
     poller_get_stats(r->poller, &ps);
     poller_format_devices(r->poller, devices, sizeof devices);
     forwarder_get_stats(r->fwd, &fs);
@@ -237,7 +284,8 @@ static void reply_status(struct recorder *r, struct client *c)
                  "quarantined:        %llu batches, %llu rows\n"
                  "dropped:            %llu batches, %llu rows%s\n"
                  "spool:              %s (id %016llx, %llu of %lld bytes)\n"
-                 "last_error:         %s\n",
+                 "last_error:         %s\n"
+                 "%s%s",
                  r->cfg.machine, r->cfg.recorder_id, (int)getpid(), up, proc,
                  (unsigned long long)r->process_rows, ps.params, ps.params_skipped,
                  ps.devices, ps.devices_up, ps.requests_per_cycle,
@@ -260,7 +308,7 @@ static void reply_status(struct recorder *r, struct client *c)
                  ss.dropping ? " (dropping now: spool full)" : "",
                  r->cfg.spool_path, (unsigned long long)ss.spool_id,
                  (unsigned long long)(ss.bytes + ss.q_bytes), (long long)ss.max_bytes,
-                 fs.last_error[0] ? fs.last_error : "-");
+                 fs.last_error[0] ? fs.last_error : "-", cache, ops);
 }
 
 /* QUARANTINE LIST: one line per batch, fields separated by tabs (the CLI
@@ -372,6 +420,193 @@ static void handle_quarantine(struct recorder *r, struct client *c, char *arg)
     }
 }
 
+/* ---- set-point events and step markers ------------------------------------ */
+
+/* Appends the one row waiting in r->rec as a batch of its own. Durable in
+ * the spool when it returns 0 (forwarded like the points); -1 with err. */
+static int append_record(struct recorder *r, enum batch_kind kind, int64_t ts_us, char *err,
+                         size_t errlen)
+{
+    size_t len;
+    uint8_t *data = pgcopy_take(r->rec, &len);
+    if (!data) {
+        pgcopy_reset(r->rec);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    batch_t b = {
+        .kind = kind,
+        .process_id = r->process_id,
+        .rows = 1,
+        .first_ts_us = ts_us,
+        .last_ts_us = ts_us,
+        .data = data,
+        .len = len,
+    };
+    spool_append_result_t res;
+    int rc = spool_append(r->spool, &b, &res, err, errlen);
+    free(data);
+    if (rc < 0) {
+        log_msg(LL_ERROR, "cannot write a %s record to the spool: %s (its sender was told)",
+                batch_kind_name(kind), err);
+        return -1;
+    }
+    forwarder_wake(r->fwd);
+    return 0;
+}
+
+static void format_utc(char *buf, size_t cap, int64_t us)
+{
+    time_t t = (time_t)(us / 1000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char day[32];
+    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, cap, "%s.%06dZ", day, (int)(us % 1000000));
+}
+
+/* EVENT PARAM_ID TS_US REQUESTED READBACK|- QUALITY REQUESTED_BY (ctlrec.h),
+ * sent by `aldrec set` after a write: recorded with the process being
+ * recorded, or none. */
+static void handle_event(struct recorder *r, struct client *c, const char *arg)
+{
+    char err[512];
+    ctlrec_event_t ev;
+    param_meta_t pm;
+    if (ctlrec_event_parse(arg, &ev, err, sizeof err) < 0) {
+        client_reply(c, "ERR EVENT: %s\n", err);
+        return;
+    }
+    if (pcache_get_id(r->cache, ev.parameter_id, &pm) == PCACHE_MISS) {
+        client_reply(c, "ERR EVENT: PARAM_ID %d is not a parameter of machine %s (map"
+                     " version %lld)\n", ev.parameter_id, r->cfg.machine,
+                     (long long)pmap_version(r->map));
+        return;
+    }
+    if (ctlrec_event_row(r->rec, r->process_id, &ev) < 0) {
+        pgcopy_reset(r->rec);
+        client_reply(c, "ERR EVENT: out of memory\n");
+        return;
+    }
+    if (append_record(r, BATCH_EVENTS, ev.ts_us, err, sizeof err) < 0) {
+        client_reply(c, "ERR EVENT: cannot write to the spool: %s\n", err);
+        return;
+    }
+    if (r->process_id)
+        client_reply(c, "OK set-point event of %s recorded in process %lld\n", pm.qualified,
+                     (long long)r->process_id);
+    else
+        client_reply(c, "OK set-point event of %s recorded (no process running)\n",
+                     pm.qualified);
+}
+
+static bool step_marked(const struct recorder *r, int32_t no)
+{
+    for (size_t i = 0; i < r->nsteps; i++)
+        if (r->steps[i] == no)
+            return true;
+    return false;
+}
+
+/* STEP NUMBER NAME: recipe step NUMBER of the process being recorded
+ * starts now (the clock the samples are stamped with). process_steps keys
+ * steps by (process, number): a number used twice in one run is refused
+ * here rather than by PostgreSQL, which would quarantine the batch. */
+static void handle_step(struct recorder *r, struct client *c, const char *arg)
+{
+    char err[512], when[48];
+    ctlrec_step_t st;
+    if (ctlrec_step_parse(arg, &st, err, sizeof err) < 0) {
+        client_reply(c, "ERR STEP: %s\n", err);
+        return;
+    }
+    if (!r->process_id) {
+        client_reply(c, "ERR STEP: no process is being recorded (a step belongs to a process:"
+                     " aldrec process start)\n");
+        return;
+    }
+    if (step_marked(r, st.step_no)) {
+        client_reply(c, "ERR STEP: step %d of process %lld is already marked; step numbers"
+                     " are unique within a run\n", st.step_no, (long long)r->process_id);
+        return;
+    }
+    if (r->nsteps == r->steps_cap) {
+        size_t cap = r->steps_cap ? r->steps_cap * 2 : 32;
+        int32_t *grown = realloc(r->steps, cap * sizeof *grown);
+        if (!grown) {
+            client_reply(c, "ERR STEP: out of memory\n");
+            return;
+        }
+        r->steps = grown;
+        r->steps_cap = cap;
+    }
+    int64_t ts = poller_wall_us();
+    if (ctlrec_step_row(r->rec, r->process_id, &st, ts) < 0) {
+        pgcopy_reset(r->rec);
+        client_reply(c, "ERR STEP: out of memory\n");
+        return;
+    }
+    if (append_record(r, BATCH_STEPS, ts, err, sizeof err) < 0) {
+        client_reply(c, "ERR STEP: cannot write to the spool: %s\n", err);
+        return;
+    }
+    r->steps[r->nsteps++] = st.step_no;
+    format_utc(when, sizeof when, ts);
+    log_msg(LL_INFO, "process %lld: step %d \"%s\" from %s", (long long)r->process_id,
+            st.step_no, st.name, when);
+    client_reply(c, "OK process %lld: step %d \"%s\" from %s\n", (long long)r->process_id,
+                 st.step_no, st.name, when);
+}
+
+/* The snapshot ops.h works from: the modules' counters and the daemon's. */
+static void collect(struct recorder *r, svc_snapshot_t *s)
+{
+    if (svc_collect(s, r->poller, r->fwd, r->spool, r->cache) < 0)
+        log_msg(LL_WARN, "metrics: out of memory collecting device statistics");
+    s->ready = r->ready;
+    s->uptime_s = (double)(poller_mono_ns() - r->started_ns) / 1e9;
+    s->process_id = r->process_id;
+    s->process_rows = r->process_rows;
+    s->batch_pending_rows = r->enc ? pgcopy_rows(r->enc) : 0;
+    s->flushed_batches = r->flushed_batches;
+    s->flushed_rows = r->flushed_rows;
+    s->flush_errors = r->flush_errors;
+    s->spool_write_failing = r->spool_write.active;
+    s->flush_us = r->flush_us;
+}
+
+/* METRICS: the exposition of /metrics, rendered now. */
+static void reply_metrics(struct recorder *r, struct client *c)
+{
+    svc_snapshot_t s = r->snap;
+    s.devices = NULL;
+    s.ndevices = 0;
+    collect(r, &s);
+    s.db_down_for_s = r->snap.db_down_for_s;
+    for (size_t i = 0; i < s.ndevices; i++)
+        for (size_t k = 0; k < r->snap.ndevices; k++)
+            if (strcmp(s.devices[i].st.label, r->snap.devices[k].st.label) == 0)
+                s.devices[i].down_for_s = r->snap.devices[k].down_for_s;
+    size_t len = 0;
+    char *text = ops_render(r->ops, &s, &len);
+    svc_snapshot_clear(&s);
+    if (!text) {
+        client_reply(c, "ERR out of memory\n");
+        return;
+    }
+    char *out = malloc(len + 4);
+    if (!out) {
+        free(text);
+        client_reply(c, "ERR out of memory\n");
+        return;
+    }
+    memcpy(out, "OK\n", 3);
+    memcpy(out + 3, text, len);
+    free(text);
+    send_all(c, out, len + 3);
+    free(out);
+}
+
 static void handle_command(struct recorder *r, struct client *c, char *line)
 {
     char err[512];
@@ -383,6 +618,8 @@ static void handle_command(struct recorder *r, struct client *c, char *line)
         client_reply(c, "OK aldrecd for machine %s, pid %d\n", r->cfg.machine, (int)getpid());
     } else if (strcmp(line, "STATUS") == 0) {
         reply_status(r, c);
+    } else if (strcmp(line, "METRICS") == 0) {
+        reply_metrics(r, c);
     } else if (strcmp(line, "START") == 0) {
         /* samples of cycles completed before START are not part of the run */
         poller_drain(r->poller, on_sample, r);
@@ -399,6 +636,7 @@ static void handle_command(struct recorder *r, struct client *c, char *line)
         } else {
             r->process_id = id;
             r->process_rows = 0;
+            r->nsteps = 0;
             poller_resync(r->poller);
             log_msg(LL_INFO, "recording process %lld", id);
             client_reply(c, "OK recording process %lld\n", id);
@@ -422,16 +660,21 @@ static void handle_command(struct recorder *r, struct client *c, char *line)
         log_msg(LL_INFO, "process %lld stopped: %llu rows sampled by this aldrecd",
                 (long long)pid, (unsigned long long)r->process_rows);
         r->process_id = 0;
+        r->nsteps = 0;
         forwarder_wake(r->fwd);
         /* Answer once the spool holds nothing more of the process, so the
          * caller can read the complete run right after "stop" returns. */
         c->wait_process = pid;
         c->wait_deadline_ns = poller_mono_ns() + (int64_t)STOP_WAIT_MS * 1000000LL;
+    } else if (strcmp(line, "EVENT") == 0) {
+        handle_event(r, c, arg);
+    } else if (strcmp(line, "STEP") == 0) {
+        handle_step(r, c, arg);
     } else if (strcmp(line, "QUARANTINE") == 0) {
         handle_quarantine(r, c, arg);
     } else {
-        client_reply(c, "ERR unknown command \"%.40s\" (expected PING, STATUS, START, STOP,"
-                     " QUARANTINE)\n", line);
+        client_reply(c, "ERR unknown command \"%.40s\" (expected PING, STATUS, METRICS, START,"
+                     " STOP, STEP, EVENT, QUARANTINE)\n", line);
     }
 }
 
@@ -523,10 +766,13 @@ static void accept_clients(struct recorder *r)
     }
 }
 
-/* Start-up: the parameter map from PostgreSQL and, when the spool does not
- * know (a fresh spool file), an interrupted process. Retries until it works
- * or we are told to stop. */
-static int load_from_database(struct recorder *r, bool process_known)
+/* Start-up with a fresh spool file (the first start, or the old file was
+ * damaged): the spool cannot say which process was being recorded, so
+ * PostgreSQL must: a process of this recorder still marked running. Retries
+ * until it answers or we are told to stop (nothing could be recorded for
+ * the right process meanwhile). Returns 0 with r->process_id (0: none), or
+ * -1: stopping, or the machine is unknown. */
+static int running_process_from_database(struct recorder *r)
 {
     complain_t down = { 0 };
     int backoff_ms = 500;
@@ -539,52 +785,109 @@ static int load_from_database(struct recorder *r, bool process_known)
         const char *vals[] = { tmo, "aldrecd", r->cfg.conninfo, NULL };
         PGconn *conn = PQconnectdbParams(keys, vals, 1);
         if (PQstatus(conn) == CONNECTION_OK) {
-            r->map = pmap_load(conn, r->cfg.machine, err, sizeof err);
-            if (r->map) {
-                if (process_known) {
-                    PQfinish(conn);
-                    log_release(&down, LL_INFO, "PostgreSQL reachable");
-                    return 0;
+            const char *p[2] = { r->cfg.machine, r->cfg.recorder_id };
+            PGresult *res = PQexecParams(conn,
+                "SELECT (SELECT p.id FROM processes p WHERE p.machine_id = m.id"
+                "        AND p.recorder_id = $2 AND p.status = 'running'"
+                "        ORDER BY p.id DESC LIMIT 1)"
+                " FROM machines m WHERE m.name = $1", 2, NULL, p, NULL, NULL, 0);
+            if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+                int rows = PQntuples(res);
+                if (rows == 1 && !PQgetisnull(res, 0, 0)) {
+                    r->process_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+                    log_msg(LL_INFO, "resuming process %lld, which PostgreSQL shows"
+                            " running for this recorder", (long long)r->process_id);
                 }
-                const char *p[2] = { NULL, r->cfg.recorder_id };
-                char mid[16];
-                snprintf(mid, sizeof mid, "%d", pmap_machine_id(r->map));
-                p[0] = mid;
-                PGresult *res = PQexecParams(conn,
-                    "SELECT id FROM processes WHERE machine_id = $1::int"
-                    " AND recorder_id = $2 AND status = 'running' ORDER BY id DESC LIMIT 1",
-                    2, NULL, p, NULL, NULL, 0);
-                if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-                    if (PQntuples(res) == 1) {
-                        r->process_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-                        log_msg(LL_INFO, "resuming process %lld, which PostgreSQL shows"
-                                " running for this recorder", (long long)r->process_id);
-                    }
-                    PQclear(res);
-                    PQfinish(conn);
-                    log_release(&down, LL_INFO, "PostgreSQL reachable");
-                    return 0;
-                }
-                snprintf(err, sizeof err, "reading processes: %s", PQerrorMessage(conn));
                 PQclear(res);
-                pmap_free(r->map);
-                r->map = NULL;
-            } else if (strncmp(err, "unknown machine", 15) == 0) {
                 PQfinish(conn);
-                log_msg(LL_ERROR, "%s: check [recorder] machine in the config", err);
-                return -1;
+                log_release(&down, LL_INFO, "PostgreSQL reachable");
+                if (rows == 0) {
+                    log_msg(LL_ERROR, "unknown machine \"%s\": check [recorder] machine in"
+                            " the config", r->cfg.machine);
+                    return -1;
+                }
+                return 0;
             }
+            snprintf(err, sizeof err, "reading processes: %s", PQerrorMessage(conn));
+            PQclear(res);
         } else {
             snprintf(err, sizeof err, "%s", PQerrorMessage(conn));
         }
         PQfinish(conn);
         err[strcspn(err, "\n")] = '\0';
-        log_complain(&down, LL_WARN, "cannot load the machine description: %s; retrying", err);
+        log_complain(&down, LL_WARN, "new spool: asking PostgreSQL whether a process of this"
+                     " recorder is running: %s; retrying", err);
+        /* Start-up goes on while it keeps trying: tell systemd why. */
+        char st[600];
+        snprintf(st, sizeof st, "starting: waiting for PostgreSQL (%s)", err);
+        ops_notify_status(st);
+        ops_notify_extend(backoff_ms / 1000 + r->cfg.connect_timeout_s + 10);
         for (int waited = 0; waited < backoff_ms && !stop_requested; waited += 100)
             poll(NULL, 0, 100);
         backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
     }
     return -1;
+}
+
+/* The start-up parameter map: PostgreSQL, else Redis, else the snapshot
+ * (pcache_load says which, once, and why). With none of them aldrecd runs
+ * with an empty map — the control socket answers, the forwarder sends the
+ * backlog — until the refresher brings the first map. Then starts the
+ * refresher. Returns 0, or -1 (unknown machine, out of memory). */
+static int load_map(struct recorder *r)
+{
+    char err[1024];
+    pcache_opts_t o;
+    pcache_opts_from_config(&o, &r->cfg);
+    o.app_name = "aldrecd";
+    o.write_snapshot = true;
+    r->cache = pcache_new(&o);
+    if (!r->cache) {
+        log_msg(LL_ERROR, "metadata cache: %s", strerror(errno));
+        return -1;
+    }
+    if (pcache_load(r->cache, PCACHE_PG_FIRST, err, sizeof err) == PCACHE_SRC_NONE) {
+        if (errno == ENOENT) {
+            log_msg(LL_ERROR, "%s: check [recorder] machine in the config", err);
+            return -1;
+        }
+        log_msg(LL_WARN, "%s; polling starts when a parameter map arrives", err);
+    }
+    if (pcache_start(r->cache, err, sizeof err) < 0) {
+        log_msg(LL_ERROR, "%s", err);
+        return -1;
+    }
+    r->map = pcache_map(r->cache);
+    if (!r->map)
+        r->map = pmap_new(0, r->cfg.machine, 0, 0, NULL, 0);
+    return r->map ? 0 : -1;
+}
+
+/* A changed map from the refresher (NOTIFY or periodic refresh): applied
+ * to the running poller. A deactivated parameter stops being polled, a new
+ * one starts, a device whose parameters or limits changed restarts with
+ * them (so a changed limit rules the quality of its next sample). */
+static void apply_map_change(struct recorder *r)
+{
+    pmap_t *m = pcache_take_change(r->cache);
+    if (!m)
+        return;
+    if (poller_update(r->poller, m) < 0) {
+        log_msg(LL_ERROR, "cannot apply parameter map version %lld: %s; polling goes on with"
+                " version %lld", (long long)pmap_version(m), strerror(errno),
+                (long long)pmap_version(r->map));
+        pmap_free(m);
+        return;
+    }
+    bool first = pmap_count(r->map) == 0;
+    pmap_free(r->map);
+    r->map = m;
+    if (first) {
+        poller_stats_t ps;
+        poller_get_stats(r->poller, &ps);
+        log_msg(LL_INFO, "machine %s: polling %zu parameters on %zu device(s) (%zu skipped)",
+                r->cfg.machine, ps.params, ps.devices, ps.params_skipped);
+    }
 }
 
 /* Opens the spool; a bad file was moved aside: say so loudly. */
@@ -619,6 +922,13 @@ static int open_spool(struct recorder *r, char *err, size_t errlen)
     return 0;
 }
 
+/* Once a second: health, alerts, metrics, watchdog (ops.h). */
+static void service_tick(struct recorder *r)
+{
+    collect(r, &r->snap);
+    ops_tick(r->ops, &r->snap);
+}
+
 /* Once a second: a hole in the data that has an end gets its gap record. */
 static void tick(struct recorder *r)
 {
@@ -635,17 +945,129 @@ static void tick(struct recorder *r)
         forwarder_wake(r->fwd);
 }
 
+/* Logs each line of a multi-line message (config errors, warnings). */
+static void log_lines(enum log_level level, const char *prefix, const char *text)
+{
+    const char *p = text;
+    while (*p) {
+        size_t n = strcspn(p, "\n");
+        log_msg(level, "%s%.*s", prefix, (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+}
+
+/* "(old -> new)" for the reloadable keys whose values read well. */
+static void describe_change(char *buf, size_t cap, const char *key, const aldrec_config_t *a,
+                            const aldrec_config_t *b)
+{
+    size_t used = strlen(buf);
+    if (strcmp(key, "recorder.batch_rows") == 0)
+        snprintf(buf + used, cap - used, " (%d -> %d)", a->batch_rows, b->batch_rows);
+    else if (strcmp(key, "recorder.flush_interval_ms") == 0)
+        snprintf(buf + used, cap - used, " (%d -> %d)", a->flush_interval_ms, b->flush_interval_ms);
+    else if (strcmp(key, "recorder.log_level") == 0)
+        snprintf(buf + used, cap - used, " (%s -> %s)", a->log_level, b->log_level);
+    else if (strcmp(key, "cache.ttl_s") == 0)
+        snprintf(buf + used, cap - used, " (%d -> %d)", a->cache_ttl_s, b->cache_ttl_s);
+    else if (strcmp(key, "cache.refresh_s") == 0)
+        snprintf(buf + used, cap - used, " (%d -> %d)", a->cache_refresh_s, b->cache_refresh_s);
+}
+
+/* SIGHUP: re-read the config; apply what can change safely, name the rest. */
+static void reload(struct recorder *r)
+{
+    aldrec_config_t nc;
+    char err[4096], applied[1024], restart[1024], detail[2048] = "";
+    if (config_load(&nc, r->config_path, err, sizeof err) < 0) {
+        for (char *p = err; *p; p++)
+            if (*p == '\n')
+                *p = ';';
+        log_msg(LL_ERROR, "reload: %s has errors; keeping the running configuration: %s",
+                r->config_path, err);
+        return;
+    }
+    if (config_file_warnings(r->config_path, err, sizeof err) > 0)
+        log_lines(LL_WARN, "", err);
+    int n = config_diff(&r->cfg, &nc, applied, sizeof applied, restart, sizeof restart);
+    if (n == 0)
+        log_msg(LL_INFO, "reload: %s unchanged; parameter map refresh requested", r->config_path);
+    for (char *w = applied; *w;) {
+        size_t k = strcspn(w, " ");
+        char key[96];
+        snprintf(key, sizeof key, "%.*s", (int)k, w);
+        size_t used = strlen(detail);
+        snprintf(detail + used, sizeof detail - used, "%s%s", used ? ", " : "", key);
+        describe_change(detail, sizeof detail, key, &r->cfg, &nc);
+        w += k + (w[k] == ' ');
+    }
+    aldrec_config_t old = r->cfg;
+    config_apply_reloadable(&r->cfg, &nc);
+    enum log_level lvl = LL_INFO;
+    if (log_parse_level(r->cfg.log_level, &lvl) == 0)
+        log_set_level(lvl);
+    if (r->cfg.flush_interval_ms != old.flush_interval_ms && pgcopy_rows(r->enc) > 0) {
+        /* the open batch: its deadline by the new interval, if sooner */
+        int64_t d = poller_mono_ns() + (int64_t)r->cfg.flush_interval_ms * 1000000LL;
+        if (d < r->flush_deadline_ns)
+            r->flush_deadline_ns = d;
+    }
+    if (pgcopy_rows(r->enc) >= (size_t)r->cfg.batch_rows)
+        flush_batch(r);
+    pcache_set_ttl(r->cache, r->cfg.cache_ttl_s, r->cfg.cache_refresh_s);
+    ops_set_config(r->ops, &r->cfg);
+    /* Poll intervals and everything else in PostgreSQL: a bulk refresh now
+     * (a changed map reaches the poller like a NOTIFY would). */
+    pcache_request_refresh(r->cache);
+    if (detail[0])
+        log_msg(LL_INFO, "reload: applied %s", detail);
+    if (restart[0])
+        log_msg(LL_WARN, "reload: changed but needs a restart (systemctl restart aldrecd): %s",
+                restart);
+}
+
+/* --check-config: every error with file:line, exit 2; or one line, exit 0. */
+static int check_config(const char *path)
+{
+    aldrec_config_t cfg;
+    char err[8192], warn[2048];
+    int bad = 0;
+    if (config_load(&cfg, path, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        bad = 1;
+    } else if (config_check_system(&cfg, path, err, sizeof err) > 0) {
+        fprintf(stderr, "%s\n", err);
+        bad = 1;
+    }
+    if (config_file_warnings(path, warn, sizeof warn) > 0) {
+        for (const char *p = warn; *p;) {
+            size_t n = strcspn(p, "\n");
+            fprintf(stderr, "warning: %.*s\n", (int)n, p);
+            p += n + (p[n] == '\n');
+        }
+    }
+    if (bad)
+        return 2;
+    printf("%s: ok: machine %s, recorder %s, %d keys set, metrics %s%s\n", path, cfg.machine,
+           cfg.recorder_id, config_keys_set(&cfg),
+           strcmp(cfg.metrics_listen, "off") ? "on " : "", cfg.metrics_listen);
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: aldrecd --config FILE\n"
+               "       aldrecd --check-config FILE\n"
                "Records the machine's Modbus parameters into PostgreSQL while a\n"
-               "process is active. Controlled with the aldrec command.\n");
+               "process is active. Controlled with the aldrec command.\n"
+               "--check-config validates FILE without starting: every error as\n"
+               "FILE:LINE: message (exit 2), or one line saying it is fine (exit 0).\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
+        { "check-config", required_argument, NULL, 'C' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -659,6 +1081,8 @@ int main(int argc, char **argv)
         case 'c':
             config_path = optarg;
             break;
+        case 'C':
+            return check_config(optarg);
         case 'h':
             usage(stdout);
             return 0;
@@ -678,6 +1102,9 @@ int main(int argc, char **argv)
     enum log_level lvl = LL_INFO;
     log_parse_level(r.cfg.log_level, &lvl);
     log_init("aldrecd", lvl);
+    r.config_path = config_path;
+    if (config_file_warnings(config_path, err, sizeof err) > 0)
+        log_lines(LL_WARN, "", err);
     for (int i = 0; i < MAX_CLIENTS; i++)
         r.clients[i].fd = -1;
 
@@ -685,11 +1112,23 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    r.started_ns = poller_mono_ns();
     r.listen_fd = ctl_listen(r.cfg.socket_path, err, sizeof err);
     if (r.listen_fd < 0) {
         log_msg(LL_ERROR, "control socket: %s", err);
+        goto out;
+    }
+    if (r.cfg.socket_group[0] &&
+        ctl_set_group(r.cfg.socket_path, r.cfg.socket_group, err, sizeof err) < 0) {
+        log_msg(LL_ERROR, "control socket: %s", err);
+        goto out;
+    }
+    r.ops = ops_new(&r.cfg);
+    if (!r.ops) {
+        log_msg(LL_ERROR, "start-up failed: out of memory");
         goto out;
     }
     if (open_spool(&r, err, sizeof err) < 0) {
@@ -721,10 +1160,12 @@ int main(int argc, char **argv)
         log_msg(LL_ERROR, "start-up failed: %s", err);
         goto out;
     }
-    if (load_from_database(&r, known) < 0) {
+    if (!known && running_process_from_database(&r) < 0) {
         status = stop_requested ? 0 : 1;
         goto out;
     }
+    if (load_map(&r) < 0)
+        goto out;
     if (!known) {
         /* A fresh spool: note the process PostgreSQL named (or none). */
         if (spool_set_process(r.spool, r.process_id, err, sizeof err) < 0) {
@@ -742,7 +1183,8 @@ int main(int argc, char **argv)
     };
     r.poller = poller_new(r.map, &po);
     r.enc = pgcopy_new();
-    if (!r.poller || !r.enc) {
+    r.rec = pgcopy_new();
+    if (!r.poller || !r.enc || !r.rec) {
         log_msg(LL_ERROR, "start-up failed: out of memory");
         goto out;
     }
@@ -752,15 +1194,25 @@ int main(int argc, char **argv)
             " (%zu skipped); batch %d rows / %d ms; control socket %s",
             r.cfg.machine, ps.params, ps.devices, ps.requests_per_cycle, ps.params_skipped,
             r.cfg.batch_rows, r.cfg.flush_interval_ms, r.cfg.socket_path);
-    r.started_ns = poller_mono_ns();
+    /* The map is loaded and the control socket answers from the loop's
+     * first turn on. */
+    r.ready = true;
+    service_tick(&r);
+    char ready[256];
+    snprintf(ready, sizeof ready, "%s; %zu parameters on %zu device(s)%s",
+             svc_health_name(ops_health(r.ops)->status), ps.params, ps.devices,
+             r.process_id ? ", recording" : "");
+    ops_notify_ready(ready);
 
     while (!stop_requested) {
-        struct pollfd pfd[3 + MAX_CLIENTS];
+        enum { FD_LISTEN, FD_FORWARDER, FD_POLLER, FD_CACHE, FD_FIXED };
+        struct pollfd pfd[FD_FIXED + MAX_CLIENTS];
         int idx[MAX_CLIENTS];
         int nfds = 0;
         pfd[nfds++] = (struct pollfd){ .fd = r.listen_fd, .events = POLLIN };
         pfd[nfds++] = (struct pollfd){ .fd = forwarder_notify_fd(r.fwd), .events = POLLIN };
         pfd[nfds++] = (struct pollfd){ .fd = poller_notify_fd(r.poller), .events = POLLIN };
+        pfd[nfds++] = (struct pollfd){ .fd = pcache_change_fd(r.cache), .events = POLLIN };
         int64_t wake = r.flush_deadline_ns;
         for (int i = 0; i < MAX_CLIENTS; i++) {
             struct client *c = &r.clients[i];
@@ -771,7 +1223,7 @@ int main(int argc, char **argv)
                     wake = c->wait_deadline_ns;
                 continue;
             }
-            idx[nfds - 3] = i;
+            idx[nfds - FD_FIXED] = i;
             pfd[nfds++] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
         }
         int64_t now = poller_mono_ns();
@@ -786,27 +1238,35 @@ int main(int argc, char **argv)
             break;
         }
         if (rc > 0) {
-            if (pfd[0].revents)
+            if (pfd[FD_LISTEN].revents)
                 accept_clients(&r);
-            if (pfd[1].revents)
+            if (pfd[FD_FORWARDER].revents)
                 forwarder_drain_notify(r.fwd);
-            if (pfd[2].revents)
+            if (pfd[FD_POLLER].revents)
                 poller_drain(r.poller, on_sample, &r);
-            for (int k = 3; k < nfds; k++)
+            if (pfd[FD_CACHE].revents)
+                apply_map_change(&r);
+            for (int k = FD_FIXED; k < nfds; k++)
                 if (pfd[k].revents)
-                    client_read(&r, &r.clients[idx[k - 3]]);
+                    client_read(&r, &r.clients[idx[k - FD_FIXED]]);
         }
         if (poller_mono_ns() >= r.flush_deadline_ns)
             flush_batch(&r);
+        if (reload_requested) {
+            reload_requested = 0;
+            reload(&r);
+        }
         now = poller_mono_ns();
         if (now >= r.next_tick_ns) {
             r.next_tick_ns = now + TICK_NS;
             tick(&r);
+            service_tick(&r);
         }
         check_stop_waiters(&r, poller_mono_ns());
     }
     /* Polling ends first, so that nothing is read that would not be
      * stored; the cycles completed until then still belong to the run. */
+    ops_notify_stopping();
     poller_stop(r.poller);
     poller_drain(r.poller, on_sample, &r);
     log_msg(LL_INFO, "stopping: flushing %zu pending rows to the spool", pgcopy_rows(r.enc));
@@ -832,8 +1292,13 @@ out:
         close(r.listen_fd);
         unlink(r.cfg.socket_path);
     }
+    ops_free(r.ops);
+    svc_snapshot_clear(&r.snap);
     poller_free(r.poller);
+    pcache_free(r.cache);
     pgcopy_free(r.enc);
+    pgcopy_free(r.rec);
+    free(r.steps);
     pmap_free(r.map);
     return status;
 }

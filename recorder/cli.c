@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ctl.h"
+
 int cli_usage_error(const char *fmt, ...)
 {
     va_list ap;
@@ -49,4 +51,17 @@ void cli_print_db_error(const char *what, PGconn *conn, const PGresult *res)
     if (!m || !*m)
         m = PQerrorMessage(conn);
     fprintf(stderr, "aldrec: %s: %.*s\n", what, (int)strcspn(m, "\n"), m);
+}
+
+int cli_ctl(const aldrec_config_t *cfg, const char *line, char *reply, size_t cap,
+            int timeout_ms, const char *what)
+{
+    char err[512];
+    int rc = ctl_request(cfg->socket_path, line, reply, cap, timeout_ms, err, sizeof err);
+    if (rc == 0)
+        return 0;
+    const char *why = rc < 0 ? err : reply + 4;   /* after "ERR " */
+    fprintf(stderr, "aldrec: %s%s%.*s\n", what ? what : "", what ? ": " : "",
+            (int)strcspn(why, "\n"), why);
+    return 1;
 }

@@ -34,6 +34,13 @@ PGconn *cli_db_connect(const aldrec_config_t *cfg, const char *conninfo);
 /* Prints "aldrec: WHAT: first line of the server's message" on stderr. */
 void cli_print_db_error(const char *what, PGconn *conn, const PGresult *res);
 
+/* One request to aldrecd over the control socket (ctl.h), with the reply
+ * in reply[0..cap). Returns 0 when aldrecd answered "OK…"; 1 after printing
+ * "aldrec: [WHAT: ]why" on stderr when it answered "ERR…" (why = its text)
+ * or could not be reached. */
+int cli_ctl(const aldrec_config_t *cfg, const char *line, char *reply, size_t cap,
+            int timeout_ms, const char *what);
+
 /* Commands (aldrec.c holds the table that routes to them). */
 int cmd_process_start(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_process_stop(const aldrec_config_t *cfg, int argc, char **argv);

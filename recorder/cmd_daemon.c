@@ -9,7 +9,7 @@
 
 int cmd_status(const aldrec_config_t *cfg, int argc, char **argv)
 {
-    char reply[8192], err[512];
+    char reply[16384], err[512];   /* aldrecd answers at most 16 KiB */
     if (argc > 1)
         return cli_usage_error("status: unexpected argument \"%s\"", argv[1]);
     int rc = ctl_request(cfg->socket_path, "STATUS", reply, sizeof reply, CLI_CTL_TIMEOUT_MS,

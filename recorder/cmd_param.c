@@ -4,8 +4,9 @@
  * checked against the metadata before anything reaches the device.
  *
  * A set point that was written is reported to aldrecd as a set-point event
- * (control command EVENT), which records it through its spool like the
- * data points. */
+ * (control command EVENT, ctlrec.h), which records it through its spool
+ * like the data points: `aldrec set` exits 0 only once the event is durable
+ * there, so it is not lost when PostgreSQL is down. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -19,41 +20,12 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "ctl.h"
+#include "ctlrec.h"
 #include "log.h"
 #include "mbio.h"
 #include "pcache.h"
+#include "quality.h"
 #include "sample.h"
-
-/* What `aldrec set` asks aldrecd to record (table setpoint_events; the
- * daemon adds the process being recorded, if any). */
-typedef struct setpoint_event {
-    int32_t parameter_id;
-    int64_t ts_us;              /* wall clock when the write was acknowledged */
-    double requested;           /* engineering value asked for */
-    double readback;            /* engineering value read back */
-    bool has_readback;          /* false: read-back failed (quality says why) */
-    int16_t quality;
-    char requested_by[128];     /* printable ASCII, no newline */
-} setpoint_event_t;
-
-static const char *quality_name(int q)
-{
-    switch (q) {
-    case Q_GOOD:
-        return "good";
-    case Q_OUT_OF_RANGE:
-        return "out of range";
-    case Q_COMM_ERROR:
-        return "communication error";
-    case Q_TIMEOUT:
-        return "timeout";
-    case Q_STALE:
-        return "stale";
-    default:
-        return q >= Q_EXCEPTION_BASE ? "Modbus exception" : "unknown";
-    }
-}
 
 static void format_limits(char *buf, size_t cap, const param_meta_t *p)
 {
@@ -219,8 +191,7 @@ int cmd_param_get(const aldrec_config_t *cfg, int argc, char **argv)
         return 1;
     }
     double v = mbio_value(&p, words);
-    if (!isfinite(v) || (p.has_min && v < p.min) || (p.has_max && v > p.max))
-        q = Q_OUT_OF_RANGE;
+    q = quality_of_value(&p, v);
     format_value(val, sizeof val, &p, v);
     printf("%s = %s (quality %d %s)\n", p.qualified, val, q, quality_name(q));
     return 0;
@@ -253,48 +224,38 @@ static int parse_value(const param_meta_t *p, const char *s, double *out)
     return 0;
 }
 
+/* Who asked: --by as given (checked before anything was written), or
+ * "user@host via aldrec set" in printable ASCII. */
 static void who_asked(char *buf, size_t cap, const char *by)
 {
     char host[64] = "?";
-    if (!by) {
-        const struct passwd *pw = getpwuid(geteuid());
-        gethostname(host, sizeof host - 1);
-        snprintf(buf, cap, "%s@%s via aldrec set", pw ? pw->pw_name : "?", host);
-    } else {
+    if (by) {
         snprintf(buf, cap, "%s", by);
+        return;
     }
-    for (char *s = buf; *s; s++)      /* one line of printable text */
+    const struct passwd *pw = getpwuid(geteuid());
+    gethostname(host, sizeof host - 1);
+    snprintf(buf, cap, "%s@%s via aldrec set", pw ? pw->pw_name : "?", host);
+    for (char *s = buf; *s; s++)
         if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
             *s = '?';
 }
 
-/* Hands the event to aldrecd (control command EVENT):
- *   EVENT PARAM_ID TS_US REQUESTED READBACK|- QUALITY REQUESTED_BY...
- * Numbers in C locale, %.17g; REQUESTED_BY is the rest of the line.
- * Returns 0 when aldrecd took it, 1 (after a warning) when not. */
-static int send_setpoint_event(const aldrec_config_t *cfg, const setpoint_event_t *ev)
+/* Hands the event to aldrecd (control command EVENT, ctlrec.h), which
+ * answers once it is durable in its spool. Returns 0 when recorded, 1
+ * after saying why not. */
+static int send_setpoint_event(const aldrec_config_t *cfg, const ctlrec_event_t *ev,
+                               bool verbose)
 {
-    char line[512], reply[512], err[512], rb[40] = "-";
-    if (ev->has_readback)
-        snprintf(rb, sizeof rb, "%.17g", ev->readback);
-    snprintf(line, sizeof line, "EVENT %d %lld %.17g %s %d %s", ev->parameter_id,
-             (long long)ev->ts_us, ev->requested, rb, ev->quality, ev->requested_by);
-    int rc = ctl_request(cfg->socket_path, line, reply, sizeof reply, CLI_CTL_TIMEOUT_MS,
-                         err, sizeof err);
-    if (rc == 0)
-        return 0;
-    if (rc < 0) {
-        fprintf(stderr, "aldrec: warning: the set-point event was not recorded: %s\n", err);
+    static const char what[] = "the set-point event was not recorded";
+    char line[512], reply[512], err[512];
+    if (ctlrec_event_line(ev, line, sizeof line, err, sizeof err) < 0)
+        return cli_fail("%s: %s", what, err);
+    if (cli_ctl(cfg, line, reply, sizeof reply, CLI_CTL_TIMEOUT_MS, what) != 0)
         return 1;
-    }
-    reply[strcspn(reply, "\n")] = '\0';
-    if (strstr(reply, "unknown command"))
-        fprintf(stderr, "aldrec: warning: the set-point event was not recorded: this aldrecd"
-                " does not record set-point events (%s)\n", reply + 4);
-    else
-        fprintf(stderr, "aldrec: warning: the set-point event was not recorded: %s\n",
-                reply + 4);
-    return 1;
+    if (verbose)
+        fprintf(stderr, "aldrec: aldrecd: %s", reply[2] == ' ' ? reply + 3 : reply + 2);
+    return 0;
 }
 
 int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
@@ -309,6 +270,8 @@ int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
     if (rc)
         return rc;
     const char *text = argv[optind + 1];
+    if (by && ctlrec_check_text("--by", by, err, sizeof err) < 0)
+        return cli_usage_error("set: %s", err);
     if ((rc = metadata_of(cfg, argv[optind], &p, "set", verbose)) != 0)
         return rc;
 
@@ -357,7 +320,7 @@ int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
     }
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    setpoint_event_t ev = {
+    ctlrec_event_t ev = {
         .parameter_id = p.id,
         .ts_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec,
         .requested = value,
@@ -390,7 +353,7 @@ int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
         }
     }
     fflush(stdout);
-    if (send_setpoint_event(cfg, &ev) != 0)
+    if (send_setpoint_event(cfg, &ev, verbose) != 0)
         status = 1;
     return status;
 }

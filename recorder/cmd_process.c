@@ -96,20 +96,11 @@ int cmd_process_start(const aldrec_config_t *cfg, int argc, char **argv)
 
 int cmd_process_stop(const aldrec_config_t *cfg, int argc, char **argv)
 {
-    char reply[1024], err[512];
-    (void)argv;
+    char reply[1024];
     if (argc > 1)
         return cli_usage_error("process stop: unexpected argument \"%s\"", argv[1]);
-    int rc = ctl_request(cfg->socket_path, "STOP", reply, sizeof reply, CLI_STOP_TIMEOUT_MS,
-                         err, sizeof err);
-    if (rc < 0) {
-        fprintf(stderr, "aldrec: %s\n", err);
+    if (cli_ctl(cfg, "STOP", reply, sizeof reply, CLI_STOP_TIMEOUT_MS, NULL) != 0)
         return 1;
-    }
-    if (rc == 1) {
-        fprintf(stderr, "aldrec: %s", reply + 4);
-        return 1;
-    }
     long long id = 0;
     if (sscanf(reply, "OK stopped process %lld", &id) != 1 || id <= 0) {
         fprintf(stderr, "aldrec: unexpected answer from aldrecd: %s", reply);

@@ -20,7 +20,6 @@
 #include "device.h"
 
 #include <errno.h>
-#include <math.h>
 #include <modbus.h>
 #include <poll.h>
 #include <pthread.h>
@@ -34,6 +33,7 @@
 
 #include "deadband.h"
 #include "log.h"
+#include "quality.h"
 
 #define MAX_RANGES 64
 /* A value isolated after an exception rejoins its neighbours' request after
@@ -405,14 +405,9 @@ static bool is_bits(regtype_t t)
     return t == REG_COIL || t == REG_DISCRETE;
 }
 
-static bool is_exception(int err)
-{
-    return err >= EMBXILFUN && err <= EMBXGTAR;
-}
-
 static enum device_err_kind err_kind(int err)
 {
-    if (is_exception(err))
+    if (quality_is_exception(err))
         return DEVICE_ERR_EXCEPTION;
     return err == ETIMEDOUT ? DEVICE_ERR_TIMEOUT : DEVICE_ERR_COMM;
 }
@@ -426,16 +421,6 @@ const char *device_err_kind_name(enum device_err_kind k)
     case DEVICE_ERR_KINDS: break;
     }
     return "?";
-}
-
-/* Quality for a failed read, from libmodbus' errno. */
-static int16_t quality_of(int err)
-{
-    if (is_exception(err))
-        return (int16_t)(Q_EXCEPTION_BASE + (err - MODBUS_ENOBASE));
-    if (err == ETIMEDOUT)
-        return Q_TIMEOUT;
-    return Q_COMM_ERROR;
 }
 
 /* Reads count registers/bits of table at addr into d->regs / d->bits.
@@ -485,10 +470,8 @@ static void emit_value(device_t *d, struct group *g, struct item *it, int start,
         src = &one;
     }
     double v = regcodec_decode(src, it->def.type, it->def.order) * it->def.scale + it->def.offset;
-    int16_t q = Q_GOOD;
-    if (!isfinite(v) || (it->def.has_min && v < it->def.min) ||
-        (it->def.has_max && v > it->def.max))
-        q = Q_OUT_OF_RANGE;
+    int16_t q = quality_of_limits(v, it->def.has_min, it->def.min, it->def.has_max,
+                                  it->def.max);
     it->ever_read = true;
     log_release(&it->refused, LL_INFO, "parameter %s (id %d): device %s reads it again",
                 it->def.qualified, it->def.id, d->label);
@@ -519,7 +502,7 @@ static void item_refused(device_t *d, struct group *g, struct item *it, int err,
         log_complain(&it->refused, LL_WARN, "parameter %s (id %d): device %s answers"
                      " exception %d (%s); stored with quality %d until it reads again",
                      it->def.qualified, it->def.id, u->name,
-                     err - MODBUS_ENOBASE, modbus_strerror(err), quality_of(err));
+                     err - MODBUS_ENOBASE, modbus_strerror(err), quality_of_errno(err));
         if (!it->alone) {
             it->alone = true;
             g->replan = true;
@@ -529,7 +512,7 @@ static void item_refused(device_t *d, struct group *g, struct item *it, int err,
         }
         it->good_run = 0;
     }
-    emit(g, it, quality_of(err), false, 0, ts);
+    emit(g, it, quality_of_errno(err), false, 0, ts);
 }
 
 /* A request of several values was refused although each reads on its own:
@@ -572,14 +555,14 @@ static int split_request(device_t *d, struct group *g, const plan_req_t *r, int 
         int64_t ts = device_wall_us();
         if (e == 0) {
             emit_value(d, g, it, it->def.address, ts);
-        } else if (is_exception(e)) {
+        } else if (quality_is_exception(e)) {
             nerr[err_kind(e)]++;
             refused++;
             item_refused(d, g, it, e, ts);
         } else {
             nerr[err_kind(e)]++;
             for (size_t j = k; j < r->n; j++)
-                emit(g, req_item(g, r, j), quality_of(e), false, 0, ts);
+                emit(g, req_item(g, r, j), quality_of_errno(e), false, 0, ts);
             return e;
         }
     }
@@ -625,13 +608,13 @@ static void run_group(device_t *d, struct group *g, int64_t start_ns)
             continue;
         }
         nerr[err_kind(err)]++;
-        if (is_exception(err)) {
+        if (quality_is_exception(err)) {
             answered(d, u);
             err = split_request(d, g, r, err, &nreq, nerr);
             if (err == 0)
                 continue;
         } else {
-            mark_request(g, r, quality_of(err), ts);
+            mark_request(g, r, quality_of_errno(err), ts);
         }
         /* transport failure */
         if (d->conn.transport == TR_TCP) {

@@ -6,20 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "quality.h"
 #include "sample.h"
 
 struct mbio {
     modbus_t *ctx;
 };
-
-int16_t mbio_quality(int errnum)
-{
-    if (errnum > MODBUS_ENOBASE && errnum < MODBUS_ENOBASE + 0x10)
-        return (int16_t)(Q_EXCEPTION_BASE + (errnum - MODBUS_ENOBASE));
-    if (errnum == ETIMEDOUT)
-        return Q_TIMEOUT;
-    return Q_COMM_ERROR;
-}
 
 mbio_t *mbio_open(const param_meta_t *p, int timeout_ms, char *err, size_t errlen)
 {
@@ -77,7 +69,7 @@ static int16_t failed(const param_meta_t *p, const char *what, char *err, size_t
     int e = errno;
     snprintf(err, errlen, "%s %s %s %d: %s", what, p->qualified,
              regcodec_regtype_name(p->table), p->address, modbus_strerror(e));
-    return mbio_quality(e);
+    return quality_of_errno(e);
 }
 
 int16_t mbio_read(mbio_t *m, const param_meta_t *p, uint16_t words[4], char *err,

@@ -26,8 +26,8 @@ void mbio_close(mbio_t *m);
 
 /* Reads p's registers (or bit) into words[0..regcodec_words(p->type)) —
  * a bit reads as 0 or 1 in words[0]. Returns Q_GOOD (sample.h), or the
- * quality of the failure (timeout, communication error, 100+exception)
- * with err. */
+ * quality of the failure (quality_of_errno: timeout, communication error,
+ * 100+exception) with err. */
 int16_t mbio_read(mbio_t *m, const param_meta_t *p, uint16_t words[4], char *err,
                   size_t errlen);
 
@@ -38,8 +38,5 @@ int16_t mbio_write(mbio_t *m, const param_meta_t *p, const uint16_t words[4], ch
 
 /* Engineering value of words read for p: raw × scale + offset. */
 double mbio_value(const param_meta_t *p, const uint16_t words[4]);
-
-/* Quality code for a failed libmodbus call's errno (sample.h). */
-int16_t mbio_quality(int errnum);
 
 #endif

@@ -1207,7 +1207,10 @@ int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err,
     char detail[160];
     snprintf(detail, sizeof detail, "max_bytes %lld reached, policy %s",
              (long long)sp->max_bytes, spool_policy_name(sp->policy));
-    bool fits = b->kind == BATCH_GAPS ||
+    /* Only POINTS batches count against the cap: the others are one small
+     * row each (a gap record, a set-point event, a step marker) whose
+     * caller was told, or will be told, that it is recorded. */
+    bool fits = b->kind != BATCH_POINTS ||
                 (int64_t)(sp->bytes + sp->q_bytes + b->len) <= sp->max_bytes;
     int64_t seq = 0;
 
@@ -1243,7 +1246,7 @@ int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err,
             res->dropped_batches++;
             res->dropped_points += b->rows;
         }
-    } else if (sp->gaps_open > 0 && b->kind != BATCH_GAPS) {
+    } else if (sp->gaps_open > 0 && b->kind == BATCH_POINTS) {
         /* It fitted without dropping anything: the hole has an end. */
         if (close_gaps(sp, -1, 0, &res->gaps_closed, err, errlen) < 0)
             goto fail_rollback;
@@ -1277,9 +1280,14 @@ int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err,
 fail_rollback:
     rollback(sp);
 fail:
-    *res = (spool_append_result_t){ .dropped_batches = 1, .dropped_points = b->rows };
-    if (!sp->readonly)
-        note_lost(sp, b, err);
+    /* Lost points become a gap record; an event or step marker that could
+     * not be written is reported to whoever sent it, not counted here. */
+    *res = (spool_append_result_t){ 0 };
+    if (b->kind == BATCH_POINTS) {
+        *res = (spool_append_result_t){ .dropped_batches = 1, .dropped_points = b->rows };
+        if (!sp->readonly)
+            note_lost(sp, b, err);
+    }
     pthread_mutex_unlock(&sp->lock);
     return -1;
 }

@@ -57,7 +57,9 @@
  *     and a new one opened, so a gap's time range never covers stored
  *     data. Gaps still open at start-up are closed.
  *  5. The cap: sum(length(data)) over batches and quarantine stays at or
- *     below max_bytes, except for GAPS batches (small; never refused).
+ *     below max_bytes, except for GAPS, EVENTS and STEPS batches (one small
+ *     row each; never refused, never dropped: aldrecd answers a set-point
+ *     event or a step marker "OK" only once it is here).
  *
  * Threads: one spool_t is shared by the main loop (appends, meta,
  * quarantine commands, stats) and the forwarder (claim, remove, quarantine,
@@ -132,10 +134,11 @@ typedef struct spool_append_result {
 
 /* Appends b (kind, process_id, rows, first/last ts, data/len; data is
  * copied), durably, in one transaction. Sets b->spool_id and b->seq. When
- * the cap would be exceeded the full policy applies (see res). Returns 0,
- * or -1 with err when the file could not be written: the batch's points
- * are then counted as dropped and a gap record is queued with the next
- * append that succeeds. */
+ * a POINTS batch would exceed the cap the full policy applies (see res);
+ * other kinds are always stored (invariant 5). Returns 0, or -1 with err
+ * when the file could not be written: a POINTS batch's points are then
+ * counted as dropped and a gap record is queued with the next append that
+ * succeeds; other kinds are not counted (the caller reports the failure). */
 int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err, size_t errlen);
 
 /* Turns open gaps into GAPS batches: those of process_id (or of every

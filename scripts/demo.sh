@@ -34,7 +34,7 @@ PROC=$($ALDREC process start --recipe demo-al2o3 --lot DEMO-LOT-1)
 ald_log "process $PROC started"
 STEP_S=$(awk -v s="$RECORD_S" 'BEGIN {printf "%.2f", s / 4}')
 for step in "1:pump-down" "2:heat-up" "3:ALD cycles" "4:purge"; do
-    record_step "$PROC" "${step%%:*}" "${step#*:}"
+    record_step "$CFG" "$PROC" "${step%%:*}" "${step#*:}"
     ald_log "step ${step%%:*} ${step#*:}"
     sleep "$STEP_S"
 done

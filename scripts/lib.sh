@@ -25,7 +25,9 @@
 #                           is SQL for machine_components ("port = 1502, ...")
 #   aldrecd_config FILE [KEY=VALUE ...]
 #   aldrecd_start CONFIG    waits until it answers; sets ALDRECD_PID
-#   record_step PROC N NAME marks the start of recipe step N now
+#   record_step CFG PROC N NAME
+#                           recipe step N of process PROC starts now
+#                           (aldrec process step); waits until it is stored
 #   ald_cleanup             stops everything started (installed as EXIT trap)
 #
 # Passwords are generated per run and kept in $WORK/pgpass (mode 600);
@@ -163,15 +165,17 @@ ALTER ROLE $1 PASSWORD '$3';
 SQL
 }
 
-# record_step PROC N NAME — recipe step N of process PROC starts now.
-# Until aldrecd handles the STEP control command this inserts the marker
-# directly (admin role, database clock = the samples' clock on this
-# machine); then it becomes: "$BIN/aldrec" --config CFG process step N NAME.
+# record_step CFG PROC N NAME — recipe step N of process PROC (the one
+# aldrecd records) starts now: `aldrec process step`, which returns once
+# aldrecd has the marker in its spool; then waits until the forwarder has
+# stored it in process_steps, so that a test can cut by it at once.
 record_step() {
-    psql -XAtq -v ON_ERROR_STOP=1 -v proc="$1" -v no="$2" -v name="$3" "$ADMIN_DSN" >/dev/null <<'SQL'
-INSERT INTO process_steps (process_id, step_no, name, started_at)
-VALUES (:proc, :no, :'name', clock_timestamp());
-SQL
+    local cfg=$1 proc=$2 no=$3 name=$4
+    "$BIN/aldrec" --config "$cfg" process step "$no" "$name" >/dev/null || return 1
+    wait_until 30 "step $no of process $proc in process_steps" step_stored "$proc" "$no"
+}
+step_stored() {   # proc no
+    [ "$(psql -XAtq "$ADMIN_DSN" -c "SELECT count(*) FROM process_steps WHERE process_id = $1 AND step_no = $2")" = 1 ]
 }
 
 # pg_crash — PostgreSQL goes away at once (as on power loss: no shutdown

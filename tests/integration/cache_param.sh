@@ -1,15 +1,17 @@
 #!/bin/bash
 # cache_param.sh — aldrec get/set on the parameter metadata cache with real
 # parts: aldsim (libmodbus), PostgreSQL 15, Redis, the SQLite snapshot, and
-# the cache's refresher (tests/tools/cache_watch, the library run the way
-# aldrecd will run it). Checks:
+# the cache's refresher running inside aldrecd. Checks:
 #   - get prints value, units and quality; set writes (FC5 coil, FC6 one
 #     register, FC16 several; scale, word order), reads back, reports;
 #   - rejected sets (out of range, malformed, unknown, read-only) exit 2
 #     with a message naming parameter and limits and write NOTHING: aldsim's
 #     own write counter equals the number of accepted sets at the end;
-#   - a read-back mismatch exits 1 showing both values;
-#   - with the refresher running, tools take the map from Redis (no
+#   - every accepted set leaves exactly one setpoint_events row, recorded
+#     through aldrecd (no process running: process NULL); a read-back
+#     mismatch exits 1 showing both values, and its event says so;
+#   - without aldrecd every tool run loads from PostgreSQL (one statement);
+#   - with aldrecd's refresher running, tools take the map from Redis (no
 #     PostgreSQL statement); a limit changed in SQL is in force within 1 s,
 #     the old one is not applied;
 #   - Redis stopped → still correct (L1 + PostgreSQL), degraded mode logged
@@ -73,17 +75,23 @@ run_set heater1.setpoint; check_eq "missing VALUE is a usage error" "$RC" 2
 check_eq "after the rejected sets heater1.setpoint is still 200" "$(get_value heater1.setpoint)" 200
 check_eq "... and heater2.setpoint still 150" "$(get_value heater2.setpoint)" 150
 
-# --- accepted sets -------------------------------------------------------------
-# aldrecd runs, but records set-point events only once its EVENT command
-# exists; until then set warns that the event was not recorded and exits 1.
+load_calls() { q "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query ILIKE 'SELECT m.id, cp.id%'"; }
+before=$(load_calls); $A get heater1.setpoint >/dev/null; after=$(load_calls)
+check_eq "without a refresher every tool run loads from PostgreSQL (1 statement)" "$((after - before))" 1
+
+# --- accepted sets: written, and recorded as set-point events by aldrecd --------
+run_set heater1.setpoint 250
+check_eq "aldrecd not running: the write happens but set exits 1" "$RC" 1
+WRITES=$((WRITES + 1)); EVENTS=0
+check_match "... saying the event was not recorded, and why" "$OUT" \
+    'the set-point event was not recorded: .*aldrecd'
+run_set heater1.setpoint 200; WRITES=$((WRITES + 1))
 aldrecd_start "$CFG" || not_ok "aldrecd starts"
 expect_set() {   # description stdout-regex args...
     local what=$1 re=$2; shift 2
     run_set "$@"
-    WRITES=$((WRITES + 1))
-    local recorded=yes
-    grep -q "set-point event was not recorded" <<<"$OUT" && recorded=no
-    if grep -Eq -- "$re" <<<"$OUT" && { [ "$RC" = 0 -a $recorded = yes ] || [ "$RC" = 1 -a $recorded = no ]; }; then
+    WRITES=$((WRITES + 1)); EVENTS=$((EVENTS + 1))
+    if grep -Eq -- "$re" <<<"$OUT" && [ "$RC" = 0 ]; then
         ok "$what"
     else
         not_ok "$what: exit $RC, '$OUT'"
@@ -99,24 +107,33 @@ check_eq "aldsim reports mfc_tma.setpoint = 12.3" "$(get_value mfc_tma.setpoint)
 expect_set "set a coil (FC5)" 'ald.enable: 1 -> 0, read back 0' ald.enable off
 check_eq "aldsim reports ald.enable = 0" "$(get_value ald.enable)" 0
 expect_set "set it back on" 'ald.enable: 0 -> 1' ald.enable true
-expect_set "set-point event: warns when aldrecd does not record it" '.' ald.pulse_ms 75
+expect_set "set with --by" 'ald.pulse_ms: 50 ms -> 75 ms' --by "recipe R7 step 3" ald.pulse_ms 75
 check_eq "aldsim reports ald.pulse_ms = 75" "$(get_value ald.pulse_ms)" 75
+events_stored() { [ "$(q "SELECT count(*) FROM setpoint_events")" -ge "$1" ]; }
+wait_until 15 "$EVENTS set-point events stored" events_stored "$EVENTS"
+check_eq "one setpoint_events row per recorded set ($EVENTS), none for the refused ones" \
+    "$(q "SELECT count(*) FROM setpoint_events")" "$EVENTS"
+check_eq "... with no process (none running), requested, read-back, quality" \
+    "$(q "SELECT count(*) FROM setpoint_events WHERE process_id IS NULL AND requested IS NOT NULL AND readback IS NOT NULL AND quality = 0")" "$EVENTS"
+check_eq "... the value asked for, and the one the register holds" \
+    "$(q "SELECT requested || ' ' || round(readback::numeric, 6)::float8 FROM setpoint_events e JOIN component_parameters p ON p.id = e.parameter_id WHERE p.name = 'setpoint' AND requested = 12.34")" \
+    "12.34 12.3"
+check_eq "... who asked: --by as given" \
+    "$(q "SELECT requested_by FROM setpoint_events WHERE requested = 75")" "recipe R7 step 3"
 
 # A limit wider in the database than the device accepts: aldsim reverts the
 # write, the read-back shows it.
 q "UPDATE component_parameters SET max_value = 5000 WHERE name = 'setpoint' AND component_id = (SELECT id FROM machine_components WHERE name = 'heater1')" >/dev/null
-run_set heater1.setpoint 450; WRITES=$((WRITES + 1))
+run_set heater1.setpoint 450; WRITES=$((WRITES + 1)); EVENTS=$((EVENTS + 1))
 check_eq "read-back mismatch exits 1" "$RC" 1
 check_match "... showing both values" "$OUT" 'read-back mismatch: wrote 450 degC, device reports 250 degC'
+wait_until 15 "the mismatch's event" events_stored "$EVENTS"
+check_eq "... and its set-point event records both" \
+    "$(q "SELECT requested || ' ' || readback FROM setpoint_events WHERE requested = 450")" "450 250"
 q "UPDATE component_parameters SET max_value = 400 WHERE name = 'setpoint' AND component_id = (SELECT id FROM machine_components WHERE name = 'heater1')" >/dev/null
 
-# --- the refresher: tools read Redis; a changed limit applies within 1 s -------
-load_calls() { q "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query ILIKE 'SELECT m.id, cp.id%'"; }
-before=$(load_calls); $A get heater1.setpoint >/dev/null; after=$(load_calls)
-check_eq "without a refresher every tool run loads from PostgreSQL (1 statement)" "$((after - before))" 1
-
-"$BIN/cache_watch" "$CFG" >"$WORK/watch.out" 2>"$WORK/watch.log" &
-WATCH_PID=$!; ald_track "$WATCH_PID" cache_watch
+# --- aldrecd's refresher: tools read Redis; a changed limit applies within 1 s -
+LOG=$WORK/aldrecd.log
 # (Output is captured before grep: with pipefail, grep -q closing the pipe
 # early would make the pipeline fail at random.)
 from_redis() { local o; o=$($A get -v heater1.setpoint 2>&1); grep -q 'metadata from Redis' <<<"$o"; }
@@ -149,22 +166,22 @@ q "UPDATE component_parameters SET max_value = 400 WHERE name = 'setpoint' AND c
 ms=$(ms_until 400)
 check "widened limit (300 → 400) in force within 1 s (${ms} ms)" [ "$ms" -le 1000 ]
 expect_set "a value valid only under the new limit succeeds" 'heater1.setpoint: 250 degC -> 350 degC' heater1.setpoint 350
-check_match "the refresher applied the changes from NOTIFY" "$(cat "$WORK/watch.log")" 'change callback: version [0-9]+'
+check_match "the refresher applied the changes from NOTIFY" "$(cat "$LOG")" 'parameter map of machine ald-demo changed: version [0-9]+'
 
 # --- degraded modes -------------------------------------------------------------
 redis_stop
 for i in 1 2 3; do out=$($A get heater1.setpoint 2>"$WORK/get.err"); done
 check_eq "Redis stopped: get still correct (L1 + PostgreSQL)" "$out" "heater1.setpoint = 350 degC (quality 0 good)"
-check_match "... saying once why" "$(cat "$WORK/get.err")" 'Redis 127.0.0.1:[0-9]+: connect: Connection refused: running on L1 \+ PostgreSQL$'
+check_match "... saying once why" "$(cat "$WORK/get.err")" 'Redis 127.0.0.1:[0-9]+: connect: Connection refused: running on L1 \+ PostgreSQL"?$'
 check_eq "... in one line" "$(wc -l <"$WORK/get.err")" 1
-wait_until 10 "refresher noticing Redis is down" grep -q 'running on L1 + PostgreSQL' "$WORK/watch.log"
+wait_until 10 "refresher noticing Redis is down" grep -q 'running on L1 + PostgreSQL' "$LOG"
 sleep 2.5   # the refresher keeps trying (live key every second): still one line
 check_eq "... the refresher logs the degraded mode once, not per attempt" \
-    "$(grep -c 'running on L1 + PostgreSQL' "$WORK/watch.log")" 1
+    "$(grep -c 'running on L1 + PostgreSQL' "$LOG")" 1
 redis_restart
-wait_until 10 "refresher noticing Redis is back" grep -q 'Redis reachable again' "$WORK/watch.log"
+wait_until 10 "refresher noticing Redis is back" grep -q 'Redis reachable again' "$LOG"
 check_match "... and once when it ends, with the count of failed attempts" \
-    "$(grep 'Redis reachable again' "$WORK/watch.log")" 'after [0-9]+ failed attempt'
+    "$(grep 'Redis reachable again' "$LOG")" 'after [0-9]+ failed attempt'
 wait_until 10 "tools reading Redis again" from_redis || not_ok "Redis used again after restart"
 ok "after the restart tools read the map from Redis again"
 
@@ -173,10 +190,10 @@ out=$($A get -v heater2.setpoint 2>&1); rc=$?
 check_eq "PostgreSQL stopped: get still works" "$rc" 0
 check_match "... with the value from the device" "$out" 'heater2.setpoint = 175.5 degC'
 check_match "... and metadata from Redis" "$out" 'metadata from Redis'
-wait_until 10 "refresher noticing PostgreSQL is down" grep -q 'PostgreSQL connection lost' "$WORK/watch.log"
+wait_until 10 "refresher noticing PostgreSQL is down" grep -q 'PostgreSQL connection lost' "$LOG"
 sleep 1.5   # reconnect attempts go on (every 0.5 s, doubling): still one line
 check_eq "the refresher says once that it serves the cached map" \
-    "$(grep -Ec 'PostgreSQL (connection lost|unreachable)' "$WORK/watch.log")" 1
+    "$(grep -Ec 'PostgreSQL (connection lost|unreachable).*serving' "$LOG")" 1
 run_set heater1.setpoint 450
 check_eq "... and limits still hold (out of range refused, exit 2)" "$RC" 2
 
@@ -186,10 +203,9 @@ check_eq "PostgreSQL and Redis stopped: get still works" "$rc" 0
 check_match "... with metadata from the snapshot, said once" "$out" 'from the snapshot .*pmap-snapshot.db'
 check_match "... and the value from the device" "$out" 'heater2.setpoint = 175.5 degC'
 
-kill -USR1 "$WATCH_PID"
-wait_until 5 "refresher counters" grep -q -- '--' "$WORK/watch.out"
-stats=$(cat "$WORK/watch.out")
-check_match "refresher counters: refreshes and swaps counted" "$stats" 'cache_changes: +[0-9]+ notifications, [1-9][0-9]* maps swapped in'
+stats=$($A status | grep '^cache_')
+check_match "aldrec status: refreshes and swaps counted" "$stats" 'cache_changes: +[0-9]+ notifications, [1-9][0-9]* maps swapped in'
+check_match "... the degraded modes named" "$stats" 'cache_state: +degraded: PostgreSQL unreachable, serving the cached map'
 echo "$stats" | sed 's/^/# /'
 
 # --- nothing written by the rejected sets: aldsim's own count ---------------

@@ -39,7 +39,7 @@ samples_since_last_step() {
              AND ts > (SELECT max(started_at) FROM process_steps WHERE process_id = $PROC)")" -ge 8 ]
 }
 for s in "1:pump down" "2:heat up" "3:ald cycles"; do
-    record_step "$PROC" "${s%%:*}" "${s#*:}"
+    record_step "$CFG" "$PROC" "${s%%:*}" "${s#*:}" || not_ok "step ${s%%:*} recorded through aldrecd"
     wait_until 30 "samples in step ${s%%:*}" samples_since_last_step || not_ok "step ${s%%:*} got samples"
 done
 $A process stop >/dev/null

@@ -355,10 +355,31 @@ static void test_cap(void)
     spool_get_stats(sp, &st);
     T_EQ_INT(st.batches, 2);
     T_EQ_INT(st.dropped_points, 20);
+    /* A step marker (or set-point event) is never refused by the cap (its
+     * sender is told it is recorded), and it says nothing about room for
+     * points: the hole stays open. */
+    pgcopy_t *pc = pgcopy_new();
+    pgcopy_row(pc, 4);
+    pgcopy_put_int8(pc, 9);
+    pgcopy_put_int4(pc, 1);
+    pgcopy_put_text(pc, "heat up", 7);
+    pgcopy_put_ts(pc, 3500000);
+    size_t slen;
+    uint8_t *sdata = pgcopy_take(pc, &slen);
+    pgcopy_free(pc);
+    batch_t step = { .kind = BATCH_STEPS, .process_id = 9, .rows = 1, .first_ts_us = 3500000,
+                     .last_ts_us = 3500000, .data = sdata, .len = slen };
+    T_EQ_INT(spool_append(sp, &step, &res, err, sizeof err), 0);
+    free(sdata);
+    T_CHECK(res.stored && res.dropped_batches == 0 && res.gaps_closed == 0);
+    spool_get_stats(sp, &st);
+    T_EQ_INT(st.batches, 3);
+    T_CHECK(st.dropping);
+    T_EQ_INT(st.dropped_points, 20);
     /* A gap record always fits (it is never refused by the cap). */
     T_EQ_INT(spool_close_gaps(sp, -1, false, NULL, err, sizeof err), 0);
     spool_get_stats(sp, &st);
-    T_EQ_INT(st.batches, 3);
+    T_EQ_INT(st.batches, 4);
     T_CHECK(!st.dropping);
     spool_close(sp);
 }
