@@ -292,11 +292,9 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
         return OUT_EXIT;
 
     if (!pgsink_connected(f->sink)) {
-        if (ss.batches == 0) {
-            /* Nothing to send: connect when there is. */
-            wait_until(f, now + IDLE_WAKE_MS, -1, true);
-            return OUT_AGAIN;
-        }
+        /* Connect even with nothing to send: the link state then says
+         * whether PostgreSQL is reachable (health, metrics), and the first
+         * batch of a run finds the connection made. */
         if (now < f->next_try) {
             wait_until(f, f->next_try, -1, false);
             return OUT_AGAIN;
