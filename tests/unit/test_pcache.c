@@ -130,7 +130,7 @@ static void setup_machines(void)
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "psql -XqA -v ON_ERROR_STOP=1 -v sim_host=127.0.0.1 -v sim_port=1502 -v poll_ms=100"
-             " \"$ALDREC_TEST_DSN\" -f %s/demo/demo_machine.sql >/dev/null", ALDREC_SQLDIR);
+             " \"$ALDREC_TEST_DSN\" -f %s/demo/demo_machine.sql >/dev/null", ALDREC_SRC_SQLDIR);
     T_EQ_INT(system(cmd), 0);
     T_CHECK(exec_ok("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"));
     T_CHECK(exec_ok(
