@@ -929,12 +929,11 @@ static void service_tick(struct recorder *r)
     ops_tick(r->ops, &r->snap);
 }
 
-/* Once a second: a hole in the data that has an end gets its gap record. */
+/* Once a second, after service_tick(): a hole in the data that has an end
+ * gets its gap record (the snapshot just taken says whether one is open). */
 static void tick(struct recorder *r)
 {
-    spool_stats_t ss;
-    spool_get_stats(r->spool, &ss);
-    if (!ss.dropping)
+    if (!r->snap.spool.dropping)
         return;
     char err[512];
     spool_append_result_t res = { 0 };
@@ -1259,8 +1258,8 @@ int main(int argc, char **argv)
         now = poller_mono_ns();
         if (now >= r.next_tick_ns) {
             r.next_tick_ns = now + TICK_NS;
-            tick(&r);
             service_tick(&r);
+            tick(&r);
         }
         check_stop_waiters(&r, poller_mono_ns());
     }
