@@ -724,10 +724,13 @@ static int64_t min64(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
-static void set_listening(pcache_t *c, bool on)
+/* The refresher's link: listening, and whether its last attempt to reach
+ * PostgreSQL failed (before the first attempt ends it is neither). */
+static void set_listening(pcache_t *c, bool on, bool unreachable)
 {
     pthread_mutex_lock(&c->lock);
     c->st.listening = on;
+    c->st.pg_unreachable = unreachable;
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -751,13 +754,14 @@ static void *refresher_main(void *arg)
                     break;
                 log_complain(&c->pg_down, LL_WARN, "PostgreSQL unreachable (%s): serving the"
                              " cached parameter map", err);
+                set_listening(c, false, true);
                 count_refresh(c, 0, false);
                 next_connect = mono_ms() + backoff;
                 backoff = backoff * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : backoff * 2;
             } else {
                 backoff = RECONNECT_MIN_MS;
                 need_refresh = true;      /* changes may have been missed meanwhile */
-                set_listening(c, true);
+                set_listening(c, true, false);
             }
         }
         if (conn) {
@@ -767,7 +771,7 @@ static void *refresher_main(void *arg)
                              " the cached parameter map", pgwait_errmsg(conn, err, sizeof err));
                 PQfinish(conn);
                 conn = NULL;
-                set_listening(c, false);
+                set_listening(c, false, true);
                 next_connect = mono_ms();
                 continue;
             }
@@ -794,7 +798,7 @@ static void *refresher_main(void *arg)
             if (rc < 0) {
                 PQfinish(conn);
                 conn = NULL;
-                set_listening(c, false);
+                set_listening(c, false, true);
                 next_connect = now + backoff;
             } else {
                 next_live = now;   /* vouch for the new version right away */
@@ -828,7 +832,7 @@ static void *refresher_main(void *arg)
     }
     if (conn)
         PQfinish(conn);
-    set_listening(c, false);
+    set_listening(c, false, false);
     set_live(c, false);   /* a stopped daemon vouches for nothing */
     return NULL;
 }
@@ -910,7 +914,7 @@ static void format_state(const pcache_stats_t *s, char *buf, size_t cap)
     size_t n = 0;
     if (s->source == PCACHE_SRC_NONE)
         add_mode(modes, sizeof modes, &n, "no parameter map");
-    if (s->refresher_running && !s->listening)
+    if (s->refresher_running && s->pg_unreachable)
         add_mode(modes, sizeof modes, &n, "PostgreSQL unreachable, serving the cached map");
     if (s->redis_configured && !s->redis_up)
         add_mode(modes, sizeof modes, &n, "Redis unreachable, running on L1 + PostgreSQL");
@@ -940,7 +944,9 @@ size_t pcache_format_stats(const pcache_stats_t *s, char *buf, size_t cap)
         "cache_changes:      %llu notifications, %llu maps swapped in\n"
         "cache_snapshot:     %llu saves, %llu loads\n",
         state, (long long)s->version, s->params, pcache_source_name(s->source), s->age_s,
-        s->listening ? "listening" : (s->refresher_running ? "down" : "not watched"),
+        s->listening ? "listening"
+                     : !s->refresher_running ? "not watched"
+                     : s->pg_unreachable ? "down" : "connecting",
         s->redis_up ? "up" : "down",
         (unsigned long long)s->l1_hits, (unsigned long long)s->l1_misses,
         (unsigned long long)s->stale_serves, (unsigned long long)s->l2_hits,

@@ -105,6 +105,7 @@ typedef struct pcache_stats {
     double age_s;                      /* since the current map was read from PostgreSQL */
     pcache_source_t source;            /* where the current map came from */
     bool refresher_running, listening, redis_up;
+    bool pg_unreachable;               /* the refresher's last attempt failed */
     bool redis_configured;             /* false: no L2 (redis_port 0) */
     int ttl_s;                         /* entries older than this are stale */
 } pcache_stats_t;

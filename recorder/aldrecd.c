@@ -53,6 +53,7 @@
 #include "log.h"
 #include "ops.h"
 #include "pcache.h"
+#include "pgwait.h"
 #include "pgcopy.h"
 #include "pmap.h"
 #include "poller.h"
@@ -422,10 +423,12 @@ static void handle_quarantine(struct recorder *r, struct client *c, char *arg)
 
 /* ---- set-point events and step markers ------------------------------------ */
 
-/* Appends the one row waiting in r->rec as a batch of its own. Durable in
- * the spool when it returns 0 (forwarded like the points); -1 with err. */
-static int append_record(struct recorder *r, enum batch_kind kind, int64_t ts_us, char *err,
-                         size_t errlen)
+/* Appends the one row waiting in r->rec as a batch of its own; a step
+ * marker (step_no not NULL) is noted as used in the same transaction.
+ * Durable in the spool when it returns 0 (forwarded like the points); -1
+ * with err. */
+static int append_record(struct recorder *r, enum batch_kind kind, int64_t ts_us,
+                         const int32_t *step_no, char *err, size_t errlen)
 {
     size_t len;
     uint8_t *data = pgcopy_take(r->rec, &len);
@@ -442,6 +445,8 @@ static int append_record(struct recorder *r, enum batch_kind kind, int64_t ts_us
         .last_ts_us = ts_us,
         .data = data,
         .len = len,
+        .marks_step = step_no != NULL,
+        .step_no = step_no ? *step_no : 0,
     };
     spool_append_result_t res;
     int rc = spool_append(r->spool, &b, &res, err, errlen);
@@ -488,7 +493,7 @@ static void handle_event(struct recorder *r, struct client *c, const char *arg)
         client_reply(c, "ERR EVENT: out of memory\n");
         return;
     }
-    if (append_record(r, BATCH_EVENTS, ev.ts_us, err, sizeof err) < 0) {
+    if (append_record(r, BATCH_EVENTS, ev.ts_us, NULL, err, sizeof err) < 0) {
         client_reply(c, "ERR EVENT: cannot write to the spool: %s\n", err);
         return;
     }
@@ -546,7 +551,7 @@ static void handle_step(struct recorder *r, struct client *c, const char *arg)
         client_reply(c, "ERR STEP: out of memory\n");
         return;
     }
-    if (append_record(r, BATCH_STEPS, ts, err, sizeof err) < 0) {
+    if (append_record(r, BATCH_STEPS, ts, &st.step_no, err, sizeof err) < 0) {
         client_reply(c, "ERR STEP: cannot write to the spool: %s\n", err);
         return;
     }
@@ -766,8 +771,9 @@ static void accept_clients(struct recorder *r)
     }
 }
 
-/* Start-up with a fresh spool file (the first start, or the old file was
- * damaged): the spool cannot say which process was being recorded, so
+/* Start-up with a fresh spool file and no PATH.process beside it (the first
+ * start, or both were lost; a damaged spool alone is covered by the process
+ * file): the spool cannot say which process was being recorded, so
  * PostgreSQL must: a process of this recorder still marked running. Retries
  * until it answers or we are told to stop (nothing could be recorded for
  * the right process meanwhile). Returns 0 with r->process_id (0: none), or
@@ -779,19 +785,18 @@ static int running_process_from_database(struct recorder *r)
 
     while (!stop_requested) {
         char err[512] = "";
-        char tmo[16];
-        snprintf(tmo, sizeof tmo, "%d", r->cfg.connect_timeout_s);
-        const char *keys[] = { "connect_timeout", "application_name", "dbname", NULL };
-        const char *vals[] = { tmo, "aldrecd", r->cfg.conninfo, NULL };
-        PGconn *conn = PQconnectdbParams(keys, vals, 1);
-        if (PQstatus(conn) == CONNECTION_OK) {
+        int tmo_ms = r->cfg.connect_timeout_s * 1000;
+        /* Every wait has a deadline: a black-holed database costs
+         * connect_timeout_s per attempt, never a hang. */
+        PGconn *conn = pgwait_connect(r->cfg.conninfo, "aldrecd", tmo_ms, -1, err, sizeof err);
+        if (conn) {
             const char *p[2] = { r->cfg.machine, r->cfg.recorder_id };
-            PGresult *res = PQexecParams(conn,
+            PGresult *res = pgwait_query(conn,
                 "SELECT (SELECT p.id FROM processes p WHERE p.machine_id = m.id"
                 "        AND p.recorder_id = $2 AND p.status = 'running'"
                 "        ORDER BY p.id DESC LIMIT 1)"
-                " FROM machines m WHERE m.name = $1", 2, NULL, p, NULL, NULL, 0);
-            if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+                " FROM machines m WHERE m.name = $1", 2, p, tmo_ms, -1, err, sizeof err);
+            if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
                 int rows = PQntuples(res);
                 if (rows == 1 && !PQgetisnull(res, 0, 0)) {
                     r->process_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -808,12 +813,11 @@ static int running_process_from_database(struct recorder *r)
                 }
                 return 0;
             }
-            snprintf(err, sizeof err, "reading processes: %s", PQerrorMessage(conn));
+            if (res)
+                snprintf(err, sizeof err, "reading processes: %s", PQresultErrorMessage(res));
             PQclear(res);
-        } else {
-            snprintf(err, sizeof err, "%s", PQerrorMessage(conn));
+            PQfinish(conn);
         }
-        PQfinish(conn);
         err[strcspn(err, "\n")] = '\0';
         log_complain(&down, LL_WARN, "new spool: asking PostgreSQL whether a process of this"
                      " recorder is running: %s; retrying", err);
@@ -914,6 +918,12 @@ static int open_spool(struct recorder *r, char *err, size_t errlen)
     else if (info.created)
         log_msg(LL_INFO, "new spool %s (id %016llx)", r->cfg.spool_path,
                 (unsigned long long)ss.spool_id);
+    if (info.process_file_error[0])
+        log_msg(LL_WARN, "ignoring %s", info.process_file_error);
+    if (info.process_restored)
+        log_msg(LL_INFO, "the new spool takes the process being recorded from %s.process:"
+                " %s%lld", r->cfg.spool_path, info.process_id ? "process " : "none, ",
+                (long long)info.process_id);
     if (ss.batches || ss.q_batches)
         log_msg(LL_INFO, "spool %s holds %llu batches (%llu rows) to forward and %llu"
                 " quarantined from an earlier run", r->cfg.spool_path,
@@ -1142,8 +1152,14 @@ int main(int argc, char **argv)
     }
     if (known && pid) {
         r.process_id = pid;
+        /* Its steps so far, so that a number is still used once per run. */
+        if (spool_get_steps(r.spool, pid, &r.steps, &r.nsteps, err, sizeof err) < 0) {
+            log_msg(LL_ERROR, "%s", err);
+            goto out;
+        }
+        r.steps_cap = r.nsteps;
         log_msg(LL_INFO, "resuming process %lld, which was being recorded when aldrecd last"
-                " stopped (from the spool)", (long long)pid);
+                " stopped (from the spool; %zu steps marked)", (long long)pid, r.nsteps);
     }
     forwarder_opts_t fo = {
         .conninfo = r.cfg.conninfo,

@@ -8,6 +8,7 @@
 #ifndef ALDREC_BATCH_H
 #define ALDREC_BATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,10 @@ typedef struct batch {
     int64_t last_ts_us;
     const uint8_t *data;    /* binary COPY data, header and trailer included */
     size_t len;
+    /* A BATCH_STEPS batch with marks_step set notes step_no as marked for
+     * its process in the same spool transaction (spool_get_steps). */
+    bool marks_step;
+    int32_t step_no;
 } batch_t;
 
 /* "points", "events", "steps", "gaps", or "?" for a value out of range. */

@@ -146,11 +146,12 @@ static void format_value(char *buf, size_t cap, const param_meta_t *p, double v)
 }
 
 static int parse_args(int argc, char **argv, const char *cmd, int nargs, bool *verbose,
-                      const char **by)
+                      const char **by, bool *unrecorded)
 {
     static const struct option opts[] = {
         { "verbose", no_argument, NULL, 'v' },
         { "by", required_argument, NULL, 'b' },
+        { "unrecorded", no_argument, NULL, 'u' },
         { NULL, 0, NULL, 0 },
     };
     int opt;
@@ -161,6 +162,8 @@ static int parse_args(int argc, char **argv, const char *cmd, int nargs, bool *v
             *verbose = true;
         else if (opt == 'b' && by)
             *by = optarg;
+        else if (opt == 'u' && unrecorded)
+            *unrecorded = true;
         else
             return cli_usage_error("%s: bad option", cmd);
     }
@@ -176,7 +179,7 @@ int cmd_param_get(const aldrec_config_t *cfg, int argc, char **argv)
     param_meta_t p;
     char err[512], val[96];
     uint16_t words[4] = { 0 };
-    int rc = parse_args(argc, argv, "get", 1, &verbose, NULL);
+    int rc = parse_args(argc, argv, "get", 1, &verbose, NULL, NULL);
     if (rc)
         return rc;
     if ((rc = metadata_of(cfg, argv[optind], &p, "get", verbose)) != 0)
@@ -260,13 +263,13 @@ static int send_setpoint_event(const aldrec_config_t *cfg, const ctlrec_event_t 
 
 int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
 {
-    bool verbose = false;
+    bool verbose = false, unrecorded = false;
     const char *by = NULL;
     param_meta_t p;
     char err[512], lim[96], req[96], was[96] = "?", got[96], wrote[96];
     uint16_t words[4] = { 0 }, back[4] = { 0 }, before[4] = { 0 };
     double value, raw;
-    int rc = parse_args(argc, argv, "set", 2, &verbose, &by);
+    int rc = parse_args(argc, argv, "set", 2, &verbose, &by, &unrecorded);
     if (rc)
         return rc;
     const char *text = argv[optind + 1];
@@ -303,6 +306,24 @@ int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
     double effective = mbio_value(&p, words);   /* after rounding to the type */
     format_value(req, sizeof req, &p, value);
     format_value(wrote, sizeof wrote, &p, effective);
+    /* The limits rule what the device will hold, not what was typed. */
+    if ((p.has_min && effective < p.min) || (p.has_max && effective > p.max)) {
+        fprintf(stderr, "aldrec: set %s: %s would be written as %s (the nearest value the"
+                " register holds), outside the limits %s; nothing written\n", p.qualified,
+                req, wrote, lim);
+        return 2;
+    }
+    /* A set point that cannot be recorded is not written (unless asked):
+     * a recipe must not change the machine behind the recorder's back. */
+    if (!unrecorded) {
+        char reply[256];
+        if (cli_ctl(cfg, "PING", reply, sizeof reply, CLI_CTL_TIMEOUT_MS,
+                    "the set-point event cannot be recorded") != 0) {
+            fprintf(stderr, "aldrec: set %s: nothing written (--unrecorded writes without"
+                    " recording)\n", p.qualified);
+            return 1;
+        }
+    }
 
     mbio_t *m = mbio_open(&p, cfg->response_timeout_ms, err, sizeof err);
     if (!m) {
@@ -353,7 +374,10 @@ int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
         }
     }
     fflush(stdout);
-    if (send_setpoint_event(cfg, &ev, verbose) != 0)
+    if (unrecorded)
+        fprintf(stderr, "aldrec: set %s: not recorded as a set-point event (--unrecorded)\n",
+                p.qualified);
+    else if (send_setpoint_event(cfg, &ev, verbose) != 0)
         status = 1;
     return status;
 }

@@ -55,6 +55,11 @@ static const char schema_sql[] =
     "  dropped_points INTEGER NOT NULL DEFAULT 0,"
     "  dropped_batches INTEGER NOT NULL DEFAULT 0);";
 
+static const char steps_sql[] =
+    "CREATE TABLE IF NOT EXISTS steps_marked ("
+    "  process_id INTEGER NOT NULL, step_no INTEGER NOT NULL,"
+    "  PRIMARY KEY (process_id, step_no)) WITHOUT ROWID;";
+
 /* Every statement the spool runs, prepared once at open: a file whose
  * tables do not have these columns is not one of ours. */
 enum st {
@@ -306,6 +311,87 @@ static int meta_put(spool_t *sp, const char *key, int64_t v, char *err, size_t e
     sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, v);
     return step_done(sp, s, "writing meta", err, errlen);
+}
+
+/* ---- the process file ----------------------------------------------------- */
+
+/* PATH.process mirrors meta 'process_id' outside the database, so that a
+ * spool file found damaged (or deleted) does not take the knowledge of
+ * which run is being recorded with it. One line, "process_id N\n",
+ * replaced atomically (write, fsync, rename, fsync of the directory). */
+static void process_file_path(const char *spool_path, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s.process", spool_path);
+}
+
+static int process_file_write(const char *spool_path, int64_t process_id, char *err,
+                              size_t errlen)
+{
+    char path[4200], tmp[4210], line[64];
+    process_file_path(spool_path, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int n = snprintf(line, sizeof line, "process_id %lld\n", (long long)process_id);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        goto fail;
+    if (write(fd, line, (size_t)n) != n || fsync(fd) < 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        errno = e ? e : EIO;
+        goto fail;
+    }
+    if (close(fd) < 0 || rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        goto fail;
+    }
+    /* The rename is durable once the directory is. */
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+fail:
+    snprintf(err, errlen, "spool %s: writing %s: %s", spool_path, path, strerror(errno));
+    return -1;
+}
+
+/* 1 with *process_id from a sound PATH.process, 0 when there is none or it
+ * is unreadable (reason in why, empty when there is no file). */
+static int process_file_read(const char *spool_path, int64_t *process_id, char *why,
+                             size_t whylen)
+{
+    char path[4200], line[64] = "";
+    process_file_path(spool_path, path, sizeof path);
+    why[0] = '\0';
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        if (errno != ENOENT)
+            snprintf(why, whylen, "%s: %s", path, strerror(errno));
+        return 0;
+    }
+    bool got = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    long long v = -1;
+    char end = 0;
+    if (!got || sscanf(line, "process_id %lld%c", &v, &end) != 2 || end != '\n' || v < 0) {
+        snprintf(why, whylen, "%s: not a process file (expected \"process_id N\")", path);
+        return 0;
+    }
+    *process_id = v;
+    return 1;
 }
 
 /* ---- parameter sets (sorted, unique int32 arrays) ------------------------ */
@@ -981,6 +1067,9 @@ static int try_open(spool_t *sp, bool readonly, bool *created, char *why, size_t
         if (exec(sp, "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;", err,
                  errlen) < 0)
             return -1;
+        /* Added to format 1 after its first release: older files gain it. */
+        if (exec(sp, steps_sql, err, errlen) < 0)
+            return damaged_or_failed(sp, why, whylen, err);
         int64_t pages = sp->max_bytes / 4 / 4096;
         sp->ckpt_pages = pages > CHECKPOINT_PAGES_MAX ? CHECKPOINT_PAGES_MAX
                          : pages < CHECKPOINT_PAGES_MIN ? CHECKPOINT_PAGES_MIN : (int)pages;
@@ -1073,6 +1162,21 @@ static void spool_dealloc(spool_t *sp)
     free(sp);
 }
 
+/* A fresh file knows nothing of the run being recorded: the process file
+ * (written with every spool_set_process) does, unless it is missing too. */
+static int restore_process(spool_t *sp, spool_open_info_t *info, char *err, size_t errlen)
+{
+    int64_t pid = 0;
+    if (!process_file_read(sp->path, &pid, info->process_file_error,
+                           sizeof info->process_file_error))
+        return 0;
+    if (meta_put(sp, "process_id", pid, err, errlen) < 0)
+        return -1;
+    info->process_restored = true;
+    info->process_id = pid;
+    return 0;
+}
+
 spool_t *spool_open(const spool_opts_t *o, spool_open_info_t *info, char *err, size_t errlen)
 {
     spool_t *sp = spool_alloc(o->path);
@@ -1100,8 +1204,11 @@ spool_t *spool_open(const spool_opts_t *o, spool_open_info_t *info, char *err, s
     for (int attempt = 0; attempt < 2; attempt++) {
         char why[512] = "";
         int rc = try_open(sp, false, &info->created, why, sizeof why, err, errlen);
-        if (rc == 0)
+        if (rc == 0) {
+            if (info->created && restore_process(sp, info, err, errlen) < 0)
+                break;
             return sp;
+        }
         close_db(sp);
         if (rc < 0)
             break;
@@ -1179,6 +1286,44 @@ int spool_policy_parse(const char *s, enum spool_policy *out)
 
 /* ---- meta ----------------------------------------------------------------- */
 
+/* Step numbers belong to one run: those of other processes go when a
+ * process starts or stops. */
+static int steps_forget_others(spool_t *sp, int64_t process_id, char *err, size_t errlen)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(sp->db, "DELETE FROM steps_marked WHERE process_id <> ?", -1,
+                                &s, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "spool %s: forgetting steps: %s", sp->path,
+                 sqlite3_errmsg(sp->db));
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, process_id);
+    rc = step_done(sp, s, "forgetting steps", err, errlen);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Notes step_no of process_id as marked (inside the append's transaction). */
+static int step_note(spool_t *sp, int64_t process_id, int32_t step_no, char *err,
+                     size_t errlen)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(sp->db, "INSERT OR IGNORE INTO steps_marked VALUES (?, ?)", -1,
+                                &s, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "spool %s: noting step %d: %s", sp->path, (int)step_no,
+                 sqlite3_errmsg(sp->db));
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, process_id);
+    sqlite3_bind_int64(s, 2, step_no);
+    rc = step_done(sp, s, "noting a step", err, errlen);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+
 int spool_get_process(spool_t *sp, int64_t *process_id, bool *known, char *err, size_t errlen)
 {
     pthread_mutex_lock(&sp->lock);
@@ -1193,7 +1338,58 @@ int spool_set_process(spool_t *sp, int64_t process_id, char *err, size_t errlen)
     pthread_mutex_lock(&sp->lock);
     int rc = set_sync(sp, true, err, errlen);
     if (rc == 0)
+        rc = begin(sp, err, errlen);
+    if (rc == 0) {
         rc = meta_put(sp, "process_id", process_id, err, errlen);
+        if (rc == 0)
+            rc = steps_forget_others(sp, process_id, err, errlen);
+        if (rc == 0)
+            rc = commit(sp, err, errlen);
+        else
+            rollback(sp);
+    }
+    if (rc == 0)
+        rc = process_file_write(sp->path, process_id, err, errlen);
+    pthread_mutex_unlock(&sp->lock);
+    return rc;
+}
+
+int spool_get_steps(spool_t *sp, int64_t process_id, int32_t **steps, size_t *n, char *err,
+                    size_t errlen)
+{
+    *steps = NULL;
+    *n = 0;
+    pthread_mutex_lock(&sp->lock);
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(sp->db, "SELECT step_no FROM steps_marked WHERE process_id = ?"
+                                " ORDER BY step_no", -1, &s, NULL);
+    size_t cap = 0;
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, process_id);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 32;
+                int32_t *grown = realloc(*steps, cap * sizeof *grown);
+                if (!grown) {
+                    rc = SQLITE_NOMEM;
+                    break;
+                }
+                *steps = grown;
+            }
+            (*steps)[(*n)++] = (int32_t)sqlite3_column_int64(s, 0);
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "spool %s: reading the marked steps: %s", sp->path,
+                 rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(sp->db));
+        free(*steps);
+        *steps = NULL;
+        *n = 0;
+        rc = -1;
+    } else {
+        rc = 0;
+    }
+    sqlite3_finalize(s);
     pthread_mutex_unlock(&sp->lock);
     return rc;
 }
@@ -1254,6 +1450,9 @@ int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err,
     if (res->stored) {
         if (insert_batch(sp, b->kind, b->process_id, b->rows, b->first_ts_us, b->last_ts_us,
                          b->data, b->len, &seq, err, errlen) < 0)
+            goto fail_rollback;
+        if (b->kind == BATCH_STEPS && b->marks_step &&
+            step_note(sp, b->process_id, b->step_no, err, errlen) < 0)
             goto fail_rollback;
         if (b->kind == BATCH_POINTS) {
             sqlite3_stmt *s = stmt(sp, ST_PROC_ROWS);

@@ -14,7 +14,8 @@
  *     'spool_id'    random 63-bit id (> 0), made with the file, never changed
  *     'created_us'  when the file was made
  *     'process_id'  the process being recorded (0: none); absent until the
- *                   first START/STOP, so a fresh file says "unknown"
+ *                   first START/STOP (or PATH.process, below), so a fresh
+ *                   file says "unknown"
  *   batches(seq INTEGER PRIMARY KEY AUTOINCREMENT, kind, process_id, rows,
  *           first_ts, last_ts, spooled_us, crc, data BLOB, sent)
  *     the queue; seq is the batch's ingest_ledger.batch_seq; crc is the
@@ -35,6 +36,19 @@
  *   processes(process_id INTEGER PRIMARY KEY, rows, dropped_points,
  *             dropped_batches)
  *     per process: POINTS rows spooled, and rows/batches dropped
+ *   steps_marked(process_id, step_no, PRIMARY KEY (process_id, step_no))
+ *                WITHOUT ROWID
+ *     the step numbers used by the process being recorded, noted with the
+ *     STEPS batch that marks each (so a restarted aldrecd still refuses a
+ *     number used twice, which PostgreSQL would refuse for good); rows of
+ *     other processes go with every spool_set_process(). Added to format 1
+ *     later: opening a file for writing creates it when missing.
+ *
+ * Beside the file: PATH.process, one line "process_id N", rewritten
+ * atomically by every spool_set_process(). When spool_open() has to make
+ * a fresh file (first start, or a damaged file moved aside), meta
+ * 'process_id' is restored from it, so recording goes on without asking
+ * PostgreSQL. PATH.lock holds the flock of the writer.
  *
  * Invariants (kept by spool.c; each statement is one SQLite transaction):
  *  1. A batch leaves `batches` only (a) after PostgreSQL committed its COPY
@@ -96,6 +110,9 @@ typedef struct spool_open_info {
     bool replaced;             /* a bad file was moved aside first */
     char moved_to[4200];       /* where it went (with its -wal/-shm) */
     char reason[512];          /* why it was bad */
+    bool process_restored;     /* fresh file: process_id taken from PATH.process */
+    int64_t process_id;        /* ... this one (0: none was being recorded) */
+    char process_file_error[4300]; /* PATH.process there but unreadable: why */
 } spool_open_info_t;
 
 /* Opens (or creates) the spool at o->path for reading and writing. A file
@@ -121,8 +138,15 @@ int64_t spool_id(spool_t *sp);
  * *known is false for a file that never had one set. Returns 0, or -1. */
 int spool_get_process(spool_t *sp, int64_t *process_id, bool *known, char *err, size_t errlen);
 
-/* Stores the process being recorded (0: none), durably. Returns 0, or -1. */
+/* Stores the process being recorded (0: none), durably, in the file and in
+ * PATH.process, and forgets the marked steps of every other process.
+ * Returns 0, or -1 with err. */
 int spool_set_process(spool_t *sp, int64_t process_id, char *err, size_t errlen);
+
+/* The step numbers noted for process_id (batches with marks_step), sorted,
+ * in *steps (caller frees; NULL when *n == 0). Returns 0, or -1 with err. */
+int spool_get_steps(spool_t *sp, int64_t process_id, int32_t **steps, size_t *n, char *err,
+                    size_t errlen);
 
 /* What one spool_append() did besides storing the batch. */
 typedef struct spool_append_result {

@@ -71,6 +71,13 @@ q "UPDATE component_parameters SET max_value = NULL WHERE name = 'purge_ms'" >/d
 expect_rejected "a value the register cannot hold (u16: 70000) without limits in the database" \
     'ald.purge_ms: 70000 cannot be stored as u16' ald.purge_ms 70000
 q "UPDATE component_parameters SET max_value = 60000 WHERE name = 'purge_ms'" >/dev/null
+# 49.96 sccm at scale 0.1 in a u16 is written as 50.0: over a limit of 49.96.
+MFC_TMA_SP="component_id = (SELECT id FROM machine_components WHERE name = 'mfc_tma') AND name = 'setpoint'"
+q "UPDATE component_parameters SET max_value = 49.96 WHERE $MFC_TMA_SP" >/dev/null
+expect_rejected "a value within the limits that the register rounds to one outside them" \
+    'mfc_tma.setpoint: 49.96 sccm would be written as 50 sccm \(the nearest value the register holds\), outside the limits \[0, 49.96\] sccm; nothing written' \
+    mfc_tma.setpoint 49.96
+q "UPDATE component_parameters SET max_value = 50 WHERE $MFC_TMA_SP" >/dev/null
 run_set heater1.setpoint; check_eq "missing VALUE is a usage error" "$RC" 2
 check_eq "after the rejected sets heater1.setpoint is still 200" "$(get_value heater1.setpoint)" 200
 check_eq "... and heater2.setpoint still 150" "$(get_value heater2.setpoint)" 150
@@ -80,12 +87,18 @@ before=$(load_calls); $A get heater1.setpoint >/dev/null; after=$(load_calls)
 check_eq "without a refresher every tool run loads from PostgreSQL (1 statement)" "$((after - before))" 1
 
 # --- accepted sets: written, and recorded as set-point events by aldrecd --------
+EVENTS=0
 run_set heater1.setpoint 250
-check_eq "aldrecd not running: the write happens but set exits 1" "$RC" 1
-WRITES=$((WRITES + 1)); EVENTS=0
-check_match "... saying the event was not recorded, and why" "$OUT" \
-    'the set-point event was not recorded: .*aldrecd'
-run_set heater1.setpoint 200; WRITES=$((WRITES + 1))
+check_eq "aldrecd not running: set exits 1" "$RC" 1
+check_match "... writing nothing, saying why" "$OUT" \
+    'the set-point event cannot be recorded: .*aldrecd.*
+.*set heater1.setpoint: nothing written \(--unrecorded writes without recording\)'
+check_eq "... and the device still holds 200" "$(get_value heater1.setpoint)" 200
+run_set --unrecorded heater1.setpoint 210; WRITES=$((WRITES + 1))
+check_eq "--unrecorded writes without aldrecd (exit 0)" "$RC" 0
+check_match "... and says it is not recorded" "$OUT" 'heater1.setpoint: 200 degC -> 210 degC, read back 210 degC
+.*not recorded as a set-point event \(--unrecorded\)'
+run_set --unrecorded heater1.setpoint 200; WRITES=$((WRITES + 1))
 aldrecd_start "$CFG" || not_ok "aldrecd starts"
 expect_set() {   # description stdout-regex args...
     local what=$1 re=$2; shift 2

@@ -28,6 +28,7 @@ out=$($A process start --recipe again 2>&1); rc=$?
 check_eq "a second process start is refused" "$rc" 1
 check_match "... naming the running process" "$out" "process $PROC is being recorded"
 sleep 3
+T_STOP=$(date +%s.%N)
 STOP_OUT=$($A process stop)
 check_match "process stop returns once everything is stored" "$STOP_OUT" "all stored"
 REQ=$($A status | sed -n 's/^requests_per_cycle: *//p')
@@ -59,6 +60,21 @@ SELECT count(*) FROM (SELECT value - lag(value) OVER (ORDER BY ts, value) AS d F
 SQL
 }
 check_eq "read counter is contiguous: no poll lost, none stored twice" "$(contiguity_violations '')" 0
+# ... and it covers the whole run: contiguity cannot see polls lost at
+# either end. The first poll comes within one period (100 ms) of the start,
+# the last within one period of the stop (the cycle in flight at STOP still
+# belongs to the run); 250 ms leaves room for scheduling on a busy machine
+# and still catches a lost first or last batch (3 polls). The daemon's own
+# count of rows sampled for the run must be what PostgreSQL holds.
+read -r HEAD TAIL <<<"$(q "SELECT round(extract(epoch FROM min(d.ts) - p.started_at)::numeric, 3) || ' ' ||
+      round(($T_STOP - extract(epoch FROM max(d.ts)))::numeric, 3)
+    FROM process_data_points d JOIN processes p ON p.id = d.process_id
+   WHERE d.process_id = $PROC AND d.parameter_id = $RC_ID GROUP BY p.started_at")"
+echo "# first poll ${HEAD}s after the start, last poll ${TAIL}s before the stop"
+check "no poll lost at the start (first poll ${HEAD}s after it, < 0.25)" awk -v d="$HEAD" 'BEGIN { exit !(d >= 0 && d < 0.25) }'
+check "no poll lost at the stop (last poll ${TAIL}s before it, < 0.25)" awk -v d="$TAIL" 'BEGIN { exit !(d > -0.05 && d < 0.25) }'
+SAMPLED=$(sed -n "s/.*process $PROC stopped: \([0-9]*\) rows sampled by this aldrecd.*/\1/p" "$WORK/aldrecd.log")
+check_eq "rows stored = rows aldrecd sampled for the run" "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC")" "$SAMPLED"
 check_ge "the contiguity check detects a dropped poll (self-test)" \
     "$(contiguity_violations 'DELETE FROM rc WHERE ts = (SELECT ts FROM rc ORDER BY ts OFFSET 5 LIMIT 1);')" 1
 check_ge "the contiguity check detects a poll stored twice (self-test)" \

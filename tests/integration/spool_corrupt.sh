@@ -1,10 +1,12 @@
 #!/bin/bash
 # spool_corrupt.sh — aldrecd starts on a damaged spool file (batches waiting
 # in it from a run during a database outage, then garbage written over part
-# of it): the file is moved aside with a timestamped name (with its -wal),
-# a fresh spool with a new identity takes its place, the failure is logged
-# loudly, and recording goes on — the process resumes and every poll after
-# the restart is stored exactly once.
+# of it) while PostgreSQL is still down: the file is moved aside with a
+# timestamped name (with its -wal), a fresh spool with a new identity takes
+# its place, the failure is logged loudly, and recording goes on at once —
+# the process being recorded comes from the spool's process file, not from
+# PostgreSQL — and every poll after the restart is stored exactly once when
+# PostgreSQL is back.
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 source "$ALD_ROOT/tests/lib/check.sh"
@@ -20,7 +22,7 @@ wait_queue 30 -ge 40
 kill -TERM "$ALDRECD_PID"; wait "$ALDRECD_PID"
 check_match "a graceful stop keeps the spooled batches for later" "$(cat "$WORK/aldrecd.log")" \
     "exiting with [0-9]+ batches \([0-9]+ rows\) in the spool; they are forwarded after the next start"
-pg_restart
+check_eq "the spool's process file names the run" "$(cat "$WORK/spool.db.process")" "process_id $PROC"
 
 # Garbage over the second half of the file, and a stale log next to it.
 SIZE=$(stat -c %s "$WORK/spool.db")
@@ -38,9 +40,14 @@ check "... together with its -wal" test -s "$MOVED-wal"
 check "a fresh spool file took its place" test -s "$WORK/spool.db"
 NEW_ID=$(status_field spool | sed 's/.*(id \([0-9a-f]*\),.*/\1/')
 check "the fresh spool has a new identity ($OLD_ID -> $NEW_ID)" test "$OLD_ID" != "$NEW_ID"
-check_eq "recording resumes the process (PostgreSQL says it is running)" "$(status_field process)" "$PROC"
-T_RESTART=$(now_s)
-sleep 4
+check_match "the process comes from the process file (PostgreSQL is down)" "$LOG" \
+    "the new spool takes the process being recorded from .*spool.db.process: process $PROC"
+check_eq "recording resumes the process" "$(status_field process)" "$PROC"
+check_match "... while PostgreSQL is still down" "$(status_field database_link)" "^(spooling|connecting)"
+check "polls are spooled during the outage" wait_queue 10 -ge 5
+pg_restart
+wait_queue 30 -eq 0
+sleep 2
 STOP=$($A process stop)
 check_match "process stop: all stored" "$STOP" "rows recorded, all stored"
 

@@ -16,6 +16,7 @@ FLUSH_MS=300
 spool_setup spool_kill 13 recorder.batch_rows=$BATCH_ROWS recorder.flush_interval_ms=$FLUSH_MS
 
 PROC=$($A process start --recipe kill9)
+check "step 1 marked" $A process step 1 "before the kills"
 RANDOM=4711
 resumed=0
 for i in $(seq 1 "$KILLS"); do
@@ -30,7 +31,17 @@ for i in $(seq 1 "$KILLS"); do
         break
     fi
     [ "$(status_field process)" = "$PROC" ] && resumed=$((resumed + 1))
+    [ "$i" = 10 ] && check "step 2 marked after kill 10" $A process step 2 "between the kills"
 done
+# Step numbers are used once per run, also across restarts: the spool
+# remembers them (PostgreSQL would refuse a second step 1 for good and the
+# batch would end in quarantine).
+for n in 1 2; do
+    OUT=$($A process step $n "again" 2>&1); rc=$?
+    check_eq "a second step $n after the restarts is refused (exit status)" "$rc" 1
+    check_match "... saying why" "$OUT" "step $n of process $PROC is already marked"
+done
+check "step 3 is accepted" $A process step 3 "after the kills"
 # The worst moment, made certain: aldrecd dies right after a COMMIT,
 # before it deletes the batch from the spool. The restart sends the batch
 # again; the ledger turns that into a skipped duplicate.
@@ -47,7 +58,7 @@ check_match "... and the log says so" "$(cat "$WORK/aldrecd.log")" \
     "batch [0-9]+ \([0-9]+ rows\) was already stored \(ledger\); not storing it again"
 check_eq "every restart went on recording process $PROC" "$resumed" "$KILLS"
 check_eq "the restarts said so in the log" \
-    "$(grep -c "resuming process $PROC, which was being recorded when aldrecd last stopped (from the spool)" "$WORK/aldrecd.log")" \
+    "$(grep -c "resuming process $PROC, which was being recorded when aldrecd last stopped (from the spool;" "$WORK/aldrecd.log")" \
     $((KILLS + 2))
 sleep 1
 STOP=$($A process stop)
@@ -72,6 +83,8 @@ LOST=$(( $(expected_rows "$PROC") - $(stored_rows "$PROC") ))
 echo "# rows lost in $KILLS kills: $LOST (at most $((KILLS * PER_KILL * NPARAM)))"
 check_ge "rows lost are bounded by one batch per kill" $((KILLS * PER_KILL * NPARAM)) "$LOST"
 check_eq "nothing quarantined" "$(status_field quarantined)" "0 batches, 0 rows"
+check_eq "steps 1, 2, 3 stored once each" \
+    "$(q "SELECT string_agg(step_no::text, ',' ORDER BY step_no) FROM process_steps WHERE process_id = $PROC")" "1,2,3"
 check_eq "the spool kept its identity through the kills" \
     "$(q "SELECT count(DISTINCT spool_id) FROM ingest_ledger WHERE recorder_id = 'rec-test'")" 1
 check_done spool_kill

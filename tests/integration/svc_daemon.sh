@@ -99,12 +99,17 @@ check_eq "/health: ok" "$($PROM health "$HURL")" "200 ok"
 check_match "aldrec status: health line" "$($A status)" "health: +ok"
 PROC=$($A process start --recipe svc-metrics)
 wait_until 20 "rows stored" bash -c "[ \$(psql -XAtq '$ADMIN_DSN' -c 'SELECT count(*) FROM process_data_points WHERE process_id = $PROC') -gt 500 ]"
+# /metrics serves what the main loop rendered up to a second ago, so only
+# the counter read before the database may come from it (a stale "written"
+# is smaller still); "spooled" and "read" must be as of after the count:
+# `aldrec metrics` renders them at the moment it asks.
 consistent=0
 for i in 1 2 3 4 5; do
     w=$($PROM get "$URL" aldrec_points_written_total)
     c=$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC")
-    s=$($PROM get "$URL" aldrec_points_spooled_total)
-    r=$($PROM get "$URL" aldrec_points_read_total)
+    fresh=$($A metrics)
+    s=$($PROM get - aldrec_points_spooled_total <<<"$fresh")
+    r=$($PROM get - aldrec_points_read_total <<<"$fresh")
     [ "$w" -le "$c" ] && [ "$c" -le "$s" ] && [ "$s" -le "$r" ] && consistent=$((consistent + 1))
     echo "# scrape $i: written $w <= rows in PostgreSQL $c <= spooled $s <= read $r"
     sleep 0.7

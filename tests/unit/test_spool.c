@@ -649,6 +649,7 @@ static void corrupt_case(const char *name, void (*damage)(const char *path), con
     if (!sp)
         return;
     int64_t old_id = spool_id(sp);
+    T_EQ_INT(spool_set_process(sp, 5, err, sizeof err), 0);
     for (int i = 0; i < 40; i++)
         append(sp, 5, 1000000 + i * 1000000LL, 10, 10, NULL);
     spool_close(sp);
@@ -677,8 +678,121 @@ static void corrupt_case(const char *name, void (*damage)(const char *path), con
     spool_get_stats(sp, &st);
     T_EQ_INT(st.batches, 0);
     T_EQ_INT(append(sp, 5, 1, 1, 1, NULL), 1);
+    /* The run being recorded survives the damage: PATH.process has it. */
     bool known;
     int64_t pid;
+    T_EQ_INT(spool_get_process(sp, &pid, &known, err, sizeof err), 0);
+    snprintf(msg, sizeof msg, "%s: the fresh file resumes process 5 (known %d, pid %lld)", name,
+             known, (long long)pid);
+    t_report(known && pid == 5 && info.process_restored && info.process_id == 5, __FILE__,
+             __LINE__, msg);
+    spool_close(sp);
+}
+
+static int read_text(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return (int)n;
+}
+
+static batch_t step_batch(int64_t proc, int32_t no, bool marks)
+{
+    static const uint8_t data[] = "not COPY data: never sent";
+    return (batch_t){ .kind = BATCH_STEPS, .process_id = proc, .rows = 1, .first_ts_us = 1,
+                      .last_ts_us = 1, .data = data, .len = sizeof data,
+                      .marks_step = marks, .step_no = no };
+}
+
+/* PATH.process: written with every spool_set_process, read only when the
+ * file is new; a broken one is ignored with a reason. Marked steps: noted
+ * with their batch, survive a reopen, forgotten when another run starts. */
+static void test_process_file(void)
+{
+    char p[512], pf[600], text[128], err[512];
+    spool_open_info_t info;
+    bool known;
+    int64_t pid;
+    path_of(p, sizeof p, "pf.db");
+    snprintf(pf, sizeof pf, "%s.process", p);
+
+    spool_t *sp = open_at("pf.db", 1 << 30, SPOOL_DROP_OLDEST, &info);
+    if (!sp)
+        return;
+    T_CHECK(info.created && !info.process_restored && info.process_file_error[0] == '\0');
+    T_CHECK(!exists(pf));
+    T_EQ_INT(spool_get_process(sp, &pid, &known, err, sizeof err), 0);
+    T_CHECK(!known);
+    T_EQ_INT(spool_set_process(sp, 42, err, sizeof err), 0);
+    T_EQ_INT(read_text(pf, text, sizeof text) > 0, 1);
+    T_EQ_STR(text, "process_id 42\n");
+
+    /* Steps 0 and 3 of run 42, a step batch without a mark, and one of
+     * another process. */
+    spool_append_result_t res;
+    batch_t b = step_batch(42, 0, true);
+    T_EQ_INT(spool_append(sp, &b, &res, err, sizeof err), 0);
+    b = step_batch(42, 3, true);
+    T_EQ_INT(spool_append(sp, &b, &res, err, sizeof err), 0);
+    b = step_batch(42, 9, false);
+    T_EQ_INT(spool_append(sp, &b, &res, err, sizeof err), 0);
+    b = step_batch(41, 7, true);
+    T_EQ_INT(spool_append(sp, &b, &res, err, sizeof err), 0);
+    spool_close(sp);
+
+    sp = open_at("pf.db", 1 << 30, SPOOL_DROP_OLDEST, &info);
+    if (!sp)
+        return;
+    T_CHECK(!info.created && !info.process_restored);
+    int32_t *steps = NULL;
+    size_t n = 9;
+    T_EQ_INT(spool_get_steps(sp, 42, &steps, &n, err, sizeof err), 0);
+    T_EQ_INT(n, 2);
+    if (n == 2)
+        T_CHECK(steps[0] == 0 && steps[1] == 3);
+    free(steps);
+    /* The stop forgets run 42's steps (and 41's). */
+    T_EQ_INT(spool_set_process(sp, 0, err, sizeof err), 0);
+    T_EQ_INT(spool_get_steps(sp, 42, &steps, &n, err, sizeof err), 0);
+    T_EQ_INT(n, 0);
+    free(steps);
+    T_EQ_INT(spool_get_steps(sp, 41, &steps, &n, err, sizeof err), 0);
+    T_EQ_INT(n, 0);
+    free(steps);
+    T_EQ_INT(read_text(pf, text, sizeof text) > 0, 1);
+    T_EQ_STR(text, "process_id 0\n");
+    T_EQ_INT(spool_set_process(sp, 43, err, sizeof err), 0);
+    spool_close(sp);
+
+    /* The spool file is lost; the process file is not. */
+    char side[700];
+    unlink(p);
+    snprintf(side, sizeof side, "%s-wal", p);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", p);
+    unlink(side);
+    sp = open_at("pf.db", 1 << 30, SPOOL_DROP_OLDEST, &info);
+    if (!sp)
+        return;
+    T_CHECK(info.created && info.process_restored && info.process_id == 43);
+    T_EQ_INT(spool_get_process(sp, &pid, &known, err, sizeof err), 0);
+    T_CHECK(known && pid == 43);
+    spool_close(sp);
+
+    /* A process file that is not one: ignored, and said why. */
+    FILE *f = fopen(pf, "w");
+    fputs("process_id 4x\n", f);
+    fclose(f);
+    unlink(p);
+    sp = open_at("pf.db", 1 << 30, SPOOL_DROP_OLDEST, &info);
+    if (!sp)
+        return;
+    T_CHECK(info.created && !info.process_restored);
+    T_CHECK(strstr(info.process_file_error, "pf.db.process: not a process file") != NULL);
     T_EQ_INT(spool_get_process(sp, &pid, &known, err, sizeof err), 0);
     T_CHECK(!known);
     spool_close(sp);
@@ -761,6 +875,7 @@ int main(void)
     test_doubt();
     test_doubt_survives_failed_group();
     test_quarantine();
+    test_process_file();
     corrupt_case("garbage.db", damage_garbage, "quick_check");
     corrupt_case("trunc-odd.db", damage_truncate_odd, "truncated");
     corrupt_case("trunc-pages.db", damage_truncate_pages, "");
