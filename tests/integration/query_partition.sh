@@ -4,10 +4,14 @@
 #   - `aldrec db maintain` creates partitions ahead and drops only the
 #     partitions past the retention; the DEFAULT partition catches rows no
 #     partition covers, and creating their partition moves them;
+#   - a backlog of past days in the DEFAULT partition is moved into
+#     partitions of its days (one transaction per day, indexes, nothing
+#     lost) and then falls under the retention (0008);
 #   - aldrecd records (binary COPY through pgsink) across a partition
 #     boundary: nothing lost, nothing twice, the ledger intact;
 #   - the per-parameter queries use an index on every partition holding
-#     rows, and a time window prunes partitions (EXPLAIN, parsed).
+#     rows, and a time window or a step (summary --step) prunes partitions
+#     (EXPLAIN, parsed).
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 source "$ALD_ROOT/tests/lib/check.sh"
@@ -85,11 +89,94 @@ check_match "a second run has nothing to do" "$out" "^0 created, 0 dropped; 7 pa
 q "INSERT INTO process_data_points VALUES (6, 1, '2100-01-01 12:00:00+00', 1, 0)" >/dev/null
 check_eq "a row no partition covers lands in the default partition" \
     "$(q "SELECT tableoid::regclass FROM process_data_points WHERE process_id = 6")" process_data_points_default
-check_match "db maintain warns about rows in the default partition" "$($A db maintain)" \
-    "warning: the default partition holds 1 rows"
 check_eq "creating their partition moves them out of the default partition" \
     "$(q "SELECT aldrec_partition_create('2100-01-01+00', '2100-01-02+00', 'process_data_points_p21000101')")/$(q "SELECT tableoid::regclass FROM process_data_points WHERE process_id = 6")" \
     "1/process_data_points_p21000101"
+
+# --- a backlog in the DEFAULT partition: rows of days long past -----------------------
+# Rows stamped 15 and 14 days ago (forwarded after an outage across days, or
+# a backlog older than the installation) find no partition and land in the
+# DEFAULT one. db maintain must move each day's rows into a partition of
+# their own with every index, one transaction per day, so that retention
+# drops them in time like any other; a row at 'infinity' fits no period:
+# it stays, reported.
+D15=$(q "SELECT to_char(now() AT TIME ZONE 'UTC' - interval '15 days', 'YYYYMMDD')")
+D14=$(q "SELECT to_char(now() AT TIME ZONE 'UTC' - interval '14 days', 'YYYYMMDD')")
+q "INSERT INTO process_data_points
+   SELECT 8, 1 + g % 2, '$D15'::date::timestamp AT TIME ZONE 'UTC' + g * interval '30 s', g * 0.25, 0
+   FROM generate_series(0, 2 * 2880 - 1) g;
+   INSERT INTO process_data_points VALUES (9, 1, 'infinity', 1, 0)" >/dev/null
+per_day() {   # process → "day:rows:sum ..." of its rows, whatever partition holds them
+    q "SELECT string_agg(d || ':' || n || ':' || s, ' ' ORDER BY d) FROM (SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYYMMDD') AS d,
+       count(*) AS n, sum(value) AS s FROM process_data_points WHERE process_id = $1 GROUP BY 1) x"
+}
+BACKLOG=$(per_day 8)
+rows_of() { sed -n "s/.*$1:\([0-9]*\):.*/\1/p" <<<"$BACKLOG"; }   # day → rows of the backlog
+N15=$(rows_of "$D15"); N14=$(rows_of "$D14")
+check_eq "a backlog of two past days lands in the default partition" \
+    "$(q "SELECT count(*) FROM process_data_points_default WHERE process_id = 8")/$((N15 + N14))" "5760/5760"
+# A table in the way of day D14's partition: that day fails, the other is kept.
+q "CREATE TABLE process_data_points_p$D14 (x int)" >/dev/null
+out=$($A db maintain 2>"$WORK/maintain.err"); rc=$?
+check_eq "db maintain exits 1 when a day cannot be moved" "$rc" 1
+check_match "... naming it" "$(cat "$WORK/maintain.err")" "process_data_points_p$D14\" already exists"
+check_match "... after moving the other day in a transaction of its own" "$out" \
+    "^created process_data_points_p$D15 \[.*\), moved $N15 rows into it from the default partition\$"
+check_eq "... which stays moved, while the failed day's rows stay in the default partition" \
+    "$(q "SELECT count(*) FROM process_data_points_p$D15")/$(q "SELECT count(*) FROM process_data_points_default WHERE process_id = 8")" \
+    "$N15/$N14"
+check_match "... and says what is left there" "$out" "warning: the default partition holds $((N14 + 1)) rows"
+q "DROP TABLE process_data_points_p$D14" >/dev/null
+out=$($A db maintain); rc=$?
+check_eq "db maintain, the way cleared: exits 0" "$rc" 0
+check_match "... moves the other day" "$out" \
+    "^created process_data_points_p$D14 \[.*\), moved $N14 rows into it from the default partition\$"
+check_eq "every row of the backlog kept (rows and sum per day)" "$(per_day 8)" "$BACKLOG"
+check_eq "... each in the partition of its day" \
+    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = 8
+          AND tableoid::regclass::text <> 'process_data_points_p' || to_char(ts AT TIME ZONE 'UTC', 'YYYYMMDD')")" 0
+check_eq "... partitions of one UTC day each" \
+    "$(q "SELECT string_agg(to_char(lower_bound AT TIME ZONE 'UTC', 'YYYYMMDD HH24:MI') || ' +' || (upper_bound - lower_bound), ', ' ORDER BY lower_bound)
+          FROM data_partitions WHERE name IN ('process_data_points_p$D15', 'process_data_points_p$D14')")" \
+    "$D15 00:00 +1 day, $D14 00:00 +1 day"
+NIDX=$(q "SELECT count(*) FROM pg_index WHERE indrelid = 'process_data_points'::regclass")
+check_eq "... each with every index of the table ($NIDX), attached and valid" \
+    "$(q "SELECT string_agg(n::text, ' ' ORDER BY r) FROM (SELECT i.indrelid::regclass::text AS r, count(*) AS n
+          FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indexrelid
+          WHERE i.indisvalid AND i.indrelid IN ('process_data_points_p$D15'::regclass, 'process_data_points_p$D14'::regclass)
+          GROUP BY 1) x")" "$NIDX $NIDX"
+out=$(q "INSERT INTO process_data_points SELECT process_id, parameter_id, ts, 1, 0 FROM process_data_points_p$D14 LIMIT 1" 2>&1)
+check_match "... the unique one refusing a moved sample stored twice" "$out" "duplicate key value violates unique constraint"
+check_eq "... owned by aldrec_owner" \
+    "$(q "SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables WHERE tablename IN ('process_data_points_p$D15', 'process_data_points_p$D14')")" \
+    aldrec_owner
+check_eq "the default partition keeps only the row no period holds" \
+    "$(q "SELECT count(*) || ' row: ' || min(process_id) || '@' || min(ts) FROM process_data_points_default")" "1 row: 9@infinity"
+check_match "... and db maintain says so" "$($A db maintain)" "warning: the default partition holds 1 rows \(infinity \.\. infinity\)"
+sed 's/^retention_days = 20$/retention_days = 12/' "$CFG" > "$WORK/ret12.conf"
+out=$("$BIN/aldrec" --config "$WORK/ret12.conf" db maintain); rc=$?
+check_eq "with retention_days = 12: exits 0" "$rc" 0
+check_match "... drops the backlog's first day" "$out" "^dropped process_data_points_p$D15 .*: $N15 rows older than 12 days\$"
+check_match "... and its second" "$out" "^dropped process_data_points_p$D14 .*: $N14 rows older than 12 days\$"
+check_eq "... their rows gone, the 10 days old partition kept" \
+    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = 8")/$(q "SELECT count(*) FROM $P10")" "0/100"
+# The same from SQL (a site that schedules aldrec_maintain() in PostgreSQL):
+# one call moves a far-future row and a row 16 days old, and drops the latter.
+D16=$(q "SELECT to_char(now() AT TIME ZONE 'UTC' - interval '16 days', 'YYYYMMDD')")
+q "INSERT INTO process_data_points VALUES (10, 1, '2099-06-15 08:00:00+00', 1, 0),
+       (10, 1, '$D16'::date::timestamp AT TIME ZONE 'UTC' + interval '12 hours', 2, 0)" >/dev/null
+check_eq "aldrec_maintain() moves default rows of any period, then applies the retention" \
+    "$(q "SELECT string_agg(action || ' ' || partition || ' ' || rows, ', ' ORDER BY action, partition)
+          FROM aldrec_maintain('day', 5, '12 days') WHERE action <> 'default'")" \
+    "created process_data_points_p$D16 1, created process_data_points_p20990615 1, dropped process_data_points_p$D16 1"
+check_eq "... the far-future row in its partition" \
+    "$(q "SELECT string_agg(tableoid::regclass::text, ',') FROM process_data_points WHERE process_id = 10")" \
+    process_data_points_p20990615
+for f in "aldrec_maintain_period('day', now())" "aldrec_default_periods('day')"; do
+    out=$(psql -XAtq "$REC_DSN" -c "SELECT * FROM $f" 2>&1)
+    check_match "the recorder role may not call ${f%%(*}" "$out" "permission denied"
+done
+q "DELETE FROM process_data_points_default" >/dev/null
 
 # --- recording across a partition boundary (aldrecd → binary COPY) ------------------
 # Replace the partitions around now by two that meet 3 s from now.
