@@ -237,6 +237,100 @@ check_match "summary table of one step names it" "$out" "^step 2 second "
 check_match "... and shows its figures" "$out" "^  heater1.temperature +degC +271 +95 +105 .* 5 +0 +1$"
 check_eq "summary table has no other step" "$(grep -c '^step ' <<<"$out")" 1
 
+# --- compare_runs: two runs of one recipe side by side, vs the raw rows -------------
+# A second run of recipe "fab": 70 s at 10 Hz, step 2 from 25.3 s (off the
+# whole second: buckets are aligned to each run's own step start) to the end,
+# nothing from 28.3 to 30.3 s (its step-2 buckets 3 and 4), two failed reads
+# at 50.0 s, and heater2.temperature at 500 (must not leak into heater1's
+# figures). Step 2 lasts 30 s in FAB (with its hole at step offsets 10..13 s)
+# and 44.7 s here, so each run has buckets the other lacks.
+FAB2=$(q "INSERT INTO processes (machine_id, recipe, lot, recorder_id, started_at, ended_at, status)
+          SELECT id, 'fab', 'F2', 'test', date_trunc('second', now()) - interval '5 min',
+                 date_trunc('second', now()) - interval '5 min' + interval '70 s', 'completed'
+          FROM machines WHERE name = 'ald-demo' RETURNING id" | head -1)
+H2=$(q "SELECT parameter_id FROM parameter_names WHERE full_name = 'heater2.temperature'")
+q "INSERT INTO process_data_points
+   SELECT $FAB2, $H1, p.started_at + g * interval '100 ms',
+          CASE WHEN g IN (500, 501) THEN NULL ELSE 110 + 3 * cos(g / 40.0) END,
+          CASE WHEN g IN (500, 501) THEN 3 ELSE 0 END
+   FROM processes p, generate_series(0, 699) g WHERE p.id = $FAB2 AND g NOT BETWEEN 283 AND 302;
+   INSERT INTO process_data_points
+   SELECT $FAB2, $H2, p.started_at + g * interval '100 ms', 500, 0
+   FROM processes p, generate_series(0, 699) g WHERE p.id = $FAB2;
+   INSERT INTO process_steps SELECT $FAB2, 1, 'first', started_at FROM processes WHERE id = $FAB2;
+   INSERT INTO process_steps SELECT $FAB2, 2, 'second', started_at + interval '25.3 s' FROM processes WHERE id = $FAB2" >/dev/null
+# Independently: a step ends at the next step's start (min over
+# process_steps, no window function) or the process end; a sample's bucket
+# is floor(seconds since the step start / bucket) (no date_bin); the two
+# runs are lined up and mean_diff taken in Python.
+raw_buckets() {   # run_a run_b step param bucket_s → side,offset,n,min,mean,max per line
+    psql -XAtq -F, -v ON_ERROR_STOP=1 "$ADMIN_DSN" <<SQL
+WITH st AS (
+    SELECT CASE s.process_id WHEN $1 THEN 'a' ELSE 'b' END AS side, s.process_id, s.started_at,
+           coalesce((SELECT min(n.started_at) FROM process_steps n
+                      WHERE n.process_id = s.process_id AND n.started_at > s.started_at),
+                    (SELECT ended_at FROM processes WHERE id = s.process_id)) AS ended_at
+    FROM process_steps s WHERE s.process_id IN ($1, $2) AND s.step_no = $3)
+SELECT st.side, floor(extract(epoch FROM d.ts - st.started_at) / $5) * $5,
+       count(*), min(d.value), avg(d.value), max(d.value)
+FROM process_data_points d JOIN st ON d.process_id = st.process_id
+WHERE d.parameter_id = $4 AND d.ts >= st.started_at AND d.ts < st.ended_at
+GROUP BY 1, 2;
+SQL
+}
+cmp_compare() {   # compare_runs.csv raw.csv → "same N (a only N, b only N)" or the differences
+    python3 - "$1" "$2" <<'PY'
+import csv, sys
+num = lambda x: None if x == '' else float(x)
+got = [[num(x) for x in r] for r in csv.reader(open(sys.argv[1]))]
+side = {'a': {}, 'b': {}}
+for s, o, n, lo, mean, hi in csv.reader(open(sys.argv[2])):
+    side[s][round(float(o), 6)] = (int(n), num(lo), num(mean), num(hi))
+keys = sorted(set(side['a']) | set(side['b']))
+want = []
+for k in keys:
+    a, b = side['a'].get(k, (None,) * 4), side['b'].get(k, (None,) * 4)
+    want.append((k,) + a + b + (None if a[2] is None or b[2] is None else b[2] - a[2],))
+def same(x, y):
+    return x is None and y is None or (x is not None and y is not None and abs(x - y) <= 1e-9 * max(1, abs(y)))
+bad = [] if len(got) == len(want) else [('rows', len(got), len(want))]
+bad += [(g, w) for g, w in zip(got, want) if len(g) != len(w) or not all(same(x, y) for x, y in zip(g, w))]
+if [g[0] for g in got] != sorted(g[0] for g in got):
+    bad.append('not ordered by offset')
+if bad:
+    print('differ', bad[:3])
+else:
+    print('same %d (a only %d, b only %d)' % (len(want), sum(k not in side['b'] for k in keys),
+                                               sum(k not in side['a'] for k in keys)))
+PY
+}
+compare_check() {   # step bucket bucket_s expected-shape
+    psql -XAtq -F, -v ON_ERROR_STOP=1 "$READER_DSN" \
+        -c "SELECT * FROM compare_runs($FAB, $FAB2, $1, $H1, '$2')" > "$WORK/cmp.csv"
+    raw_buckets "$FAB" "$FAB2" "$1" "$H1" "$3" > "$WORK/cmpraw.csv"
+    check_eq "compare_runs step $1, buckets of $2 (engineer role) = the raw rows bucketed independently" \
+        "$(cmp_compare "$WORK/cmp.csv" "$WORK/cmpraw.csv")" "$4"
+}
+# The expected shapes follow from the fixture: step 1 is 30 s in FAB and
+# 25.3 s in FAB2; step 2 as above.
+compare_check 1 '1 second' 1 "same 30 (a only 4, b only 0)"
+compare_check 2 '1 second' 1 "same 45 (a only 2, b only 17)"
+compare_check 2 '2500 ms' 2.5 "same 18 (a only 0, b only 6)"
+check_eq "... the spike shows as a_max 10000 at offset 20 s of step 1" \
+    "$(psql -XAtq "$READER_DSN" -c "SELECT offset_s || ':' || a_max FROM compare_runs($FAB, $FAB2, 1, $H1, '1 second') WHERE a_max > 1000")" \
+    "20:10000"
+bad_sql() {   # description regex SQL — must fail with a message matching regex
+    local out rc
+    out=$(psql -XAtq "$READER_DSN" -c "$3" 2>&1); rc=$?
+    if [ "$rc" -ne 0 ] && grep -Eq -- "$2" <<<"$out"; then ok "$1: \"$(head -1 <<<"$out")\""
+    else not_ok "$1: exit $rc, \"$out\" (expected an error matching /$2/)"; fi
+}
+bad_sql "compare_runs refuses runs of different recipes" \
+    "process $FAB ran recipe \"fab\", process $PROC ran \"q-recipe\"" "SELECT * FROM compare_runs($FAB, $PROC, 1, $H1)"
+bad_sql "compare_runs refuses a step one run lacks" "process $FAB has no step 3" \
+    "SELECT * FROM compare_runs($FAB, $FAB2, 3, $H1)"
+bad_sql "compare_runs refuses an unknown process" "unknown process 999999" \
+    "SELECT * FROM compare_runs($FAB, 999999, 1, $H1)"
 # --- plot -----------------------------------------------------------------------------
 $A plot --process "$PROC" --param "$PARAMS,heater2.temperature" -o "$WORK/run.svg"; rc=$?
 check_eq "plot exits 0" "$rc" 0
@@ -255,6 +349,7 @@ steps = [e for e in root.iter(NS + 'g') if 'step' in cls(e)]
 print('steps', ' '.join('%s@%s' % (s.get('data-step'), s.get('data-t-us')) for s in steps))
 limits = [e for e in root.iter(NS + 'line') if 'limit' in cls(e)]
 print('limits', ' '.join(sorted('%s:%s' % (l.get('data-param'), l.get('data-limit')) for l in limits)))
+print('window %d %d' % (t0, t1))
 for p in panels:
     x, y, w, h = (float(p.get(k)) for k in ('data-x', 'data-y', 'data-width', 'data-height'))
     lo, hi = float(p.get('data-ymin')), float(p.get('data-ymax'))
@@ -266,6 +361,10 @@ for p in panels:
         vmax = lo + (y + h - top) / h * (hi - lo)
         print('series %s points %d width %d max %.6g tol %.3g samples %s' % (
             s.get('data-param'), len(pts), w, vmax, (hi - lo) / h * 1.5, s.get('data-samples')))
+        # times of the first and last drawn points (from x), and one column
+        xt = lambda px: t0 + (px - x) / w * (t1 - t0)
+        print('drawn %s %.0f %.0f %.0f' % (s.get('data-param'), xt(pts[0][0]), xt(max(px for px, py in pts)),
+                                          (t1 - t0) / w))
     for r in p.iter(NS + 'rect'):
         if 'gap' in cls(r):
             a = t0 + (float(r.get('x')) - x) / w * (t1 - t0)
@@ -287,6 +386,71 @@ check_eq "every series is drawn with all its samples counted" \
 HMAX=$(q "SELECT max(value) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $H1")
 check_eq "heater1.temperature's highest drawn point is its highest sample (within a pixel)" \
     "$(awk -v m="$HMAX" '$3 == "points" && $2 == "heater1.temperature" {d = $8 - m; print (d < 0 ? -d : d) <= $10}' <<<"$facts")" 1
+
+# --- plot of one step, of a time window ------------------------------------------
+# plot_window WHAT SVG PROC FROM TO NAMES — FROM and TO are SQL expressions;
+# the SVG's time axis must be exactly [FROM, TO), each series must count the
+# samples stored in that window and be drawn from its first good sample
+# there to its last (within one pixel column), nothing outside.
+plot_window() {
+    local what=$1 svg=$2 proc=$3 from=$4 to=$5 names=$6 facts
+    facts=$(svg_facts "$svg") || { not_ok "$what: the SVG is not well-formed XML"; return; }
+    check_eq "$what: the time axis spans exactly the window" "$(sed -n 's/^window //p' <<<"$facts")" \
+        "$(q "SELECT (extract(epoch FROM $from) * 1000000)::int8 || ' ' || (extract(epoch FROM $to) * 1000000)::int8")"
+    psql -XAtq -F' ' -v ON_ERROR_STOP=1 "$ADMIN_DSN" -c "SELECT n.full_name, count(*),
+            (extract(epoch FROM min(d.ts) FILTER (WHERE d.quality = 0 AND d.value IS NOT NULL)) * 1000000)::int8,
+            (extract(epoch FROM max(d.ts) FILTER (WHERE d.quality = 0 AND d.value IS NOT NULL)) * 1000000)::int8
+        FROM process_data_points d JOIN parameter_names n USING (parameter_id)
+        WHERE d.process_id = $proc AND n.full_name = ANY (string_to_array('$names', ','))
+          AND d.ts >= $from AND d.ts < $to GROUP BY 1" > "$WORK/win.raw"
+    check_match "$what: every series counts the window's samples and is drawn over their span only" \
+        "$(python3 - "$facts" "$WORK/win.raw" <<'PY'
+import sys
+samples, drawn = {}, {}
+for l in sys.argv[1].splitlines():
+    f = l.split()
+    if f[0] == 'series' and len(f) > 3 and f[2] == 'points':
+        samples[f[1]] = int(f[11])
+    elif f[0] == 'drawn':
+        drawn[f[1]] = tuple(float(x) for x in f[2:5])
+rows = [l.split() for l in open(sys.argv[2]) if l.strip()]
+bad = []
+for name, n, lo, hi in rows:
+    if samples.get(name) != int(n):
+        bad.append((name, 'samples', samples.get(name), int(n)))
+    a, b, col = drawn.get(name, (None, None, 0))
+    if a is None or abs(a - int(lo)) > col or abs(b - int(hi)) > col:
+        bad.append((name, 'drawn', a, b, 'want', lo, hi))
+if sorted(samples) != sorted(r[0] for r in rows):
+    bad.append(('series', sorted(samples), sorted(r[0] for r in rows)))
+print('same %d' % len(rows) if rows and not bad else 'differ %s' % bad)
+PY
+)" "^same [1-9]"
+}
+S2="(SELECT started_at FROM process_steps WHERE process_id = $PROC AND step_no = 2)"
+S3="(SELECT started_at FROM process_steps WHERE process_id = $PROC AND step_no = 3)"
+$A plot --process "$PROC" --param "$PARAMS" --step 2 -o "$WORK/step2.svg"; rc=$?
+check_eq "plot --step 2 exits 0" "$rc" 0
+plot_window "plot --step 2" "$WORK/step2.svg" "$PROC" "$S2" "$S3" "$PARAMS"
+check_eq "plot --step 2: the only step marker is step 2's, at its start" \
+    "$(svg_facts "$WORK/step2.svg" | sed -n 's/^steps //p')" \
+    "$(q "SELECT '2@' || (extract(epoch FROM $S2) * 1000000)::int8")"
+# Absolute times (ISO 8601, as an engineer types them) 10 s and 25 s into FAB.
+FROM_ISO=$(q "SELECT to_char((started_at + interval '10 s') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM processes WHERE id = $FAB")
+TO_ISO=$(q "SELECT to_char((started_at + interval '25 s') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM processes WHERE id = $FAB")
+$A plot --process "$FAB" --param heater1.temperature --from "$FROM_ISO" --to "$TO_ISO" -o "$WORK/win.svg"; rc=$?
+check_eq "plot --from/--to exits 0" "$rc" 0
+plot_window "plot --from/--to (ISO times, FAB +10 s .. +25 s)" "$WORK/win.svg" "$FAB" "'$FROM_ISO'::timestamptz" "'$TO_ISO'::timestamptz" \
+    heater1.temperature
+check_eq "... the spike inside the window is drawn at 10000 (within a pixel)" \
+    "$(svg_facts "$WORK/win.svg" | awk '$3 == "points" && $2 == "heater1.temperature" {d = $8 - 10000; print (d < 0 ? -d : d) <= $10}')" 1
+check_eq "... only step 1 (under way in the window) is marked" \
+    "$(svg_facts "$WORK/win.svg" | sed -n 's/^steps //p' | sed 's/@.*//')" 1
+# --from relative to the step with --step: 5 s into step 2 of FAB to its end.
+$A plot --process "$FAB" --param heater1.temperature --step 2 --from +5s -o "$WORK/step2from.svg"
+plot_window "plot --step 2 --from +5s" "$WORK/step2from.svg" "$FAB" \
+    "(SELECT started_at + interval '5 s' FROM process_steps WHERE process_id = $FAB AND step_no = 2)" \
+    "(SELECT ended_at FROM processes WHERE id = $FAB)" heater1.temperature
 
 $A plot --process "$FAB" --param heater1.temperature -o "$WORK/fab.svg"
 facts=$(svg_facts "$WORK/fab.svg")
@@ -310,6 +474,22 @@ facts=$(svg_facts "$WORK/long.svg")
 check_eq "plot of 36000 samples: at most 4 points per pixel column, spike (390) kept" \
     "$(awk '$3 == "points" {d = $8 - 390; print ($4 <= 4 * $6 && $4 >= $6) && (d < 0 ? -d : d) <= $10 && $12 == 36000}' <<<"$facts")" 1
 
+# --- runs --machine ----------------------------------------------------------------
+# A run on a second machine, started between the demo machine's runs: the
+# filter must leave it out of ald-demo's list and list it alone for its own.
+OTHER=$(q "INSERT INTO machines (name) VALUES ('ald-other') RETURNING id" | head -1)
+OPROC=$(q "INSERT INTO processes (machine_id, recipe, recorder_id, started_at, ended_at, status)
+           VALUES ($OTHER, 'fab', 'test', now() - interval '4 min', now() - interval '3 min', 'completed')
+           RETURNING id" | head -1)
+runs_of() {   # machine → "id machine" per run, newest first, as SQL has them
+    q "SELECT string_agg(p.id || ' ' || m.name, ',' ORDER BY p.started_at DESC, p.id DESC)
+       FROM processes p JOIN machines m ON m.id = p.machine_id WHERE m.name = '$1'"
+}
+listed() { $A runs --machine "$1" --limit 1000 --format csv | tail -n +2 | cut -d, -f1,2 | tr , ' ' | paste -sd,; }
+check_eq "runs --machine ald-demo lists exactly that machine's runs, newest first" \
+    "$(listed ald-demo)" "$(runs_of ald-demo)"
+check_match "... which are several, and not the other machine's" "$(listed ald-demo)" "^[0-9]+ ald-demo(,[0-9]+ ald-demo){3,}$"
+check_eq "runs --machine ald-other lists its one run" "$(listed ald-other)" "$OPROC ald-other"
 # --- bad input: exit 2 naming the culprit -------------------------------------------------
 bad_input() {   # description regex command...
     local what=$1 re=$2; shift 2
