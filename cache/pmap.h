@@ -22,7 +22,8 @@
  *   All integers little-endian; doubles as IEEE-754 binary64 bit patterns.
  *   offset size  header (PMAP_BLOB_HEADER = 48 bytes)
  *     0     8    magic "ALDPMAP\0"
- *     8     2    format version, PMAP_BLOB_FORMAT (1); other values: rejected
+ *     8     2    format version, PMAP_BLOB_FORMAT (2); other values: rejected
+ *                (a map written by an older build is a miss, not an error)
  *    10     2    flags, 0 (others rejected)
  *    12     4    parameter count N (<= PMAP_MAX_PARAMS)
  *    16     4    machines.id (i32)
@@ -41,7 +42,8 @@
  *     f64 scale, f64 offset, f64 min, f64 max, f64 set_value,
  *     u8 flags (1 has_min, 2 has_max, 4 has_set, 8 writable, 16 has_deadband,
  *               32 valid; other bits rejected),
- *     i32 poll_ms, f64 deadband, i32 max_interval_ms, str why
+ *     i32 poll_ms, f64 deadband, i32 max_interval_ms,
+ *     i32 stale_after_ms (>= 0; format 2), str why
  *   str = u16 length + that many bytes, no NUL, shorter than the field it
  *   fills; "qualified" is rebuilt from component and name.
  *
@@ -96,13 +98,14 @@ typedef struct param_meta {
     double deadband;             /* on-change recording, when has_deadband */
     bool has_deadband;
     int max_interval_ms;         /* with a deadband: store at least this often; 0 = never forced */
+    int stale_after_ms;          /* registers unchanged this long: quality stale; 0 = never */
     bool valid;                  /* false: skip this parameter, see why */
     char why[160];
 } param_meta_t;
 
 typedef struct pmap pmap_t;
 
-#define PMAP_BLOB_FORMAT 1
+#define PMAP_BLOB_FORMAT 2
 #define PMAP_BLOB_HEADER 48
 #define PMAP_MAX_PARAMS 100000
 

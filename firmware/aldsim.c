@@ -154,6 +154,14 @@ static double model_time(const struct server *s)
     return (double)(mono_ns() - s->start_ns) / 1e9;
 }
 
+/* Advances the reactor model to now, unless the device is frozen (fault
+ * "freeze": it answers with the values of the moment it froze). */
+static void model_step(struct server *s)
+{
+    if (!s->faults.freeze)
+        reactor_step(s->reactor, model_time(s));
+}
+
 static enum req_kind classify(int function)
 {
     switch (function) {
@@ -197,7 +205,7 @@ static void usage(FILE *f)
             "  --unit N          Modbus unit id answered, 1..247 (default 1); over TCP 0 and\n"
             "                    255 are answered too, other ids get exception 0x0B\n"
             "  --seed N          seed of the measurement noise and of fault rates (default 1)\n"
-            "  --fault SPEC      inject a fault (repeatable): latency=MS, silent,\n"
+            "  --fault SPEC      inject a fault (repeatable): latency=MS, silent, freeze,\n"
             "                    silent_rate=P, exception=TABLE:ADDR[-ADDR]:CODE,\n"
             "                    exception_rate=P:CODE, drop_every=N, refuse_ms=MS,\n"
             "                    max_registers=N, max_bits=N\n"
@@ -542,7 +550,7 @@ static void answer(struct server *s, struct conn *c, const uint8_t *req, int len
     bool sent = !(s->opt.rtu && req[hdr - 1] == 0);
     int rc = 0;
 
-    reactor_step(s->reactor, model_time(s));
+    model_step(s);
     if (sent && (kind == REQ_READ || kind == REQ_READ_WRITE)) {
         reactor_count_read(s->reactor);
         s->reads++;
@@ -595,7 +603,7 @@ static void serve_request(struct server *s, struct conn *c)
 
     int unit = req[hdr - 1];
     if (!s->opt.rtu && unit != s->opt.unit && unit != 0 && unit != MODBUS_TCP_SLAVE) {
-        reactor_step(s->reactor, model_time(s));
+        model_step(s);
         if (modbus_reply_exception(s->ctx, req, MODBUS_EXCEPTION_GATEWAY_TARGET) < 0)
             conn_failed(s, c);
         return;
@@ -731,7 +739,7 @@ static int server_run(struct server *s)
 
         int64_t now = mono_ns();
         if (now >= next_tick) {
-            reactor_step(s->reactor, model_time(s));
+            model_step(s);
             next_tick += (int64_t)TICK_MS * NS_PER_MS;
             if (next_tick <= now)           /* fell behind: no catch-up burst */
                 next_tick = now + (int64_t)TICK_MS * NS_PER_MS;

@@ -104,7 +104,7 @@ static int parse_range(char *v, fault_range_t *r, char *err, size_t errlen)
 
 /* One fault key: how its value is parsed into a fault_set_t. */
 enum value_kind {
-    V_NONE,        /* "silent": no value */
+    V_FLAG,        /* "silent", "freeze": no value; into *bool at .off */
     V_INT,         /* into *int at .off, .min ... .max */
     V_RATE,        /* into *double at .off */
     V_RATE_CODE,   /* exception_rate=P:CODE */
@@ -120,7 +120,10 @@ static const struct key {
 } keys[] = {
     { .name = "latency", .kind = V_INT, .off = offsetof(fault_set_t, latency_ms),
       .min = 1, .max = FAULT_MAX_LATENCY_MS, .syntax = "latency=MS" },
-    { .name = "silent", .kind = V_NONE, .syntax = "silent" },
+    { .name = "silent", .kind = V_FLAG, .off = offsetof(fault_set_t, silent),
+      .syntax = "silent" },
+    { .name = "freeze", .kind = V_FLAG, .off = offsetof(fault_set_t, freeze),
+      .syntax = "freeze" },
     { .name = "silent_rate", .kind = V_RATE, .off = offsetof(fault_set_t, silent_rate),
       .syntax = "silent_rate=P (0..1)" },
     { .name = "exception", .kind = V_RANGE, .syntax = "exception=TABLE:ADDR[-ADDR]:CODE" },
@@ -140,8 +143,8 @@ static const struct key {
 static bool key_set(const fault_set_t *f, const struct key *k)
 {
     switch (k->kind) {
-    case V_NONE:
-        return f->silent;
+    case V_FLAG:
+        return *(const bool *)(const void *)((const char *)f + k->off);
     case V_INT:
         return *(const int *)(const void *)((const char *)f + k->off) != 0;
     case V_RATE:
@@ -175,12 +178,12 @@ int fault_set_add(fault_set_t *f, const char *spec, char *err, size_t errlen)
             k = &keys[i];
     }
     if (!k) {
-        set_err(err, errlen, "unknown fault \"%s\" (latency, silent, silent_rate, "
+        set_err(err, errlen, "unknown fault \"%s\" (latency, silent, freeze, silent_rate, "
                 "exception, exception_rate, drop_every, refuse_ms, max_registers, "
                 "max_bits)", buf);
         return -1;
     }
-    if ((k->kind == V_NONE) != (value == NULL)) {
+    if ((k->kind == V_FLAG) != (value == NULL)) {
         set_err(err, errlen, "\"%s\": expected %s", spec, k->syntax);
         return -1;
     }
@@ -190,8 +193,8 @@ int fault_set_add(fault_set_t *f, const char *spec, char *err, size_t errlen)
     }
 
     switch (k->kind) {
-    case V_NONE:
-        n.silent = true;
+    case V_FLAG:
+        *(bool *)(void *)((char *)&n + k->off) = true;
         break;
     case V_INT:
         if (parse_int(value, k->min, k->max, (int *)(void *)((char *)&n + k->off)) < 0)
@@ -314,6 +317,8 @@ void fault_set_format(const fault_set_t *f, char *buf, size_t len)
         append(buf, len, &pos, " latency=%d", f->latency_ms);
     if (f->silent)
         append(buf, len, &pos, " silent");
+    if (f->freeze)
+        append(buf, len, &pos, " freeze");
     if (f->silent_rate > 0)
         append(buf, len, &pos, " silent_rate=%g", f->silent_rate);
     for (int i = 0; i < f->nranges; i++) {

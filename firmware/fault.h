@@ -6,6 +6,10 @@
  *
  *   latency=MS                       every answer is sent MS ms late
  *   silent                           no request is answered
+ *   freeze                           the reactor model stands still: every
+ *                                    request is answered, with the same
+ *                                    values (a hung controller whose Modbus
+ *                                    stack goes on answering)
  *   silent_rate=P                    a fraction P (0..1) is not answered
  *   exception=TABLE:ADDR[-ADDR]:CODE requests touching those addresses get
  *                                    exception CODE (repeatable)
@@ -43,6 +47,7 @@ typedef struct fault_range {
 typedef struct fault_set {
     int latency_ms;           /* 0: answers at once */
     bool silent;
+    bool freeze;              /* the model is not stepped (aldsim.c) */
     double silent_rate;       /* 0..1 */
     int nranges;
     fault_range_t ranges[FAULT_MAX_EXCEPTIONS];

@@ -57,6 +57,7 @@ struct item_def {
     double scale, offset, min, max;
     bool has_min, has_max;
     deadband_cfg_t db;
+    int stale_after_ms;      /* 0: never stale */
     char qualified[128];
 };
 
@@ -64,6 +65,11 @@ struct item {
     struct item_def def;
     /* device thread only: */
     deadband_state_t dbs;
+    /* stale watch: the registers last read and since when (cycle deadline)
+     * they have not changed; reset by a failed read */
+    bool watching;
+    uint16_t last_raw[4];
+    int64_t unchanged_since_ns;
     bool dropped;            /* refused as a definition error: not planned */
     bool ever_read;          /* the device has served it at least once */
     bool alone;              /* isolated after an exception */
@@ -272,6 +278,7 @@ int device_add_param(device_t *d, const param_meta_t *pm, char *why, size_t whyl
     it->def.db.enabled = pm->has_deadband;
     it->def.db.deadband = pm->has_deadband ? pm->deadband : 0;
     it->def.db.max_interval_ms = pm->has_deadband ? pm->max_interval_ms : 0;
+    it->def.stale_after_ms = pm->stale_after_ms > 0 ? pm->stale_after_ms : 0;
     snprintf(it->def.qualified, sizeof it->def.qualified, "%s", pm->qualified);
     return 0;
 }
@@ -453,10 +460,27 @@ static int do_read(device_t *d, regtype_t table, int addr, int count)
 static void emit(struct group *g, struct item *it, int16_t q, bool has_value, double v,
                  int64_t ts)
 {
+    if (!has_value)
+        it->watching = false;    /* what comes back is watched anew */
     if (!deadband_keep(&it->def.db, &it->dbs, q, has_value, v, g->due_ns))
         return;
     g->out[g->nout++] = (sample_t){ .parameter_id = it->def.id, .ts_us = ts, .value = v,
                                     .quality = q, .has_value = has_value };
+}
+
+/* True when it's registers (src, as read) have not changed for
+ * stale_after_ms of cycle deadlines: a device that answers from a frozen
+ * process image. Measured signals always move a little (noise). */
+static bool stale_watch(struct item *it, const uint16_t *src, int64_t due_ns)
+{
+    size_t n = (size_t)(is_bits(it->def.table) ? 1 : regcodec_words(it->def.type));
+    if (!it->watching || memcmp(it->last_raw, src, n * sizeof *src) != 0) {
+        memcpy(it->last_raw, src, n * sizeof *src);
+        it->watching = true;
+        it->unchanged_since_ns = due_ns;
+        return false;
+    }
+    return due_ns - it->unchanged_since_ns >= (int64_t)it->def.stale_after_ms * 1000000LL;
 }
 
 /* it was read fine: decode from the buffer of a read starting at start. */
@@ -472,6 +496,8 @@ static void emit_value(device_t *d, struct group *g, struct item *it, int start,
     double v = regcodec_decode(src, it->def.type, it->def.order) * it->def.scale + it->def.offset;
     int16_t q = quality_of_limits(v, it->def.has_min, it->def.min, it->def.has_max,
                                   it->def.max);
+    if (it->def.stale_after_ms && stale_watch(it, src, g->due_ns))
+        q = Q_STALE;   /* not live: whether it is in range says nothing */
     it->ever_read = true;
     log_release(&it->refused, LL_INFO, "parameter %s (id %d): device %s reads it again",
                 it->def.qualified, it->def.id, d->label);

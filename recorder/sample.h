@@ -5,7 +5,8 @@
  *     1        out of range: read fine, outside [min_value, max_value]
  *     2        communication error (connection refused/reset, bad frame)
  *     3        timeout: the device did not answer in time
- *     4        stale: value not refreshed this cycle (reserved)
+ *     4        stale: read fine, but its registers have not changed for the
+ *              parameter's stale_after_ms (a frozen device; value kept)
  *   100+N      the device answered Modbus exception N
  *              (101 illegal function, 102 illegal data address,
  *               103 illegal data value, 104 server device failure, ...)

@@ -4,7 +4,8 @@
 # Starts a private PostgreSQL cluster and Redis on loopback (under build/run/
 # demo, touching no system service), aldsim (the simulated reactor) and
 # aldrecd; runs a short recipe of four steps through `aldrec process start/
-# stop`; reads the run back with `aldrec runs` and `aldrec summary`, writes
+# stop`; reads the run back with `aldrec runs`, a per-parameter table
+# (rows, min/mean/max) straight from PostgreSQL and `aldrec summary`, writes
 # build/demo-run.svg (`aldrec plot`) and build/demo-run.csv (`aldrec export
 # --every 1s`); stops everything it started.
 set -euo pipefail
@@ -48,6 +49,17 @@ echo
 echo "Recent runs (aldrec runs, as the read-only engineer role):"
 echo
 $ALDREC runs | sed 's/^/  /'
+echo
+echo "Every parameter of run $PROC, read back from PostgreSQL (psql as the engineer role):"
+echo
+psql -X -v ON_ERROR_STOP=1 "$READER_DSN" -P footer=off -c "
+  SELECT n.full_name AS parameter, n.units, count(*) AS rows,
+         count(*) FILTER (WHERE d.quality <> 0) AS not_good,
+         round(min(d.value)::numeric, 4) AS min, round(avg(d.value)::numeric, 4) AS mean,
+         round(max(d.value)::numeric, 4) AS max
+    FROM process_data_points d JOIN parameter_names n ON n.parameter_id = d.parameter_id
+   WHERE d.process_id = $PROC
+   GROUP BY n.full_name, n.units ORDER BY n.full_name" | sed 's/^/  /'
 echo
 echo "What happened in run $PROC, per step (aldrec summary --process $PROC --param ...):"
 echo

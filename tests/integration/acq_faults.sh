@@ -9,6 +9,9 @@
 #   lim2  the same device limit, but the database does not know it (125)
 #   db    two extra parameters with deadband 0.5 / max_interval 1000 ms on
 #         holding registers 50 and 51; 51 steps from 0 to 100 mid-run
+#   frz   frozen mid-run (aldsim freeze: answers every request with the
+#         values of the moment it froze), then thawed; system_uptime and
+#         heater1_temperature have stale_after_ms = 500, nothing else has
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 source "$ALD_ROOT/tests/lib/check.sh"
@@ -25,10 +28,16 @@ aldsim_start exc --fault exception=input:30:4
 aldsim_start lim --fault max_registers=16
 aldsim_start lim2 --fault max_registers=16
 aldsim_start db
+aldsim_start frz
 acq_component acqf exc 100 "port = $SIM_PORT_exc"
 acq_component acqf lim 100 "port = $SIM_PORT_lim, max_registers = 16"
 acq_component acqf lim2 100 "port = $SIM_PORT_lim2"
 acq_component acqf db 100 "port = $SIM_PORT_db"
+acq_component acqf frz 100 "port = $SIM_PORT_frz"
+q "UPDATE component_parameters SET stale_after_ms = 500
+    WHERE name IN ('system_uptime', 'heater1_temperature')
+      AND component_id = (SELECT mc.id FROM machine_components mc JOIN machines m ON m.id = mc.machine_id
+                           WHERE m.name = 'acqf' AND mc.name = 'frz')" >/dev/null || ald_die "cannot set stale_after_ms"
 q "INSERT INTO component_parameters (component_id, name, register_type, address, data_type,
        poll_interval_ms, deadband, max_interval_ms)
    SELECT mc.id, p.name, 'holding', p.addr, 'u16', 100, 0.5, 1000
@@ -43,7 +52,11 @@ now() { date +%s.%N; }
 
 PROC=$($A process start --recipe it-faults)
 T_START=$(now)
-sleep 3.2
+sleep 1
+T_FRZ0=$(now)
+check "frz frozen at run time" aldsim_fault frz freeze
+T_FRZ=$(now)
+sleep 2.2
 T_WRITE=$(now)
 check "a step written to holding register 51 of device db" "$BIN/mbwrite" "127.0.0.1:$SIM_PORT_db" holding 51 100
 T_WRITTEN=$(now)
@@ -52,6 +65,9 @@ EXC_REQS=$(dev_reqs "$SIM_PORT_exc")
 T_EXC_OFF0=$(now)
 check "exception fault switched off at run time" aldsim_fault exc
 T_EXC_OFF=$(now)
+T_THAW0=$(now)
+check "frz thawed at run time" aldsim_fault frz
+T_THAW=$(now)
 # the isolated value rejoins its neighbours' request after 10 good reads
 check "exc: the isolated value rejoins its request once it reads again" \
     wait_until 10 "exc back to 4 requests" bash -c "$A status | grep -q '127.0.0.1:$SIM_PORT_exc unit 1: up; 32 params in 1 groups, 4 requests/cycle'"
@@ -138,5 +154,26 @@ check_eq "db: parameters without a deadband still store every poll: read counter
 check_eq "db: ... and complete ($N polls × 32)" \
     "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND $(in_comp db) AND parameter_id NOT IN ($FLAT, $STEP)")" $((N * 32))
 check_match "status: polled vs stored samples (deadband) are reported" "$STATUS" "samples: +[0-9]+ polled, [0-9]+ stored"
+
+# --- frz: a device that answers from a frozen image: stale (4) --------------------
+WATCHED="parameter_id IN ($(param frz system_uptime), $(param frz heater1_temperature))"
+qn() { q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND $*"; }
+check_eq "frz: before the freeze every value is good" \
+    "$(qn "$(in_comp frz) AND ts < to_timestamp($T_FRZ0) AND quality <> 0")" 0
+FIRST_STALE=$(q "SELECT extract(epoch FROM min(ts)) FROM process_data_points WHERE process_id = $PROC AND $WATCHED AND quality = 4")
+check_eq "frz: stale from 500 ms after the values stopped changing (first at +$(awk -v f="$FIRST_STALE" -v a="$T_FRZ0" 'BEGIN {printf "%.2f", f - a}') s)" \
+    "$(awk -v f="$FIRST_STALE" -v a="$T_FRZ0" -v b="$T_FRZ" 'BEGIN {print (f >= a + 0.4 && f <= b + 0.5 + 0.25) ? "yes" : "no"}')" yes
+check_eq "frz: from then until the thaw, both watched values are stale every poll, value kept" \
+    "$(qn "$WATCHED AND ts > to_timestamp($T_FRZ) + interval '0.75 s' AND ts < to_timestamp($T_THAW0) AND NOT (quality = 4 AND value IS NOT NULL)")" 0
+check_ge "... $(qn "$WATCHED AND quality = 4") stale rows" "$(qn "$WATCHED AND quality = 4")" 30
+check_eq "frz: the frozen value is the one before the freeze" \
+    "$(q "SELECT count(DISTINCT value) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $(param frz system_uptime) AND quality = 4")" 1
+check_eq "frz: parameters without stale_after_ms stay good throughout (test_u16 is constant on purpose)" \
+    "$(qn "$(in_comp frz) AND NOT ($WATCHED) AND quality <> 0")" 0
+check_ge "frz: good again after the thaw" \
+    "$(qn "$WATCHED AND ts > to_timestamp($T_THAW) + interval '0.2 s' AND quality = 0")" 2
+check_eq "frz: ... and never stale after it" "$(qn "$WATCHED AND ts > to_timestamp($T_THAW) + interval '0.2 s' AND quality <> 0")" 0
+check_eq "frz: the read counter goes on while frozen (every poll answered, none lost)" \
+    "$(steps_not frz "$(dev_reqs "$SIM_PORT_frz" | cut -d' ' -f1)" "")" 0
 
 check_done acq_faults

@@ -73,12 +73,13 @@ static void test_specs(void)
 {
     const char *all[] = { "max_bits=8", "exception=input:20-21:2", "latency=200",
                           "silent_rate=0.25", "exception=coil:3:4", "exception_rate=0.5:6",
-                          "drop_every=7", "refuse_ms=1500", "silent", "max_registers=16" };
+                          "drop_every=7", "refuse_ms=1500", "silent", "max_registers=16",
+                          "freeze" };
     const char *one[] = { "exception=holding:10-10:11" };
     fault_set_t f;
     char text[FAULT_TEXT_MAX];
 
-    expect_format(all, 10, "latency=200 silent silent_rate=0.25 exception=input:20-21:2 "
+    expect_format(all, 11, "latency=200 silent freeze silent_rate=0.25 exception=input:20-21:2 "
                   "exception=coil:3:4 exception_rate=0.5:6 drop_every=7 refuse_ms=1500 "
                   "max_registers=16 max_bits=8");
     expect_format(one, 1, "exception=holding:10:11");
@@ -93,6 +94,7 @@ static void test_specs(void)
     expect_bad_spec("latency=5", "given twice");
     expect_bad_spec("max_bits=12x", "max_bits=N");
     expect_bad_spec("silent=1", "expected silent");
+    expect_bad_spec("freeze=1", "expected freeze");
     expect_bad_spec("silent_rate=1.5", "silent_rate=P");
     expect_bad_spec("silent_rate=nan", "silent_rate=P");
     expect_bad_spec("exception=input:20", "TABLE:ADDR");
