@@ -10,7 +10,8 @@
 #   relay_start TARGET_PORT a TCP relay in front of it (tests/tools/relay.c);
 #                           sets RELAY_PORT, RELAY_PID; relay_hole /
 #                           relay_pass switch it to black hole and back
-#   redis_start             sets REDIS_PORT, REDIS_PID; redis_stop, redis_restart
+#   redis_start [PWFILE]    sets REDIS_PORT, REDIS_PID; redis_stop, redis_restart;
+#                           with PWFILE, Redis requires AUTH with its first line
 #   aldsim_start NAME ARGS  sets SIM_PORT_<NAME>, SIM_PID_<NAME>
 #   aldsim_start_rtu NAME ARGS
 #                           aldsim serving RTU on a socat pty pair; sets
@@ -223,15 +224,27 @@ pg_stop() {
 }
 
 # redis_launch PORT — starts redis-server on PORT and waits until it
-# answers. Returns 1 if it does not.
+# answers. Returns 1 if it does not. Its settings are in a config file
+# (mode 0600), never on the command line: with REDIS_PASSWORD_FILE set
+# (redis_start PASSWORD_FILE), that file's first line is its requirepass,
+# and readiness is checked with the password (REDISCLI_AUTH, not argv).
+redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = PONG ]; }
 redis_launch() {
-    local dir=$WORK/redis
+    local dir=$WORK/redis pw=""
     mkdir -p "$dir"
-    redis-server --bind 127.0.0.1 --port "$1" --protected-mode yes \
-        --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
+    if [ -n "${REDIS_PASSWORD_FILE:-}" ]; then
+        IFS= read -r pw < "$REDIS_PASSWORD_FILE" || [ -n "$pw" ] \
+            || ald_die "redis_launch: no password in $REDIS_PASSWORD_FILE"
+    fi
+    ( umask 077
+      { echo "bind 127.0.0.1"; echo "port $1"; echo "protected-mode yes"
+        echo 'save ""'; echo "appendonly no"; echo "dir $dir"; echo "logfile $dir/redis.log"
+        [ -n "$pw" ] && echo "requirepass \"$pw\""
+      } > "$dir/redis.conf" )
+    redis-server "$dir/redis.conf" &
     REDIS_PID=$!
-    if wait_until 10 "redis on $1" \
-        bash -c "[ \"\$(redis-cli -h 127.0.0.1 -p $1 ping)\" = PONG ]"; then
+    if ( if [ -n "$pw" ]; then export REDISCLI_AUTH=$pw; fi
+         wait_until 10 "redis on $1" redis_ping "$1" ); then
         ald_track "$REDIS_PID" redis-server
         export REDIS_PORT=$1 REDIS_PID
         return 0
@@ -240,8 +253,12 @@ redis_launch() {
     return 1
 }
 
+# redis_start [PASSWORD_FILE] — a private Redis on a free port; with
+# PASSWORD_FILE (first line: the password; the caller makes it 0600) it
+# requires AUTH. Sets REDIS_PORT, REDIS_PID (and REDIS_PASSWORD_FILE).
 redis_start() {
     local try
+    if [ -n "${1:-}" ]; then export REDIS_PASSWORD_FILE=$1; fi
     for try in 1 2 3; do
         redis_launch "$("$BIN/freeport")" && return 0
     done
