@@ -29,7 +29,9 @@
 #   record_step CFG PROC N NAME
 #                           recipe step N of process PROC starts now
 #                           (aldrec process step); waits until it is stored
-#   ald_cleanup             stops everything started (installed as EXIT trap)
+#   ald_cleanup             stops everything started (installed as EXIT trap);
+#                           under valgrind (make valgrind) it then fails the
+#                           script if any aldrecd's valgrind log shows an error
 #
 # Passwords are generated per run and kept in $WORK/pgpass (mode 600);
 # they never appear on a command line.
@@ -76,20 +78,27 @@ wait_until() {
 }
 
 ald_stop_pid() {   # pid name
-    local pid=$1 name=$2 i
+    local pid=$1 name=$2 i tries=200
     kill -0 "$pid" 2>/dev/null || return 0
+    # Under valgrind aldrecd's exit (leak check) takes seconds; killing it
+    # would lose valgrind's summary.
+    [ "$name" = aldrecd ] && ald_under_valgrind && tries=1200
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 200); do
+    for i in $(seq 1 $tries); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
     if kill -0 "$pid" 2>/dev/null; then
-        ald_log "$name (pid $pid) ignored SIGTERM for 10 s; killing it"
+        ald_log "$name (pid $pid) ignored SIGTERM for $((tries / 20)) s; killing it"
         kill -KILL "$pid" 2>/dev/null || true
     fi
     wait "$pid" 2>/dev/null || true
 }
 
+# Stops everything started. Under valgrind, then fails the script (a
+# "not ok" line, a new closing line, exit 1) when any aldrecd's valgrind
+# log shows an error: however a script stopped aldrecd (ald_stop_pid,
+# kill and wait, kill -9), its log is there to be read.
 ald_cleanup() {
     local i entry
     for ((i = ${#ALD_PIDS[@]} - 1; i >= 0; i--)); do
@@ -98,6 +107,65 @@ ald_cleanup() {
     done
     ALD_PIDS=()
     pg_stop
+    ald_valgrind_verdict || exit 1
+}
+
+# ---- aldrecd under valgrind (make valgrind) ---------------------------------
+# ALDRECD_WRAPPER="valgrind ..." runs every aldrecd that aldrecd_start
+# starts under valgrind, each writing $WORK/valgrind/aldrecd.PID.log.
+ALD_VG_RUNS=0        # aldrecds started under valgrind by this shell
+
+ald_under_valgrind() {
+    local -a w=(${ALDRECD_WRAPPER:-})
+    [ ${#w[@]} -gt 0 ] && [ "${w[0]##*/}" = valgrind ]
+}
+
+# vg_log_errors LOG — prints the number of errors valgrind reported in LOG
+# and how it knows: its ERROR SUMMARY (the process exited), or, for a
+# process killed before it could write one (kill -9), the error reports in
+# the log. A crash ("Process terminating with default action") counts too.
+vg_log_errors() {
+    awk '
+        /== ERROR SUMMARY: / { s = $0; sub(/.*ERROR SUMMARY: /, "", s); sub(/ .*/, "", s)
+                               gsub(/,/, "", s); summary = s + 0; have = 1 }
+        /^==[0-9]+== (Invalid |Conditional jump|Use of uninitialised|Syscall param|Mismatched |Source and destination overlap|Argument .* fishy|Jump to the invalid|Process terminating with default action)/ { seen++ }
+        /^==[0-9]+== .*bytes in .* blocks are definitely lost/ { seen++ }
+        /^==[0-9]+== Process terminating with default action/ { crash = 1 }
+        END {
+            n = have ? summary : seen
+            if (crash && n == 0) n = 1
+            printf "%d %s\n", n, have ? (crash ? "ERROR SUMMARY, crashed" : "ERROR SUMMARY") \
+                                       : "no ERROR SUMMARY: killed before exit"
+        }' "$1"
+}
+
+# ald_valgrind_verdict — returns 1 (after printing why) when an aldrecd log
+# shows an error, or when a log is missing.
+ald_valgrind_verdict() {
+    ald_under_valgrind && [ "$ALD_VG_RUNS" -gt 0 ] || return 0
+    local f n how fails=() nlogs=0
+    for f in "$WORK"/valgrind/aldrecd.*.log; do
+        [ -e "$f" ] || continue
+        nlogs=$((nlogs + 1))
+        read -r n how < <(vg_log_errors "$f")
+        if [ "$n" -gt 0 ]; then
+            fails+=("valgrind: aldrecd pid $(basename "$f" .log | sed 's/^aldrecd\.//'): $n error(s) ($how); log $f")
+            # The reports themselves, without valgrind's preamble.
+            grep -v -E '^==[0-9]+== (Memcheck|Copyright|Using Valgrind|Command:|Parent PID:|$)' "$f" \
+                | head -60 | sed 's/^/# /'
+        fi
+    done
+    [ "$nlogs" -lt "$ALD_VG_RUNS" ] &&
+        fails+=("valgrind: $ALD_VG_RUNS aldrecd run(s) under valgrind but $nlogs log(s) in $WORK/valgrind")
+    [ ${#fails[@]} -eq 0 ] && return 0
+    local msg
+    for msg in "${fails[@]}"; do
+        if declare -F not_ok >/dev/null; then not_ok "$msg"; else echo "not ok - $msg"; fi
+    done
+    # The closing line tests/run.sh reads is the last one: say it again.
+    [ -n "${CHECK_PASS:-}" ] &&
+        echo "$(basename "$0" .sh): $CHECK_PASS passed, $CHECK_FAIL failed"
+    return 1
 }
 
 ald_track() { ALD_PIDS+=("$1:$2"); }
@@ -406,7 +474,14 @@ aldrecd_config() {
 
 aldrecd_start() {   # config [log]
     local cfg=$1 log=${2:-$WORK/aldrecd.log}
-    ${ALDRECD_WRAPPER:-} "$BIN/aldrecd" --config "$cfg" 2>>"$log" &
+    local -a wrap=(${ALDRECD_WRAPPER:-})
+    if ald_under_valgrind; then
+        # One log per process (%p), away from aldrecd's own stderr.
+        mkdir -p "$WORK/valgrind"
+        wrap=("${wrap[0]}" "--log-file=$WORK/valgrind/aldrecd.%p.log" "${wrap[@]:1}")
+        ALD_VG_RUNS=$((ALD_VG_RUNS + 1))
+    fi
+    "${wrap[@]}" "$BIN/aldrecd" --config "$cfg" 2>>"$log" &
     ALDRECD_PID=$!
     ald_track "$ALDRECD_PID" aldrecd
     export ALDRECD_PID
