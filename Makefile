@@ -13,7 +13,8 @@
 #   make SAN=1 ...  ASan+UBSan build (into build-san/)
 #   make WERROR=1   warnings are errors (automatic when CI=true)
 #   make valgrind   integration tests with aldrecd under valgrind (a
-#                   valgrind error makes aldrecd exit 99, failing the test)
+#                   valgrind error in any aldrecd fails its test script;
+#                   VALGRIND_TESTS="record cache_param" runs only those)
 #   make install    binaries, systemd unit, sysusers/tmpfiles snippets,
 #                   default config (never overwriting one), SQL, README:
 #                   PREFIX=/usr/local, SYSCONFDIR=/etc, DESTDIR for staging
@@ -197,13 +198,16 @@ bench: setup
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/bench/run.sh
 
-VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
+# scripts/lib.sh adds --log-file (one log per aldrecd under the test's
+# work directory) and fails the test script when a log shows an error,
+# whether or not the script looked at aldrecd's exit status.
+VALGRIND := valgrind --error-exitcode=99 --leak-check=full --num-callers=30 \
             --errors-for-leak-kinds=definite --track-fds=no
 
 valgrind: setup
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) ALDRECD_WRAPPER="$(VALGRIND)" ALDRECD_START_TIMEOUT=60 \
-	    tests/run.sh integration
+	    INTEGRATION_TIMEOUT=1800 tests/run.sh integration $(VALGRIND_TESTS)
 
 # DESTDIR stages the tree (packaging, tests/integration/svc_install.sh);
 # without it, as root, the aldrec user and directories are made right away

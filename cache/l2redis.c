@@ -202,7 +202,9 @@ static int get_replies(l2redis_t *r, redisReply **reps, int n, const char *what,
             for (int k = 0; k < n; k++)
                 freeReplyObject(reps[k]);
             /* The server answered: the link is fine, the command was not. */
-            snprintf(err, errlen, "Redis %s:%d: %s: %s", r->host, r->port, what, msg);
+            snprintf(err, errlen, "Redis %s:%d: %s: %s%s", r->host, r->port, what, msg,
+                     strncmp(msg, "NOAUTH", 6) == 0 && !r->password_file[0]
+                         ? " (it requires AUTH: set [cache] redis_password_file)" : "");
             return -1;
         }
     }

@@ -10,7 +10,8 @@
 #   relay_start TARGET_PORT a TCP relay in front of it (tests/tools/relay.c);
 #                           sets RELAY_PORT, RELAY_PID; relay_hole /
 #                           relay_pass switch it to black hole and back
-#   redis_start             sets REDIS_PORT, REDIS_PID; redis_stop, redis_restart
+#   redis_start [PWFILE]    sets REDIS_PORT, REDIS_PID; redis_stop, redis_restart;
+#                           with PWFILE, Redis requires AUTH with its first line
 #   aldsim_start NAME ARGS  sets SIM_PORT_<NAME>, SIM_PID_<NAME>
 #   aldsim_start_rtu NAME ARGS
 #                           aldsim serving RTU on a socat pty pair; sets
@@ -28,7 +29,9 @@
 #   record_step CFG PROC N NAME
 #                           recipe step N of process PROC starts now
 #                           (aldrec process step); waits until it is stored
-#   ald_cleanup             stops everything started (installed as EXIT trap)
+#   ald_cleanup             stops everything started (installed as EXIT trap);
+#                           under valgrind (make valgrind) it then fails the
+#                           script if any aldrecd's valgrind log shows an error
 #
 # Passwords are generated per run and kept in $WORK/pgpass (mode 600);
 # they never appear on a command line.
@@ -75,20 +78,27 @@ wait_until() {
 }
 
 ald_stop_pid() {   # pid name
-    local pid=$1 name=$2 i
+    local pid=$1 name=$2 i tries=200
     kill -0 "$pid" 2>/dev/null || return 0
+    # Under valgrind aldrecd's exit (leak check) takes seconds; killing it
+    # would lose valgrind's summary.
+    [ "$name" = aldrecd ] && ald_under_valgrind && tries=1200
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 200); do
+    for i in $(seq 1 $tries); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
     if kill -0 "$pid" 2>/dev/null; then
-        ald_log "$name (pid $pid) ignored SIGTERM for 10 s; killing it"
+        ald_log "$name (pid $pid) ignored SIGTERM for $((tries / 20)) s; killing it"
         kill -KILL "$pid" 2>/dev/null || true
     fi
     wait "$pid" 2>/dev/null || true
 }
 
+# Stops everything started. Under valgrind, then fails the script (a
+# "not ok" line, a new closing line, exit 1) when any aldrecd's valgrind
+# log shows an error: however a script stopped aldrecd (ald_stop_pid,
+# kill and wait, kill -9), its log is there to be read.
 ald_cleanup() {
     local i entry
     for ((i = ${#ALD_PIDS[@]} - 1; i >= 0; i--)); do
@@ -97,6 +107,65 @@ ald_cleanup() {
     done
     ALD_PIDS=()
     pg_stop
+    ald_valgrind_verdict || exit 1
+}
+
+# ---- aldrecd under valgrind (make valgrind) ---------------------------------
+# ALDRECD_WRAPPER="valgrind ..." runs every aldrecd that aldrecd_start
+# starts under valgrind, each writing $WORK/valgrind/aldrecd.PID.log.
+ALD_VG_RUNS=0        # aldrecds started under valgrind by this shell
+
+ald_under_valgrind() {
+    local -a w=(${ALDRECD_WRAPPER:-})
+    [ ${#w[@]} -gt 0 ] && [ "${w[0]##*/}" = valgrind ]
+}
+
+# vg_log_errors LOG — prints the number of errors valgrind reported in LOG
+# and how it knows: its ERROR SUMMARY (the process exited), or, for a
+# process killed before it could write one (kill -9), the error reports in
+# the log. A crash ("Process terminating with default action") counts too.
+vg_log_errors() {
+    awk '
+        /== ERROR SUMMARY: / { s = $0; sub(/.*ERROR SUMMARY: /, "", s); sub(/ .*/, "", s)
+                               gsub(/,/, "", s); summary = s + 0; have = 1 }
+        /^==[0-9]+== (Invalid |Conditional jump|Use of uninitialised|Syscall param|Mismatched |Source and destination overlap|Argument .* fishy|Jump to the invalid|Process terminating with default action)/ { seen++ }
+        /^==[0-9]+== .*bytes in .* blocks are definitely lost/ { seen++ }
+        /^==[0-9]+== Process terminating with default action/ { crash = 1 }
+        END {
+            n = have ? summary : seen
+            if (crash && n == 0) n = 1
+            printf "%d %s\n", n, have ? (crash ? "ERROR SUMMARY, crashed" : "ERROR SUMMARY") \
+                                       : "no ERROR SUMMARY: killed before exit"
+        }' "$1"
+}
+
+# ald_valgrind_verdict — returns 1 (after printing why) when an aldrecd log
+# shows an error, or when a log is missing.
+ald_valgrind_verdict() {
+    ald_under_valgrind && [ "$ALD_VG_RUNS" -gt 0 ] || return 0
+    local f n how fails=() nlogs=0
+    for f in "$WORK"/valgrind/aldrecd.*.log; do
+        [ -e "$f" ] || continue
+        nlogs=$((nlogs + 1))
+        read -r n how < <(vg_log_errors "$f")
+        if [ "$n" -gt 0 ]; then
+            fails+=("valgrind: aldrecd pid $(basename "$f" .log | sed 's/^aldrecd\.//'): $n error(s) ($how); log $f")
+            # The reports themselves, without valgrind's preamble.
+            grep -v -E '^==[0-9]+== (Memcheck|Copyright|Using Valgrind|Command:|Parent PID:|$)' "$f" \
+                | head -60 | sed 's/^/# /'
+        fi
+    done
+    [ "$nlogs" -lt "$ALD_VG_RUNS" ] &&
+        fails+=("valgrind: $ALD_VG_RUNS aldrecd run(s) under valgrind but $nlogs log(s) in $WORK/valgrind")
+    [ ${#fails[@]} -eq 0 ] && return 0
+    local msg
+    for msg in "${fails[@]}"; do
+        if declare -F not_ok >/dev/null; then not_ok "$msg"; else echo "not ok - $msg"; fi
+    done
+    # The closing line tests/run.sh reads is the last one: say it again.
+    [ -n "${CHECK_PASS:-}" ] &&
+        echo "$(basename "$0" .sh): $CHECK_PASS passed, $CHECK_FAIL failed"
+    return 1
 }
 
 ald_track() { ALD_PIDS+=("$1:$2"); }
@@ -223,15 +292,27 @@ pg_stop() {
 }
 
 # redis_launch PORT — starts redis-server on PORT and waits until it
-# answers. Returns 1 if it does not.
+# answers. Returns 1 if it does not. Its settings are in a config file
+# (mode 0600), never on the command line: with REDIS_PASSWORD_FILE set
+# (redis_start PASSWORD_FILE), that file's first line is its requirepass,
+# and readiness is checked with the password (REDISCLI_AUTH, not argv).
+redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = PONG ]; }
 redis_launch() {
-    local dir=$WORK/redis
+    local dir=$WORK/redis pw=""
     mkdir -p "$dir"
-    redis-server --bind 127.0.0.1 --port "$1" --protected-mode yes \
-        --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
+    if [ -n "${REDIS_PASSWORD_FILE:-}" ]; then
+        IFS= read -r pw < "$REDIS_PASSWORD_FILE" || [ -n "$pw" ] \
+            || ald_die "redis_launch: no password in $REDIS_PASSWORD_FILE"
+    fi
+    ( umask 077
+      { echo "bind 127.0.0.1"; echo "port $1"; echo "protected-mode yes"
+        echo 'save ""'; echo "appendonly no"; echo "dir $dir"; echo "logfile $dir/redis.log"
+        [ -n "$pw" ] && echo "requirepass \"$pw\""
+      } > "$dir/redis.conf" )
+    redis-server "$dir/redis.conf" &
     REDIS_PID=$!
-    if wait_until 10 "redis on $1" \
-        bash -c "[ \"\$(redis-cli -h 127.0.0.1 -p $1 ping)\" = PONG ]"; then
+    if ( if [ -n "$pw" ]; then export REDISCLI_AUTH=$pw; fi
+         wait_until 10 "redis on $1" redis_ping "$1" ); then
         ald_track "$REDIS_PID" redis-server
         export REDIS_PORT=$1 REDIS_PID
         return 0
@@ -240,8 +321,12 @@ redis_launch() {
     return 1
 }
 
+# redis_start [PASSWORD_FILE] — a private Redis on a free port; with
+# PASSWORD_FILE (first line: the password; the caller makes it 0600) it
+# requires AUTH. Sets REDIS_PORT, REDIS_PID (and REDIS_PASSWORD_FILE).
 redis_start() {
     local try
+    if [ -n "${1:-}" ]; then export REDIS_PASSWORD_FILE=$1; fi
     for try in 1 2 3; do
         redis_launch "$("$BIN/freeport")" && return 0
     done
@@ -389,7 +474,14 @@ aldrecd_config() {
 
 aldrecd_start() {   # config [log]
     local cfg=$1 log=${2:-$WORK/aldrecd.log}
-    ${ALDRECD_WRAPPER:-} "$BIN/aldrecd" --config "$cfg" 2>>"$log" &
+    local -a wrap=(${ALDRECD_WRAPPER:-})
+    if ald_under_valgrind; then
+        # One log per process (%p), away from aldrecd's own stderr.
+        mkdir -p "$WORK/valgrind"
+        wrap=("${wrap[0]}" "--log-file=$WORK/valgrind/aldrecd.%p.log" "${wrap[@]:1}")
+        ALD_VG_RUNS=$((ALD_VG_RUNS + 1))
+    fi
+    "${wrap[@]}" "$BIN/aldrecd" --config "$cfg" 2>>"$log" &
     ALDRECD_PID=$!
     ald_track "$ALDRECD_PID" aldrecd
     export ALDRECD_PID

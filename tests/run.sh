@@ -5,6 +5,7 @@
 #   tests/run.sh unit            unit tests only
 #   tests/run.sh fuzz            fuzz targets only
 #   tests/run.sh integration     integration tests only
+#   tests/run.sh integration NAME...   only tests/integration/NAME.sh ...
 #
 # Unit tests are $BIN/test_* programs; those that need PostgreSQL get
 # ALDREC_TEST_DSN (admin) and ALDREC_TEST_REC_DSN (recorder role) of a
@@ -21,6 +22,8 @@ source "$(dirname "$0")/../scripts/lib.sh"
 trap ald_cleanup EXIT
 
 what=${1:-all}
+shift $(( $# > 0 ))
+only=("$@")          # integration: just these scripts (names without .sh)
 total_pass=0
 total_fail=0
 failed_names=()
@@ -81,8 +84,18 @@ if { [ "$what" = all ] || [ "$what" = fuzz ]; } && [ -n "${FUZZ_BIN:-}" ]; then
     done
 fi
 if [ "$what" = all ] || [ "$what" = integration ]; then
-    for t in "$ALD_ROOT"/tests/integration/*.sh; do
-        run_one "$(basename "$t" .sh)" 600 bash "$t"
+    scripts=()
+    if [ ${#only[@]} -gt 0 ]; then
+        for n in "${only[@]}"; do
+            t=$ALD_ROOT/tests/integration/${n%.sh}.sh
+            [ -f "$t" ] || { echo "no integration test $t"; total_fail=$((total_fail + 1)); continue; }
+            scripts+=("$t")
+        done
+    else
+        scripts=("$ALD_ROOT"/tests/integration/*.sh)
+    fi
+    for t in "${scripts[@]}"; do
+        run_one "$(basename "$t" .sh)" "${INTEGRATION_TIMEOUT:-600}" bash "$t"
     done
 fi
 

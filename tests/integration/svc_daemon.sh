@@ -14,11 +14,10 @@ source "$ALD_ROOT/tests/lib/check.sh"
 PROM="python3 $ALD_ROOT/tests/tools/prom.py"
 TUSERS=()
 cleanup() {
-    ald_cleanup
     local u
     for u in "${TUSERS[@]}"; do userdel "$u" >/dev/null 2>&1; done
     [ -n "${TGROUP:-}" ] && groupdel "$TGROUP" >/dev/null 2>&1
-    return 0
+    ald_cleanup   # last: under valgrind it may exit 1
 }
 trap cleanup EXIT
 
