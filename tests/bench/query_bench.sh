@@ -81,8 +81,8 @@ WHERE p.recorder_id = 'bench-long' AND bp.k <= 4
 ORDER BY g;
 -- what the recorder leaves in the ingest ledger: one row per batch (here
 -- one per run), with the batch's first and last sample time
-INSERT INTO ingest_ledger (recorder_id, batch_seq, rows, process_id, first_ts, last_ts)
-SELECT 'bench', row_number() OVER (ORDER BY p.id), count(*), p.id, min(d.ts), max(d.ts)
+INSERT INTO ingest_ledger (recorder_id, spool_id, batch_seq, kind, rows, process_id, first_ts, last_ts)
+SELECT 'bench', 1, row_number() OVER (ORDER BY p.id), 1, count(*), p.id, min(d.ts), max(d.ts)
 FROM processes p JOIN process_data_points d ON d.process_id = p.id
 WHERE p.recorder_id LIKE 'bench%' GROUP BY p.id;
 -- the unindexed copy, reached by the reader through search_path
