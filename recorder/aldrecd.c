@@ -114,8 +114,6 @@ struct recorder {
     complain_t spool_write;
     /* set-point events and step markers: one row per batch */
     pgcopy_t *rec;
-    int32_t *steps;              /* step numbers marked in the current process */
-    size_t nsteps, steps_cap;
 };
 
 /* Start and end of an episode of dropping, from what an append reported. */
@@ -505,12 +503,20 @@ static void handle_event(struct recorder *r, struct client *c, const char *arg)
                      pm.qualified);
 }
 
-static bool step_marked(const struct recorder *r, int32_t no)
+/* 1 when step no of the process being recorded is marked already (the
+ * spool keeps the run's step numbers, also across restarts), 0 when not,
+ * -1 with err. */
+static int step_marked(struct recorder *r, int32_t no, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < r->nsteps; i++)
-        if (r->steps[i] == no)
-            return true;
-    return false;
+    int32_t *steps;
+    size_t n;
+    if (spool_get_steps(r->spool, r->process_id, &steps, &n, err, errlen) < 0)
+        return -1;
+    bool found = false;
+    for (size_t i = 0; i < n && !found; i++)
+        found = steps[i] == no;
+    free(steps);
+    return found;
 }
 
 /* STEP NUMBER NAME: recipe step NUMBER of the process being recorded
@@ -530,20 +536,15 @@ static void handle_step(struct recorder *r, struct client *c, const char *arg)
                      " aldrec process start)\n");
         return;
     }
-    if (step_marked(r, st.step_no)) {
+    int marked = step_marked(r, st.step_no, err, sizeof err);
+    if (marked < 0) {
+        client_reply(c, "ERR STEP: %s\n", err);
+        return;
+    }
+    if (marked) {
         client_reply(c, "ERR STEP: step %d of process %lld is already marked; step numbers"
                      " are unique within a run\n", st.step_no, (long long)r->process_id);
         return;
-    }
-    if (r->nsteps == r->steps_cap) {
-        size_t cap = r->steps_cap ? r->steps_cap * 2 : 32;
-        int32_t *grown = realloc(r->steps, cap * sizeof *grown);
-        if (!grown) {
-            client_reply(c, "ERR STEP: out of memory\n");
-            return;
-        }
-        r->steps = grown;
-        r->steps_cap = cap;
     }
     int64_t ts = poller_wall_us();
     if (ctlrec_step_row(r->rec, r->process_id, &st, ts) < 0) {
@@ -555,7 +556,6 @@ static void handle_step(struct recorder *r, struct client *c, const char *arg)
         client_reply(c, "ERR STEP: cannot write to the spool: %s\n", err);
         return;
     }
-    r->steps[r->nsteps++] = st.step_no;
     format_utc(when, sizeof when, ts);
     log_msg(LL_INFO, "process %lld: step %d \"%s\" from %s", (long long)r->process_id,
             st.step_no, st.name, when);
@@ -641,7 +641,6 @@ static void handle_command(struct recorder *r, struct client *c, char *line)
         } else {
             r->process_id = id;
             r->process_rows = 0;
-            r->nsteps = 0;
             poller_resync(r->poller);
             log_msg(LL_INFO, "recording process %lld", id);
             client_reply(c, "OK recording process %lld\n", id);
@@ -665,7 +664,6 @@ static void handle_command(struct recorder *r, struct client *c, char *line)
         log_msg(LL_INFO, "process %lld stopped: %llu rows sampled by this aldrecd",
                 (long long)pid, (unsigned long long)r->process_rows);
         r->process_id = 0;
-        r->nsteps = 0;
         forwarder_wake(r->fwd);
         /* Answer once the spool holds nothing more of the process, so the
          * caller can read the complete run right after "stop" returns. */
@@ -1152,14 +1150,15 @@ int main(int argc, char **argv)
     }
     if (known && pid) {
         r.process_id = pid;
-        /* Its steps so far, so that a number is still used once per run. */
-        if (spool_get_steps(r.spool, pid, &r.steps, &r.nsteps, err, sizeof err) < 0) {
+        int32_t *steps;
+        size_t nsteps;
+        if (spool_get_steps(r.spool, pid, &steps, &nsteps, err, sizeof err) < 0) {
             log_msg(LL_ERROR, "%s", err);
             goto out;
         }
-        r.steps_cap = r.nsteps;
+        free(steps);
         log_msg(LL_INFO, "resuming process %lld, which was being recorded when aldrecd last"
-                " stopped (from the spool; %zu steps marked)", (long long)pid, r.nsteps);
+                " stopped (from the spool; %zu steps marked)", (long long)pid, nsteps);
     }
     forwarder_opts_t fo = {
         .conninfo = r.cfg.conninfo,
@@ -1313,7 +1312,6 @@ out:
     pcache_free(r.cache);
     pgcopy_free(r.enc);
     pgcopy_free(r.rec);
-    free(r.steps);
     pmap_free(r.map);
     return status;
 }

@@ -1286,43 +1286,39 @@ int spool_policy_parse(const char *s, enum spool_policy *out)
 
 /* ---- meta ----------------------------------------------------------------- */
 
+/* Runs sql (a statement with n int64 parameters, v) inside the caller's
+ * transaction; what names it in err. Returns 0, or -1 with err. */
+static int exec_ids(spool_t *sp, const char *sql, const int64_t *v, int n, const char *what,
+                    char *err, size_t errlen)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(sp->db, sql, -1, &s, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "spool %s: %s: %s", sp->path, what, sqlite3_errmsg(sp->db));
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        sqlite3_bind_int64(s, i + 1, v[i]);
+    int rc = step_done(sp, s, what, err, errlen);
+    sqlite3_finalize(s);
+    return rc;
+}
+
 /* Step numbers belong to one run: those of other processes go when a
  * process starts or stops. */
 static int steps_forget_others(spool_t *sp, int64_t process_id, char *err, size_t errlen)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(sp->db, "DELETE FROM steps_marked WHERE process_id <> ?", -1,
-                                &s, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "spool %s: forgetting steps: %s", sp->path,
-                 sqlite3_errmsg(sp->db));
-        return -1;
-    }
-    sqlite3_bind_int64(s, 1, process_id);
-    rc = step_done(sp, s, "forgetting steps", err, errlen);
-    sqlite3_finalize(s);
-    return rc;
+    return exec_ids(sp, "DELETE FROM steps_marked WHERE process_id <> ?", &process_id, 1,
+                    "forgetting steps", err, errlen);
 }
 
 /* Notes step_no of process_id as marked (inside the append's transaction). */
 static int step_note(spool_t *sp, int64_t process_id, int32_t step_no, char *err,
                      size_t errlen)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(sp->db, "INSERT OR IGNORE INTO steps_marked VALUES (?, ?)", -1,
-                                &s, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "spool %s: noting step %d: %s", sp->path, (int)step_no,
-                 sqlite3_errmsg(sp->db));
-        return -1;
-    }
-    sqlite3_bind_int64(s, 1, process_id);
-    sqlite3_bind_int64(s, 2, step_no);
-    rc = step_done(sp, s, "noting a step", err, errlen);
-    sqlite3_finalize(s);
-    return rc;
+    const int64_t v[2] = { process_id, step_no };
+    return exec_ids(sp, "INSERT OR IGNORE INTO steps_marked VALUES (?, ?)", v, 2,
+                    "noting a step", err, errlen);
 }
-
 
 int spool_get_process(spool_t *sp, int64_t *process_id, bool *known, char *err, size_t errlen)
 {
