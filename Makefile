@@ -54,7 +54,7 @@ PATH_DEFS := -DALDREC_SQLDIR='"$(DATADIR)/sql"' -DALDREC_SRC_SQLDIR='"$(abspath 
 ALD_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -O2 -g -pthread \
               -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
               -Wimplicit-fallthrough -Wformat=2 -Wno-format-nonliteral \
-              -Irecorder -Icache -Iquery -Ifirmware -MMD -MP $(SANFLAGS) $(PATH_DEFS)
+              -I. -Irecorder -MMD -MP $(SANFLAGS) $(PATH_DEFS)
 # CI (CI=true in the environment) and WERROR=1 turn warnings into errors.
 ifneq ($(filter 1,$(WERROR))$(filter true,$(CI)),)
 ALD_CFLAGS += -Werror
@@ -64,18 +64,43 @@ ALD_LDFLAGS := -pthread $(SANFLAGS)
 BIN      := $(BUILD)/bin
 OBJ      := $(BUILD)/obj
 
-LIB_SRCS := $(filter-out recorder/aldrecd.c recorder/aldrec.c,$(wildcard recorder/*.c)) \
-            $(wildcard cache/*.c) $(wildcard query/*.c)
-SIM_SRCS := $(filter-out firmware/aldsim.c,$(wildcard firmware/*.c))
+# The layers, bottom up (docs/ARCH.md "Layers"): each is a static library
+# and may use only the ones listed before it (tests/check/layers.sh checks
+# the includes; the link order below follows the same order).
+COMMON_SRCS := $(wildcard common/*.c)
+ACQ_SRCS    := $(wildcard recorder/acq/*.c)
+STORE_SRCS  := $(wildcard recorder/store/*.c)
+CACHE_SRCS  := $(wildcard cache/*.c)
+QUERY_SRCS  := $(wildcard query/*.c)
+OPS_SRCS    := $(wildcard recorder/ops/*.c)
+DAEMON_SRCS := $(filter-out recorder/daemon/aldrecd.c,$(wildcard recorder/daemon/*.c))
+CLI_SRCS    := $(filter-out recorder/cli/aldrec.c,$(wildcard recorder/cli/*.c))
+SIM_SRCS    := $(filter-out firmware/aldsim.c,$(wildcard firmware/*.c))
+LIB_SRCS    := $(COMMON_SRCS) $(ACQ_SRCS) $(STORE_SRCS) $(CACHE_SRCS) $(QUERY_SRCS) \
+               $(OPS_SRCS) $(DAEMON_SRCS) $(CLI_SRCS)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 BENCH_SRCS := $(wildcard tests/bench/*.c)
 
-LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o)
-SIM_OBJS := $(SIM_SRCS:%.c=$(OBJ)/%.o)
-LIBALD   := $(BUILD)/libaldrec.a
+LAYERS     := common acq store cache query ops daemon cli sim
+lib_of      = $(BUILD)/lib/lib$(1).a
+LIB_COMMON := $(call lib_of,common)
+LIB_ACQ    := $(call lib_of,acq)
+LIB_STORE  := $(call lib_of,store)
+LIB_CACHE  := $(call lib_of,cache)
+LIB_QUERY  := $(call lib_of,query)
+LIB_OPS    := $(call lib_of,ops)
+LIB_DAEMON := $(call lib_of,daemon)
+LIB_CLI    := $(call lib_of,cli)
 # The simulator's model and fault logic, also linked into unit tests.
-LIBSIM   := $(BUILD)/libaldsim.a
+LIB_SIM    := $(call lib_of,sim)
+
+# What each program links, top layer first.
+DAEMON_LIBS := $(LIB_DAEMON) $(LIB_OPS) $(LIB_CACHE) $(LIB_STORE) $(LIB_ACQ) $(LIB_COMMON)
+CLI_LIBS    := $(LIB_CLI) $(LIB_QUERY) $(LIB_CACHE) $(LIB_STORE) $(LIB_ACQ) $(LIB_COMMON)
+SIM_LIBS    := $(LIB_SIM) $(LIB_ACQ) $(LIB_COMMON)
+ALL_LIBS    := $(LIB_CLI) $(LIB_DAEMON) $(LIB_OPS) $(LIB_CACHE) $(LIB_QUERY) $(LIB_STORE) \
+               $(LIB_SIM) $(LIB_ACQ) $(LIB_COMMON)
 
 PROGS    := $(BIN)/aldsim $(BIN)/aldrecd $(BIN)/aldrec
 UNITS    := $(UNIT_SRCS:tests/unit/%.c=$(BIN)/%)
@@ -95,35 +120,50 @@ PATHS_STAMP := $(BUILD)/paths.stamp
 $(PATHS_STAMP): FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(PATH_DEFS)' | cmp -s - $@ 2>/dev/null || echo '$(PATH_DEFS)' > $@
-$(OBJ)/recorder/cmd_db.o $(OBJ)/recorder/aldrec.o $(OBJ)/recorder/aldrecd.o: $(PATHS_STAMP)
+$(OBJ)/recorder/cli/cmd_db.o $(OBJ)/recorder/cli/aldrec.o $(OBJ)/recorder/daemon/aldrecd.o: $(PATHS_STAMP)
 .PHONY: FORCE
+# Keep every object (no intermediate deletion), so a second make rebuilds nothing.
+.SECONDARY:
 FORCE:
 
-$(LIBALD): $(LIB_OBJS)
-	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+# One archive per layer: $(call lib_of,NAME) from NAME_SRCS.
+define layer_lib
+$$(call lib_of,$(1)): $$($(2)_SRCS:%.c=$$(OBJ)/%.o)
+	@mkdir -p $$(dir $$@)
+	@rm -f $$@
+	$$(AR) rcs $$@ $$^
+endef
+$(eval $(call layer_lib,common,COMMON))
+$(eval $(call layer_lib,acq,ACQ))
+$(eval $(call layer_lib,store,STORE))
+$(eval $(call layer_lib,cache,CACHE))
+$(eval $(call layer_lib,query,QUERY))
+$(eval $(call layer_lib,ops,OPS))
+$(eval $(call layer_lib,daemon,DAEMON))
+$(eval $(call layer_lib,cli,CLI))
+$(eval $(call layer_lib,sim,SIM))
 
-$(LIBSIM): $(SIM_OBJS)
-	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
-
-$(BIN)/aldsim: $(OBJ)/firmware/aldsim.o $(LIBSIM) $(LIBALD)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
-
-$(BIN)/aldrecd $(BIN)/aldrec: $(BIN)/%: $(OBJ)/recorder/%.o $(LIBALD)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
-
-$(BIN)/test_%: $(OBJ)/tests/unit/test_%.o $(LIBSIM) $(LIBALD)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
-
-$(TOOLS): $(BIN)/%: $(OBJ)/tests/tools/%.o $(LIBALD)
+$(BIN)/aldsim: $(OBJ)/firmware/aldsim.o $(SIM_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-$(BENCHES): $(BIN)/%: $(OBJ)/tests/bench/%.o $(LIBALD)
+$(BIN)/aldrecd: $(OBJ)/recorder/daemon/aldrecd.o $(DAEMON_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BIN)/aldrec: $(OBJ)/recorder/cli/aldrec.o $(CLI_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BIN)/test_%: $(OBJ)/tests/unit/test_%.o $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(TOOLS): $(BIN)/%: $(OBJ)/tests/tools/%.o $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BENCHES): $(BIN)/%: $(OBJ)/tests/bench/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
@@ -137,7 +177,7 @@ FUZZ_SECONDS  ?= 60
 FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS   := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -O1 -g -pthread \
                  -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-                 -Irecorder -Icache -Iquery -Ifirmware -MMD -MP $(PATH_DEFS) \
+                 -I. -Irecorder -MMD -MP $(PATH_DEFS) \
                  $(FUZZ_SANFLAGS) -fsanitize=fuzzer-no-link
 FUZZ_SRCS     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS       := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/bin/%)

@@ -1,5 +1,5 @@
 /* l2redis.c — Redis L2 of the metadata cache; see l2redis.h. */
-#include "l2redis.h"
+#include "cache/l2redis.h"
 
 #include <errno.h>
 #include <fcntl.h>

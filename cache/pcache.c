@@ -1,7 +1,7 @@
 /* pcache.c — the parameter metadata cache: L1 map swap, load order,
  * the refresher thread (LISTEN/NOTIFY + periodic bulk refresh), L2 and
  * snapshot writes, counters; see pcache.h. */
-#include "pcache.h"
+#include "cache/pcache.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -15,10 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "l2redis.h"
-#include "log.h"
-#include "pgwait.h"
-#include "snapshot.h"
+#include "cache/l2redis.h"
+#include "common/log.h"
+#include "common/pgwait.h"
+#include "cache/snapshot.h"
 
 #define LISTEN_CHANNEL "aldrec_metadata"
 #define LIVE_TTL_MS 3000          /* the live key outlives two missed renewals */

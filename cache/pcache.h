@@ -41,8 +41,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "pmap.h"
+#include "common/config.h"
+#include "acq/pmap.h"
 
 typedef struct pcache pcache_t;
 

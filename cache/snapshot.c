@@ -1,7 +1,7 @@
 /* snapshot.c — the local SQLite snapshot of the parameter map; see
  * snapshot.h. Opened per call: saves happen when the map changes, loads at
  * start-up only. */
-#include "snapshot.h"
+#include "cache/snapshot.h"
 
 #include <errno.h>
 #include <sqlite3.h>

@@ -55,9 +55,9 @@
 
 #include <modbus.h>
 
-#include "fault.h"
-#include "log.h"
-#include "reactor.h"
+#include "firmware/fault.h"
+#include "common/log.h"
+#include "firmware/reactor.h"
 
 #define MAX_CLIENTS     32
 #define LISTEN_BACKLOG  16

@@ -1,6 +1,6 @@
 /* fault.c — fault specs for aldsim: parsing, canonical text, and the
  * decision taken for each request (see fault.h). */
-#include "fault.h"
+#include "firmware/fault.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "regcodec.h"
+#include "acq/regcodec.h"
 
 #define FAULT_MAX_EXCEPTIONS 32
 #define FAULT_MAX_LATENCY_MS 600000    /* 10 min */

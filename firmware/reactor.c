@@ -11,7 +11,7 @@
  *
  * Measurement noise is added to what is reported, not to the model state, so
  * the state itself moves smoothly towards its target. */
-#include "reactor.h"
+#include "firmware/reactor.h"
 
 #include <errno.h>
 #include <math.h>
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "regcodec.h"
+#include "acq/regcodec.h"
 
 /* ---- register map ------------------------------------------------------ */
 

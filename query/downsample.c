@@ -1,6 +1,6 @@
 /* downsample.c — M4 reduction per pixel column with gap spans; see
  * downsample.h. */
-#include "downsample.h"
+#include "query/downsample.h"
 
 #include <errno.h>
 #include <stdlib.h>

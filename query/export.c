@@ -1,13 +1,13 @@
 /* export.c — streaming CSV/JSON export; see export.h. */
-#include "export.h"
+#include "query/export.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "qdb.h"
-#include "qtext.h"
+#include "query/qdb.h"
+#include "query/qtext.h"
 
 /* Rows per FETCH: big enough to amortise the round trip, small enough that
  * a chunk stays a few MiB. */

@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "qsel.h"
+#include "query/qsel.h"
 
 typedef enum export_format { EXPORT_CSV, EXPORT_JSON } export_format_t;
 typedef enum export_layout { EXPORT_WIDE, EXPORT_LONG } export_layout_t;

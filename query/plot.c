@@ -1,5 +1,5 @@
 /* plot.c — SVG chart of a run; see plot.h. */
-#include "plot.h"
+#include "query/plot.h"
 
 #include <errno.h>
 #include <math.h>
@@ -8,9 +8,9 @@
 #include <string.h>
 #include <sys/time.h>
 
-#include "downsample.h"
-#include "qdb.h"
-#include "qtext.h"
+#include "query/downsample.h"
+#include "query/qdb.h"
+#include "query/qtext.h"
 
 #define CHUNK 50000
 #define MARGIN_L 84

@@ -22,7 +22,7 @@
 #include <libpq-fe.h>
 #include <stdio.h>
 
-#include "qsel.h"
+#include "query/qsel.h"
 
 typedef struct plot_opts {
     int width;                 /* SVG width in px (default 1200) */

@@ -1,5 +1,5 @@
 /* qdb.c — binary cursor streaming and field decoding; see qdb.h. */
-#include "qdb.h"
+#include "query/qdb.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,13 +1,13 @@
 /* qsel.c — resolving a query's process, parameters and window; see qsel.h. */
-#include "qsel.h"
+#include "query/qsel.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "qdb.h"
-#include "qtext.h"
+#include "query/qdb.h"
+#include "query/qtext.h"
 
 static qsel_status_t bad(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

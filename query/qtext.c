@@ -1,5 +1,5 @@
 /* qtext.c — parsing and formatting for the query commands; see qtext.h. */
-#include "qtext.h"
+#include "query/qtext.h"
 
 #include <errno.h>
 #include <math.h>

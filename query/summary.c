@@ -1,15 +1,15 @@
 /* summary.c — per-parameter, per-step statistics as a table or JSON; the
  * numbers come from SQL function process_summary(), so psql users and this
  * command always agree. */
-#include "summary.h"
+#include "query/summary.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "qdb.h"
-#include "qtext.h"
+#include "query/qdb.h"
+#include "query/qtext.h"
 
 enum col {
     C_STEP, C_STEP_NAME, C_PARAM_ID, C_PARAM, C_UNITS, C_SAMPLES, C_MIN, C_MAX, C_MEAN,

@@ -11,7 +11,7 @@
 #include <libpq-fe.h>
 #include <stdio.h>
 
-#include "qsel.h"
+#include "query/qsel.h"
 
 typedef enum summary_format { SUMMARY_TABLE, SUMMARY_JSON } summary_format_t;
 

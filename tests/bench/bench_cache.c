@@ -18,10 +18,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
+#include "common/log.h"
 #include "nplus1.h"
-#include "pcache.h"
-#include "pgwait.h"
+#include "cache/pcache.h"
+#include "common/pgwait.h"
 
 static double now_ns(void)
 {

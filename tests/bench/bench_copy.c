@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "bench_rows.h"
-#include "pgcopy.h"
-#include "pgsink.h"
+#include "store/pgcopy.h"
+#include "store/pgsink.h"
 
 static int write_file(long rows, const char *path, long long proc)
 {

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "plan.h"
-#include "pmap.h"
+#include "acq/plan.h"
+#include "acq/pmap.h"
 
 static double now_s(void)
 {

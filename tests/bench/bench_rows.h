@@ -7,7 +7,7 @@
 #include <math.h>
 #include <time.h>
 
-#include "sample.h"
+#include "acq/sample.h"
 
 #define BENCH_PARAMS 100
 

@@ -15,10 +15,10 @@
 #include <unistd.h>
 
 #include "bench_rows.h"
-#include "forwarder.h"
-#include "log.h"
-#include "pgcopy.h"
-#include "spool.h"
+#include "store/forwarder.h"
+#include "common/log.h"
+#include "store/pgcopy.h"
+#include "store/spool.h"
 
 static spool_t *open_spool(const char *path)
 {

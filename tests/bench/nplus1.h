@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pmap.h"
+#include "acq/pmap.h"
 
 /* Loads machine's parameters with 1 + K queries. Returns the number of
  * queries issued and the parameter count in *nparams, or -1. */

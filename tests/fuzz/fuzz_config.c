@@ -1,4 +1,4 @@
-/* fuzz_config.c — libFuzzer target: config_parse() (recorder/config.c) on
+/* fuzz_config.c — libFuzzer target: config_parse() (common/config.c) on
  * arbitrary bytes.
  *
  * The input is the config text itself, in a buffer of exactly its size (no
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "common/config.h"
 
 #define NAME "fuzz.conf"
 

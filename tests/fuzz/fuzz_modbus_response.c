@@ -32,7 +32,7 @@
 
 #include <modbus.h>
 
-#include "regcodec.h"
+#include "acq/regcodec.h"
 
 #define GUARD      16        /* items after the caller's buffer, checked untouched */
 #define GUARD_BYTE 0xA5

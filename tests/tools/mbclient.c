@@ -22,7 +22,7 @@
 
 #include <modbus.h>
 
-#include "regcodec.h"
+#include "acq/regcodec.h"
 
 static void usage(void)
 {

@@ -31,8 +31,8 @@
 
 #include <modbus.h>
 
-#include "fault.h"
-#include "regcodec.h"
+#include "firmware/fault.h"
+#include "acq/regcodec.h"
 #include "t.h"
 
 static char aldsim_path[PATH_MAX];

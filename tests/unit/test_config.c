@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "common/config.h"
 #include "t.h"
 
 static int parse(aldrec_config_t *c, const char *text, char *err, size_t errlen)

@@ -1,4 +1,4 @@
-/* test_ctlrec.c — set-point events and step markers (recorder/ctlrec.h):
+/* test_ctlrec.c — set-point events and step markers (store/ctlrec.h):
  * the EVENT/STEP request lines round-trip exactly, every bad field is
  * refused naming it, text PostgreSQL would refuse (not UTF-8, control
  * characters) is refused first; and the COPY rows are stored by pgsink as
@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctlrec.h"
-#include "pgsink.h"
+#include "store/ctlrec.h"
+#include "store/pgsink.h"
 #include "t.h"
 
 static PGconn *conn;

@@ -4,8 +4,8 @@
  * where data is missing or bad, and the spans reported and merged. */
 #include <stdlib.h>
 
-#include "downsample.h"
-#include "qtext.h"
+#include "query/downsample.h"
+#include "query/qtext.h"
 #include "t.h"
 
 static void test_bound_and_spike(void)

@@ -3,9 +3,9 @@
  * on-change recording. */
 #include <stdlib.h>
 
-#include "deadband.h"
-#include "hist.h"
-#include "sample.h"
+#include "acq/deadband.h"
+#include "common/hist.h"
+#include "acq/sample.h"
 #include "t.h"
 
 static void test_exact_small(void)

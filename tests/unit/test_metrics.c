@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "expo.h"
-#include "httpd.h"
-#include "metrics.h"
+#include "ops/httpd.h"
+#include "ops/metrics.h"
 #include "t.h"
 
 static expo_t ex;

@@ -27,10 +27,10 @@
 #include <unistd.h>
 
 #include "../bench/nplus1.h"
-#include "l2redis.h"
-#include "log.h"
-#include "pcache.h"
-#include "pgwait.h"
+#include "cache/l2redis.h"
+#include "common/log.h"
+#include "cache/pcache.h"
+#include "common/pgwait.h"
 #include "t.h"
 
 static PGconn *admin;

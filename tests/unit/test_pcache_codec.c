@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "pcache.h"
-#include "pmap.h"
+#include "common/config.h"
+#include "cache/pcache.h"
+#include "acq/pmap.h"
 #include "t.h"
 
 static param_meta_t mk(int32_t id, const char *comp, const char *name, dtype_t t,

@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pgcopy.h"
-#include "pgsink.h"
+#include "store/pgcopy.h"
+#include "store/pgsink.h"
 #include "t.h"
 
 static PGconn *conn;

@@ -1,6 +1,6 @@
 /* test_plan.c — request grouping: gaps, limits, tables, overlaps,
  * no_bridge ranges, isolated items, range parsing. */
-#include "plan.h"
+#include "acq/plan.h"
 #include "t.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

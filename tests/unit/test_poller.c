@@ -17,9 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "pmap.h"
-#include "poller.h"
+#include "common/log.h"
+#include "acq/pmap.h"
+#include "acq/poller.h"
 #include "t.h"
 
 #define MACHINE "t_poller"

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "regcodec.h"
+#include "acq/regcodec.h"
 #include "t.h"
 
 /* Engineering value of a parameter as served; fails the test if unknown. */

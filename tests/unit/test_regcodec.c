@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "regcodec.h"
+#include "acq/regcodec.h"
 #include "t.h"
 
 static const worder_t orders[] = { WO_ABCD, WO_CDAB, WO_BADC, WO_DCBA };

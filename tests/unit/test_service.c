@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batch.h"
+#include "store/batch.h"
 #include "expo.h"
-#include "service.h"
+#include "ops/service.h"
 #include "t.h"
 
 static aldrec_config_t cfg;

@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pgcopy.h"
-#include "pgsink.h"
-#include "spool.h"
+#include "store/pgcopy.h"
+#include "store/pgsink.h"
+#include "store/spool.h"
 #include "t.h"
 
 static char dir[256];

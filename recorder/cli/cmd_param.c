@@ -1,0 +1,383 @@
+/* cmd_param.c — aldrec get|set COMPONENT.PARAM: a parameter's metadata
+ * from the cache (cache/pcache.h: Redis if current, else PostgreSQL in one
+ * query, else the snapshot), its live value over Modbus, and set points
+ * checked against the metadata before anything reaches the device.
+ *
+ * A set point that was written is reported to aldrecd as a set-point event
+ * (control command EVENT, ctlrec.h), which records it through its spool
+ * like the data points: `aldrec set` exits 0 only once the event is durable
+ * there, so it is not lost when PostgreSQL is down. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "store/ctlrec.h"
+#include "common/log.h"
+#include "acq/mbio.h"
+#include "cache/pcache.h"
+#include "acq/quality.h"
+#include "acq/sample.h"
+
+static void format_limits(char *buf, size_t cap, const param_meta_t *p)
+{
+    char lo[32] = "-inf", hi[32] = "+inf";
+    if (p->has_min)
+        snprintf(lo, sizeof lo, "%.10g", p->min);
+    if (p->has_max)
+        snprintf(hi, sizeof hi, "%.10g", p->max);
+    snprintf(buf, cap, "[%s, %s]%s%s", lo, hi, p->units[0] ? " " : "", p->units);
+}
+
+/* -v: the entry's metadata and where it came from, on stderr. */
+static void describe(pcache_t *c, const param_meta_t *p)
+{
+    pcache_stats_t st;
+    char lim[96];
+    pcache_get_stats(c, &st);
+    format_limits(lim, sizeof lim, p);
+    fprintf(stderr, "aldrec: %s: id %d, %s %d, %s %s, scale %g, offset %g, limits %s, %s;"
+            " metadata from %s (version %lld, read from PostgreSQL %.1f s ago)\n",
+            p->qualified, p->id, regcodec_regtype_name(p->table), p->address,
+            regcodec_type_name(p->type), regcodec_order_name(p->order), p->scale, p->offset,
+            lim, p->writable ? "writable" : "read-only", pcache_source_name(st.source),
+            (long long)st.version, st.age_s);
+}
+
+/* Opens the cache for a one-shot lookup. */
+static pcache_t *open_cache(const aldrec_config_t *cfg, bool verbose)
+{
+    pcache_opts_t o;
+    log_init("aldrec", verbose ? LL_DEBUG : LL_WARN);
+    pcache_opts_from_config(&o, cfg);
+    o.app_name = "aldrec";
+    pcache_t *c = pcache_new(&o);
+    if (!c)
+        cli_fail("cannot set up the metadata cache: %s", strerror(errno));
+    return c;
+}
+
+/* Prints why name is not a parameter of the map, with what there is. */
+static void explain_unknown(pcache_t *c, const char *name, const char *cmd)
+{
+    pmap_t *m = pcache_map(c);
+    char comp[64], list[512] = "";
+    size_t clen = strcspn(name, ".");
+    snprintf(comp, sizeof comp, "%.*s", (int)(clen < sizeof comp ? clen : sizeof comp - 1), name);
+    bool comp_known = false;
+    for (size_t i = 0; m && i < pmap_count(m); i++)
+        comp_known |= strcmp(pmap_at(m, i)->component, comp) == 0;
+    for (size_t i = 0; m && i < pmap_count(m); i++) {
+        const param_meta_t *p = pmap_at(m, i);
+        const char *item = comp_known ? p->name : p->component;
+        if (comp_known && strcmp(p->component, comp) != 0)
+            continue;
+        if (!comp_known && i > 0 && strcmp(pmap_at(m, i - 1)->component, p->component) == 0)
+            continue;
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", item);
+    }
+    if (!name[clen])
+        fprintf(stderr, "aldrec: %s: \"%s\" is not COMPONENT.PARAM\n", cmd, name);
+    else if (comp_known)
+        fprintf(stderr, "aldrec: %s: unknown parameter \"%s\" (%s has: %s)\n", cmd, name, comp,
+                list);
+    else
+        fprintf(stderr, "aldrec: %s: unknown parameter \"%s\": no component \"%s\" on machine"
+                " %s (components: %s)\n", cmd, name, comp, m ? pmap_machine(m) : "?", list);
+    pmap_free(m);
+}
+
+/* Looks name up. Returns 0 with *out, 1 unknown (explained), -1 no
+ * metadata at all (explained). */
+static int find_param(pcache_t *c, const char *name, param_meta_t *out, const char *cmd,
+                      bool verbose)
+{
+    char err[1024];
+    pcache_result_t r = pcache_fetch(c, name, out, err, sizeof err);
+    if (verbose && r != PCACHE_MISS)
+        describe(c, out);
+    if (r == PCACHE_MISS && err[0]) {
+        fprintf(stderr, "aldrec: %s: %s\n", cmd, err);
+        return -1;
+    }
+    if (r == PCACHE_MISS) {
+        explain_unknown(c, name, cmd);
+        return 1;
+    }
+    if (r == PCACHE_STALE)
+        fprintf(stderr, "aldrec: warning: parameter metadata may be stale (PostgreSQL"
+                " unreachable)\n");
+    if (!out->valid) {
+        fprintf(stderr, "aldrec: %s: parameter %s cannot be used: %s\n", cmd, out->qualified,
+                out->why);
+        return 1;
+    }
+    return 0;
+}
+
+/* The metadata of parameter name, from the cache. Returns 0 with *out, or
+ * the exit status after a message: 2 unknown or unusable, 1 no metadata. */
+static int metadata_of(const aldrec_config_t *cfg, const char *name, param_meta_t *out,
+                       const char *cmd, bool verbose)
+{
+    pcache_t *c = open_cache(cfg, verbose);
+    if (!c)
+        return 1;
+    int rc = find_param(c, name, out, cmd, verbose);
+    pcache_free(c);
+    return rc == 0 ? 0 : rc < 0 ? 1 : 2;
+}
+
+static void format_value(char *buf, size_t cap, const param_meta_t *p, double v)
+{
+    if (p->type == DT_BOOL)
+        snprintf(buf, cap, "%d", v != 0);
+    else
+        snprintf(buf, cap, "%.10g%s%s", v, p->units[0] ? " " : "", p->units);
+}
+
+static int parse_args(int argc, char **argv, const char *cmd, int nargs, bool *verbose,
+                      const char **by, bool *unrecorded)
+{
+    static const struct option opts[] = {
+        { "verbose", no_argument, NULL, 'v' },
+        { "by", required_argument, NULL, 'b' },
+        { "unrecorded", no_argument, NULL, 'u' },
+        { NULL, 0, NULL, 0 },
+    };
+    int opt;
+    optind = 1;
+    /* "+": stop at the first operand, so that "-5" is a value, not an option. */
+    while ((opt = getopt_long(argc, argv, "+v", opts, NULL)) != -1) {
+        if (opt == 'v')
+            *verbose = true;
+        else if (opt == 'b' && by)
+            *by = optarg;
+        else if (opt == 'u' && unrecorded)
+            *unrecorded = true;
+        else
+            return cli_usage_error("%s: bad option", cmd);
+    }
+    if (argc - optind != nargs)
+        return cli_usage_error("%s: expected %s", cmd,
+                               nargs == 1 ? "COMPONENT.PARAM" : "COMPONENT.PARAM VALUE");
+    return 0;
+}
+
+int cmd_param_get(const aldrec_config_t *cfg, int argc, char **argv)
+{
+    bool verbose = false;
+    param_meta_t p;
+    char err[512], val[96];
+    uint16_t words[4] = { 0 };
+    int rc = parse_args(argc, argv, "get", 1, &verbose, NULL, NULL);
+    if (rc)
+        return rc;
+    if ((rc = metadata_of(cfg, argv[optind], &p, "get", verbose)) != 0)
+        return rc;
+
+    mbio_t *m = mbio_open(&p, cfg->response_timeout_ms, err, sizeof err);
+    int16_t q = m ? mbio_read(m, &p, words, err, sizeof err) : (int16_t)Q_COMM_ERROR;
+    mbio_close(m);
+    if (q != Q_GOOD) {
+        printf("%s = NULL (quality %d %s)\n", p.qualified, q, quality_name(q));
+        fprintf(stderr, "aldrec: get: %s\n", err);
+        return 1;
+    }
+    double v = mbio_value(&p, words);
+    q = quality_of_value(&p, v);
+    format_value(val, sizeof val, &p, v);
+    printf("%s = %s (quality %d %s)\n", p.qualified, val, q, quality_name(q));
+    return 0;
+}
+
+/* Parses a set-point value for p: a finite number, or for booleans also
+ * true/false/on/off. Returns 0 or -1. */
+static int parse_value(const param_meta_t *p, const char *s, double *out)
+{
+    if (p->type == DT_BOOL) {
+        static const char *const yes[] = { "1", "true", "on" }, *const no[] = { "0", "false", "off" };
+        for (size_t i = 0; i < 3; i++) {
+            if (strcasecmp(s, yes[i]) == 0) {
+                *out = 1;
+                return 0;
+            }
+            if (strcasecmp(s, no[i]) == 0) {
+                *out = 0;
+                return 0;
+            }
+        }
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Who asked: --by as given (checked before anything was written), or
+ * "user@host via aldrec set" in printable ASCII. */
+static void who_asked(char *buf, size_t cap, const char *by)
+{
+    char host[64] = "?";
+    if (by) {
+        snprintf(buf, cap, "%s", by);
+        return;
+    }
+    const struct passwd *pw = getpwuid(geteuid());
+    gethostname(host, sizeof host - 1);
+    snprintf(buf, cap, "%s@%s via aldrec set", pw ? pw->pw_name : "?", host);
+    for (char *s = buf; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            *s = '?';
+}
+
+/* Hands the event to aldrecd (control command EVENT, ctlrec.h), which
+ * answers once it is durable in its spool. Returns 0 when recorded, 1
+ * after saying why not. */
+static int send_setpoint_event(const aldrec_config_t *cfg, const ctlrec_event_t *ev,
+                               bool verbose)
+{
+    static const char what[] = "the set-point event was not recorded";
+    char line[512], reply[512], err[512];
+    if (ctlrec_event_line(ev, line, sizeof line, err, sizeof err) < 0)
+        return cli_fail("%s: %s", what, err);
+    if (cli_ctl(cfg, line, reply, sizeof reply, CLI_CTL_TIMEOUT_MS, what) != 0)
+        return 1;
+    if (verbose)
+        fprintf(stderr, "aldrec: aldrecd: %s", reply[2] == ' ' ? reply + 3 : reply + 2);
+    return 0;
+}
+
+int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
+{
+    bool verbose = false, unrecorded = false;
+    const char *by = NULL;
+    param_meta_t p;
+    char err[512], lim[96], req[96], was[96] = "?", got[96], wrote[96];
+    uint16_t words[4] = { 0 }, back[4] = { 0 }, before[4] = { 0 };
+    double value, raw;
+    int rc = parse_args(argc, argv, "set", 2, &verbose, &by, &unrecorded);
+    if (rc)
+        return rc;
+    const char *text = argv[optind + 1];
+    if (by && ctlrec_check_text("--by", by, err, sizeof err) < 0)
+        return cli_usage_error("set: %s", err);
+    if ((rc = metadata_of(cfg, argv[optind], &p, "set", verbose)) != 0)
+        return rc;
+
+    /* Everything is checked before the device is touched. */
+    format_limits(lim, sizeof lim, &p);
+    if (!p.writable || (p.table != REG_COIL && p.table != REG_HOLDING)) {
+        fprintf(stderr, "aldrec: set %s: read-only parameter (%s %d%s); nothing written\n",
+                p.qualified, regcodec_regtype_name(p.table), p.address,
+                p.writable ? "" : ", is_writable = false");
+        return 2;
+    }
+    if (parse_value(&p, text, &value) < 0) {
+        fprintf(stderr, "aldrec: set %s: \"%s\" is not a %s; nothing written\n", p.qualified,
+                text, p.type == DT_BOOL ? "boolean (0/1, true/false, on/off)" : "finite number");
+        return 2;
+    }
+    if ((p.has_min && value < p.min) || (p.has_max && value > p.max)) {
+        fprintf(stderr, "aldrec: set %s: %.10g is outside the limits %s; nothing written\n",
+                p.qualified, value, lim);
+        return 2;
+    }
+    if (regcodec_to_raw(value, p.scale, p.offset, p.type, &raw) < 0) {
+        fprintf(stderr, "aldrec: set %s: %.10g cannot be stored as %s with scale %g and offset"
+                " %g; nothing written\n", p.qualified, value, regcodec_type_name(p.type),
+                p.scale, p.offset);
+        return 2;
+    }
+    regcodec_encode(raw, p.type, p.order, words);
+    double effective = mbio_value(&p, words);   /* after rounding to the type */
+    format_value(req, sizeof req, &p, value);
+    format_value(wrote, sizeof wrote, &p, effective);
+    /* The limits rule what the device will hold, not what was typed. */
+    if ((p.has_min && effective < p.min) || (p.has_max && effective > p.max)) {
+        fprintf(stderr, "aldrec: set %s: %s would be written as %s (the nearest value the"
+                " register holds), outside the limits %s; nothing written\n", p.qualified,
+                req, wrote, lim);
+        return 2;
+    }
+    /* A set point that cannot be recorded is not written (unless asked):
+     * a recipe must not change the machine behind the recorder's back. */
+    if (!unrecorded) {
+        char reply[256];
+        if (cli_ctl(cfg, "PING", reply, sizeof reply, CLI_CTL_TIMEOUT_MS,
+                    "the set-point event cannot be recorded") != 0) {
+            fprintf(stderr, "aldrec: set %s: nothing written (--unrecorded writes without"
+                    " recording)\n", p.qualified);
+            return 1;
+        }
+    }
+
+    mbio_t *m = mbio_open(&p, cfg->response_timeout_ms, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "aldrec: set %s: %s; nothing written\n", p.qualified, err);
+        return 1;
+    }
+    if (mbio_read(m, &p, before, err, sizeof err) == Q_GOOD)
+        format_value(was, sizeof was, &p, mbio_value(&p, before));
+    int16_t q = mbio_write(m, &p, words, err, sizeof err);
+    if (q != Q_GOOD) {
+        mbio_close(m);
+        fprintf(stderr, "aldrec: set %s: %s (quality %d %s)\n", p.qualified, err, q,
+                quality_name(q));
+        return 1;
+    }
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    ctlrec_event_t ev = {
+        .parameter_id = p.id,
+        .ts_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec,
+        .requested = value,
+    };
+    who_asked(ev.requested_by, sizeof ev.requested_by, by);
+    ev.quality = mbio_read(m, &p, back, err, sizeof err);
+    mbio_close(m);
+    int status = 0;
+    if (ev.quality != Q_GOOD) {
+        fprintf(stderr, "aldrec: set %s: wrote %s but could not read it back: %s\n",
+                p.qualified, wrote, err);
+        status = 1;
+    } else {
+        ev.has_readback = true;
+        ev.readback = mbio_value(&p, back);
+        format_value(got, sizeof got, &p, ev.readback);
+        int n = p.type == DT_BOOL ? 1 : regcodec_words(p.type);
+        bool same = p.type == DT_BOOL ? (back[0] != 0) == (words[0] != 0)
+                                      : memcmp(back, words, (size_t)n * sizeof *words) == 0;
+        if (!same) {
+            fprintf(stderr, "aldrec: set %s: read-back mismatch: wrote %s, device reports %s\n",
+                    p.qualified, wrote, got);
+            status = 1;
+        } else {
+            if (effective != value)
+                printf("%s: %s -> %s (requested %s; the nearest value the device holds),"
+                       " read back %s\n", p.qualified, was, wrote, req, got);
+            else
+                printf("%s: %s -> %s, read back %s\n", p.qualified, was, wrote, got);
+        }
+    }
+    fflush(stdout);
+    if (unrecorded)
+        fprintf(stderr, "aldrec: set %s: not recorded as a set-point event (--unrecorded)\n",
+                p.qualified);
+    else if (send_setpoint_event(cfg, &ev, verbose) != 0)
+        status = 1;
+    return status;
+}

@@ -1,0 +1,163 @@
+/* service.h — what an operator sees of a running aldrecd: a snapshot of
+ * its numbers, the metrics rendered from it, the health verdict and the
+ * alerts.
+ *
+ * Once a second the main loop takes a snapshot (svc_collect() for the
+ * modules' counters, the daemon's own fields by hand), lets the tracker
+ * note how long devices and the database link have been down, evaluates
+ * health and alerts, and renders /metrics and /health text that the HTTP
+ * thread serves (httpd.h). Nothing here touches live state of another
+ * thread: svc_collect() only calls the modules' *_get_stats() snapshots,
+ * and everything after it is a pure function of the snapshot.
+ *
+ * Health (svc_health_eval) — thresholds from [health]:
+ *   failing   every device down for device_down_s; the spool is dropping
+ *             data (full) or above spool_failing_pct of max_bytes; a spool
+ *             write failed and keeps failing; not ready (no parameter map)
+ *   degraded  a device down for device_down_s; PostgreSQL out of reach for
+ *             database_down_s; the spool above spool_degraded_pct; batches
+ *             in quarantine; the parameter map is from the snapshot file or
+ *             older than [cache] ttl_s (stale)
+ *   ok        none of these
+ *
+ * Alerts (svc_alerts_eval) — thresholds from [alerts], 0 disables one:
+ * each has a state; crossing the threshold raises it (one warning line),
+ * going back past it with a margin clears it (one info line with
+ * state=cleared), so a value hovering at the threshold does not flap.
+ *   flush_p95       spool append p95 over the last window_s above flush_p95_ms
+ *                   (clears at 80 % of it); needs 5 flushes in the window
+ *   copy_p95        PostgreSQL write p95 above copy_p95_ms, the same way
+ *   cache_hit       L1 hit ratio over the window below cache_hit_pct (clears
+ *                   2 points above it); needs 20 lookups in the window
+ *   spool_pct       spool above spool_pct of max_bytes (clears 5 points below)
+ *   device_down     per device: down for device_down_s (clears when it answers)
+ *   database_down   PostgreSQL out of reach for database_down_s (clears when
+ *                   the link is up again) */
+#ifndef ALDREC_SERVICE_H
+#define ALDREC_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "acq/device.h"
+#include "store/forwarder.h"
+#include "common/hist.h"
+#include "ops/metrics.h"
+#include "cache/pcache.h"
+#include "acq/poller.h"
+#include "store/spool.h"
+
+typedef struct svc_device {
+    device_stats_t st;
+    double down_for_s;             /* svc_track(): 0 while up */
+} svc_device_t;
+
+typedef struct svc_snapshot {
+    int64_t taken_ns;              /* CLOCK_MONOTONIC */
+    /* the daemon (filled by aldrecd) */
+    bool ready;                    /* map loaded, control socket answering */
+    double uptime_s;
+    int64_t process_id;            /* 0: not recording */
+    uint64_t process_rows;
+    size_t batch_pending_rows;
+    uint64_t flushed_batches, flushed_rows;     /* appended to the spool */
+    uint64_t flush_errors;
+    bool spool_write_failing;
+    hist_t flush_us;               /* spool_append() incl. fsync */
+    /* acquisition (svc_collect) */
+    poller_stats_t poll;
+    svc_device_t *devices;         /* owned: svc_snapshot_clear() */
+    size_t ndevices;
+    /* store and forward (svc_collect) */
+    bool have_spool, have_fwd;
+    spool_stats_t spool;
+    double queue_oldest_s;
+    forwarder_stats_t fwd;
+    double db_down_for_s;          /* svc_track(): since the link was last up */
+    /* metadata cache (svc_collect) */
+    bool have_cache;
+    pcache_stats_t cache;
+    int cache_ttl_s;
+} svc_snapshot_t;
+
+/* Fills the modules' part of s (any handle may be NULL: that part stays
+ * empty). Frees what s held before. Returns 0, or -1 with errno ENOMEM
+ * (the device list is then empty). */
+int svc_collect(svc_snapshot_t *s, poller_t *p, forwarder_t *f, spool_t *sp, pcache_t *c);
+
+/* Frees the device list; s is then empty. */
+void svc_snapshot_clear(svc_snapshot_t *s);
+
+/* Remembers since when each device (by label) and the database link have
+ * been down, and fills down_for_s / db_down_for_s of s (at s->taken_ns). */
+typedef struct svc_tracker svc_tracker_t;
+svc_tracker_t *svc_tracker_new(void);
+void svc_tracker_free(svc_tracker_t *t);
+void svc_track(svc_tracker_t *t, svc_snapshot_t *s);
+
+/* ---- health ------------------------------------------------------------- */
+
+enum svc_health { SVC_OK, SVC_DEGRADED, SVC_FAILING };
+
+#define SVC_MAX_REASONS 16
+
+typedef struct svc_health_report {
+    enum svc_health status;
+    size_t nreasons;
+    char reasons[SVC_MAX_REASONS][256];    /* failing ones first */
+} svc_health_report_t;
+
+/* The verdict on s with the thresholds of cfg ([health], [cache] ttl_s). */
+void svc_health_eval(const svc_snapshot_t *s, const aldrec_config_t *cfg,
+                     svc_health_report_t *out);
+
+/* "ok", "degraded", "failing". */
+const char *svc_health_name(enum svc_health h);
+
+/* "STATUS\n" then "- reason\n" per reason, into buf (truncated). Returns
+ * the length. */
+size_t svc_health_format(const svc_health_report_t *h, char *buf, size_t cap);
+
+/* ---- alerts ------------------------------------------------------------- */
+
+typedef struct svc_alert_event {
+    const char *name;              /* "flush_p95", "device_down", ... */
+    const char *subject;           /* device label, or "" */
+    bool raised;                   /* false: cleared */
+    double value, threshold;
+    const char *unit;              /* "ms", "%", "s" */
+    const char *text;              /* one sentence for the log */
+} svc_alert_event_t;
+
+typedef void (*svc_alert_fn)(void *arg, const svc_alert_event_t *ev);
+
+typedef struct svc_alerts svc_alerts_t;
+
+/* Returns NULL with errno ENOMEM. */
+svc_alerts_t *svc_alerts_new(void);
+void svc_alerts_free(svc_alerts_t *a);
+
+/* Evaluates every alert on s (call about once a second, with snapshots in
+ * time order); calls fn once for each alert raised or cleared now.
+ * Returns the number of such events. */
+int svc_alerts_eval(svc_alerts_t *a, const svc_snapshot_t *s, const aldrec_config_t *cfg,
+                    svc_alert_fn fn, void *arg);
+
+/* Logs an event (the svc_alert_fn aldrecd uses): a warning when raised,
+ * an info line with state=cleared when cleared, with key=value fields. */
+void svc_alert_log(void *arg, const svc_alert_event_t *ev);
+
+/* Number of alerts raised now; names them ("name" or "name:subject",
+ * comma-separated) in buf when buf is not NULL. */
+size_t svc_alerts_active(const svc_alerts_t *a, char *buf, size_t cap);
+
+/* ---- rendering ---------------------------------------------------------- */
+
+/* Writes every aldrec_* metric family of s (and of h and a, which may be
+ * NULL) into m. The metric list is in README "Operating aldrecd". */
+void svc_render_metrics(const svc_snapshot_t *s, const svc_health_report_t *h,
+                        const svc_alerts_t *a, metrics_t *m);
+
+#endif

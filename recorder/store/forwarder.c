@@ -1,0 +1,522 @@
+/* forwarder.c — in-order, exactly-once delivery of spooled batches through
+ * pgsink, on a thread of its own. See forwarder.h. */
+#include "store/forwarder.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "store/pgsink.h"
+
+#define BACKOFF_MIN_MS 200
+#define BACKOFF_MAX_MS 5000
+#define IDLE_WAKE_MS 1000      /* idle: checkpoints, rate samples */
+#define RATE_SLOTS 11          /* one sample a second: a 10 s window */
+
+struct forwarder {
+    pthread_t thread;
+    pthread_mutex_t lock;      /* guards st, rate, stopping, stop_deadline, exited */
+    pthread_cond_t cond;       /* exited changed */
+    spool_t *sp;
+    pgsink_t *sink;            /* forwarder thread only */
+    size_t drain_batches, drain_rows;
+    int wake[2];               /* main -> thread: appended, stop */
+    int cancel[2];             /* main -> pgsink: give up waiting now */
+    int notify[2];             /* thread -> main: batches left the spool */
+    bool stopping;
+    int64_t stop_deadline;     /* mono ms */
+    bool exited;
+    forwarder_stats_t st;
+    int64_t link_since;        /* mono ms */
+    struct { int64_t t; uint64_t rows; } rate[RATE_SLOTS];
+    size_t rate_next;
+    complain_t db_down;
+    /* thread only */
+    int backoff_ms;            /* next wait after a failure */
+    int64_t next_try;          /* mono ms: no connection attempt before */
+    int64_t single_until;      /* write batches up to this seq one by one */
+    int64_t drain_started, drain_rows_start;
+    long crash_after;          /* test hook, see forwarder.h; 0: off */
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* CLOCK_MONOTONIC in µs, for latency histograms. */
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+const char *forwarder_link_name(enum link_state s)
+{
+    switch (s) {
+    case LINK_CONNECTING:
+        return "connecting";
+    case LINK_UP:
+        return "up";
+    case LINK_DRAINING:
+        return "draining";
+    case LINK_SPOOLING:
+        return "spooling";
+    }
+    return "?";
+}
+
+static void poke(int fd)
+{
+    char c = 1;
+    ssize_t w = write(fd, &c, 1);   /* a full pipe is already poked */
+    (void)w;
+}
+
+static void drain_pipe(int fd)
+{
+    char buf[256];
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+}
+
+/* Called with the lock held. */
+static void set_link(forwarder_t *f, enum link_state s)
+{
+    if (f->st.link == s)
+        return;
+    f->st.link = s;
+    f->link_since = mono_ms();
+}
+
+static void link_to(forwarder_t *f, enum link_state s)
+{
+    pthread_mutex_lock(&f->lock);
+    set_link(f, s);
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* Whether to leave the loop: stop asked and the spool empty or time up. */
+static bool should_exit(forwarder_t *f, bool queue_empty)
+{
+    pthread_mutex_lock(&f->lock);
+    bool out = f->stopping && (queue_empty || mono_ms() >= f->stop_deadline);
+    pthread_mutex_unlock(&f->lock);
+    return out;
+}
+
+/* Sleeps until `until` (mono ms), watching the wake pipe and, if sock >= 0,
+ * the idle connection. Returns early on a stop request; on a wake only when
+ * wake_ends is set. Returns true when sock became readable. */
+static bool wait_until(forwarder_t *f, int64_t until, int sock, bool wake_ends)
+{
+    for (;;) {
+        pthread_mutex_lock(&f->lock);
+        bool stopping = f->stopping;
+        if (stopping && f->stop_deadline < until)
+            until = f->stop_deadline;
+        pthread_mutex_unlock(&f->lock);
+        int64_t left = until - mono_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd pfd[2] = {
+            { .fd = f->wake[0], .events = POLLIN },
+            { .fd = sock, .events = POLLIN },
+        };
+        int rc = poll(pfd, sock >= 0 ? 2 : 1, (int)left);
+        if (rc < 0 && errno != EINTR)
+            return false;
+        if (rc <= 0)
+            continue;
+        if (sock >= 0 && pfd[1].revents)
+            return true;
+        if (pfd[0].revents) {
+            drain_pipe(f->wake[0]);
+            pthread_mutex_lock(&f->lock);
+            stopping = f->stopping;
+            pthread_mutex_unlock(&f->lock);
+            if (wake_ends || stopping)
+                return false;
+        }
+    }
+}
+
+static void sample_rate(forwarder_t *f, int64_t now)
+{
+    size_t last = (f->rate_next + RATE_SLOTS - 1) % RATE_SLOTS;
+    if (f->rate[last].t != 0 && now - f->rate[last].t < 1000)
+        return;
+    f->rate[f->rate_next].t = now;
+    f->rate[f->rate_next].rows = f->st.stored_rows;
+    f->rate_next = (f->rate_next + 1) % RATE_SLOTS;
+}
+
+static void note_stored(forwarder_t *f, const batch_t *b, size_t n)
+{
+    pthread_mutex_lock(&f->lock);
+    f->st.transactions++;
+    for (size_t i = 0; i < n; i++) {
+        f->st.stored_batches++;
+        f->st.stored_rows += b[i].rows;
+        if (b[i].kind >= BATCH_KIND_MIN && b[i].kind <= BATCH_KIND_MAX)
+            f->st.stored_rows_kind[b[i].kind] += b[i].rows;
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+static void note_error(forwarder_t *f, const char *err)
+{
+    pthread_mutex_lock(&f->lock);
+    snprintf(f->st.last_error, sizeof f->st.last_error, "%s", err);
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* The spool itself failed (disk): the batches stay; try again later. */
+static void spool_trouble(forwarder_t *f, const char *what, const char *err)
+{
+    log_msg(LL_ERROR, "forwarder: %s: %s", what, err);
+    note_error(f, err);
+}
+
+/* What became of a claimed group. */
+enum settled {
+    SETTLED_GONE,      /* the batches left the spool (stored, duplicate, quarantined) */
+    SETTLED_KEEP,      /* still queued, certainly not stored */
+    SETTLED_DOUBT,     /* still queued, maybe stored */
+};
+
+/* Acts on pgsink's verdict r for the claimed group b[0..n). Sets *link_ok
+ * to false when the link failed (the caller backs off). */
+static enum settled handle_result(forwarder_t *f, pgsink_result_t r, batch_t *b, size_t n,
+                                  const char *err, bool *link_ok)
+{
+    char serr[512] = "";
+    *link_ok = true;
+    switch (r) {
+    case PGSINK_STORED:
+        if (f->crash_after > 0 && --f->crash_after == 0)
+            _exit(137);   /* committed, not yet deleted: the worst moment to die */
+        if (spool_remove(f->sp, b, n, serr, sizeof serr) < 0)
+            spool_trouble(f, "removing stored batches from the spool", serr);
+        note_stored(f, b, n);
+        return SETTLED_GONE;
+    case PGSINK_DUPLICATE:
+        if (n > 1)
+            break;   /* find out which, one by one */
+        log_msg(LL_INFO, "batch %lld (%u rows) was already stored (ledger); not storing it"
+                " again", (long long)b[0].seq, b[0].rows);
+        if (spool_remove(f->sp, b, 1, serr, sizeof serr) < 0)
+            spool_trouble(f, "removing a stored batch from the spool", serr);
+        pthread_mutex_lock(&f->lock);
+        f->st.duplicate_batches++;
+        pthread_mutex_unlock(&f->lock);
+        return SETTLED_GONE;
+    case PGSINK_REJECTED:
+        if (n > 1)
+            break;
+        log_msg(LL_ERROR, "PostgreSQL refused batch %lld (%u rows, %s, process %lld): %s;"
+                " moved to the spool's quarantine (aldrec spool quarantine list)",
+                (long long)b[0].seq, b[0].rows, batch_kind_name(b[0].kind),
+                (long long)b[0].process_id, err);
+        if (spool_quarantine(f->sp, b, err, serr, sizeof serr) < 0) {
+            spool_trouble(f, "quarantining a batch", serr);
+            *link_ok = false;   /* not the link: but wait before trying again */
+            return SETTLED_KEEP;
+        }
+        pthread_mutex_lock(&f->lock);
+        f->st.quarantined_batches++;
+        f->st.quarantined_rows += b[0].rows;
+        snprintf(f->st.last_error, sizeof f->st.last_error, "%s", err);
+        pthread_mutex_unlock(&f->lock);
+        return SETTLED_GONE;
+    case PGSINK_RETRY:
+    case PGSINK_IN_DOUBT:
+        note_error(f, err);
+        if (n > 1)
+            f->single_until = b[n - 1].seq;   /* maybe too big for the link */
+        *link_ok = false;
+        return r == PGSINK_IN_DOUBT ? SETTLED_DOUBT : SETTLED_KEEP;
+    }
+    /* n > 1 and one of them is a duplicate or refused: nothing stored. */
+    f->single_until = b[n - 1].seq;
+    log_msg(LL_INFO, "a transaction of %zu batches failed (%s); writing them one by one", n,
+            err);
+    return SETTLED_KEEP;
+}
+
+static void log_drain(forwarder_t *f, bool draining, uint64_t queued_rows)
+{
+    pthread_mutex_lock(&f->lock);
+    uint64_t stored = f->st.stored_rows;
+    pthread_mutex_unlock(&f->lock);
+    int64_t now = mono_ms();
+    if (draining && f->drain_started == 0) {
+        f->drain_started = now;
+        f->drain_rows_start = (int64_t)stored;
+        log_msg(LL_INFO, "draining a backlog of %llu rows from the spool, oldest first",
+                (unsigned long long)queued_rows);
+    } else if (!draining && f->drain_started != 0) {
+        double s = (double)(now - f->drain_started) / 1000.0;
+        uint64_t rows = stored - (uint64_t)f->drain_rows_start;
+        log_msg(LL_INFO, "backlog drained: %llu rows in %.1f s (%.0f rows/s)",
+                (unsigned long long)rows, s, s > 0 ? (double)rows / s : 0.0);
+        f->drain_started = 0;
+    }
+}
+
+enum outcome { OUT_AGAIN, OUT_LINK_FAILED, OUT_EXIT };
+
+/* One turn of the loop: connect if needed, claim, write, settle. */
+static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
+{
+    int64_t now = mono_ms();
+    pthread_mutex_lock(&f->lock);
+    sample_rate(f, now);
+    pthread_mutex_unlock(&f->lock);
+    spool_checkpoint(f->sp);
+
+    spool_stats_t ss;
+    spool_get_stats(f->sp, &ss);
+    if (should_exit(f, ss.batches == 0))
+        return OUT_EXIT;
+
+    if (!pgsink_connected(f->sink)) {
+        /* Connect even with nothing to send: the link state then says
+         * whether PostgreSQL is reachable (health, metrics), and the first
+         * batch of a run finds the connection made. */
+        if (now < f->next_try) {
+            wait_until(f, f->next_try, -1, false);
+            return OUT_AGAIN;
+        }
+        link_to(f, LINK_CONNECTING);
+        if (pgsink_connect(f->sink, err, errlen) < 0)
+            return OUT_LINK_FAILED;
+        f->backoff_ms = BACKOFF_MIN_MS;
+        link_to(f, LINK_UP);
+        log_release(&f->db_down, LL_INFO, "PostgreSQL reachable again; %llu batches"
+                    " (%llu rows) waiting in the spool", (unsigned long long)ss.batches,
+                    (unsigned long long)ss.rows);
+    }
+
+    batch_t *b = NULL;
+    size_t n = 0;
+    uint32_t bad = 0;
+    size_t maxb = f->single_until ? 1 : f->drain_batches;
+    if (spool_claim(f->sp, maxb, f->drain_rows, &b, &n, &bad, err, errlen) < 0) {
+        spool_trouble(f, "reading the spool", err);
+        wait_until(f, mono_ms() + IDLE_WAKE_MS, -1, false);
+        return OUT_AGAIN;
+    }
+    if (bad)
+        log_msg(LL_ERROR, "spool: %u batch(es) damaged on disk (checksum mismatch) moved to"
+                " quarantine", bad);
+    if (n == 0) {
+        link_to(f, LINK_UP);
+        log_drain(f, false, 0);
+        f->single_until = 0;
+        /* Idle: watch the connection, so that a server that goes away is
+         * noticed (and shown) before the next batch needs it. */
+        if (wait_until(f, mono_ms() + IDLE_WAKE_MS, pgsink_socket(f->sink), true) &&
+            pgsink_check(f->sink, err, errlen) < 0)
+            return OUT_LINK_FAILED;
+        return OUT_AGAIN;
+    }
+    bool draining = n > 1 || ss.batches > n + 1;
+    link_to(f, draining ? LINK_DRAINING : LINK_UP);
+    log_drain(f, draining, ss.rows);
+
+    int64_t t0 = mono_us();
+    pgsink_result_t r = pgsink_write(f->sink, b, n, err, errlen);
+    if (r == PGSINK_STORED) {
+        int64_t us = mono_us() - t0;
+        pthread_mutex_lock(&f->lock);
+        hist_add(&f->st.write_us, us > 0 ? (uint64_t)us : 0);
+        pthread_mutex_unlock(&f->lock);
+    }
+    bool ok;
+    enum settled what = handle_result(f, r, b, n, err, &ok);
+    if (n == 1 && b[0].seq >= f->single_until)
+        f->single_until = 0;
+    char serr[512];
+    if (spool_unclaim(f->sp, b, what == SETTLED_GONE ? 0 : n, what == SETTLED_DOUBT, serr,
+                      sizeof serr) < 0)
+        spool_trouble(f, "releasing batches", serr);
+    spool_batches_free(b, n);
+    poke(f->notify[1]);
+    return ok ? OUT_AGAIN : OUT_LINK_FAILED;
+}
+
+static void *forwarder_main(void *arg)
+{
+    forwarder_t *f = arg;
+    unsigned int seed = (unsigned int)time(NULL) ^ (unsigned int)getpid();
+    char err[512];
+    enum outcome o;
+
+    f->backoff_ms = BACKOFF_MIN_MS;
+    while ((o = run_once(f, err, sizeof err)) != OUT_EXIT) {
+        switch (o) {
+        case OUT_AGAIN:
+            break;
+        case OUT_LINK_FAILED: {
+            pthread_mutex_lock(&f->lock);
+            set_link(f, LINK_SPOOLING);
+            snprintf(f->st.last_error, sizeof f->st.last_error, "%s", err);
+            pthread_mutex_unlock(&f->lock);
+            log_complain(&f->db_down, LL_WARN, "cannot store batches: %s; spooling, retrying"
+                         " with backoff", err);
+            /* Capped exponential backoff, +-25 % jitter so that many
+             * recorders do not reconnect in step. */
+            int b = f->backoff_ms, jitter = b / 4;
+            f->next_try = mono_ms() + b - jitter +
+                          (int)(rand_r(&seed) % (unsigned)(2 * jitter + 1));
+            f->backoff_ms = b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2;
+            break;
+        }
+        case OUT_EXIT:
+            break;
+        }
+    }
+    pthread_mutex_lock(&f->lock);
+    f->exited = true;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+    return NULL;
+}
+
+static void close_pipe(int p[2])
+{
+    if (p[0] >= 0)
+        close(p[0]);
+    if (p[1] >= 0)
+        close(p[1]);
+    p[0] = p[1] = -1;
+}
+
+forwarder_t *forwarder_start(const forwarder_opts_t *o, spool_t *sp, char *err, size_t errlen)
+{
+    forwarder_t *f = calloc(1, sizeof *f);
+    pthread_condattr_t ca;
+
+    if (!f) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    f->wake[0] = f->wake[1] = f->cancel[0] = f->cancel[1] = f->notify[0] = f->notify[1] = -1;
+    f->sp = sp;
+    f->drain_batches = o->drain_batches ? o->drain_batches : 1;
+    f->drain_rows = o->drain_rows ? o->drain_rows : 1;
+    f->st.link = LINK_SPOOLING;
+    f->link_since = mono_ms();
+    const char *crash = getenv("ALDREC_TEST_CRASH_AFTER_COMMIT");
+    f->crash_after = crash ? atol(crash) : 0;
+    if (pipe2(f->wake, O_NONBLOCK | O_CLOEXEC) < 0 ||
+        pipe2(f->cancel, O_NONBLOCK | O_CLOEXEC) < 0 ||
+        pipe2(f->notify, O_NONBLOCK | O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    f->sink = pgsink_new(o->conninfo, o->recorder_id, o->timeout_ms);
+    if (!f->sink) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    pgsink_set_cancel_fd(f->sink, f->cancel[0]);
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&f->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&f->thread, NULL, forwarder_main, f) != 0) {
+        snprintf(err, errlen, "cannot start the forwarder thread");
+        pthread_cond_destroy(&f->cond);
+        pthread_mutex_destroy(&f->lock);
+        goto fail;
+    }
+    return f;
+fail:
+    close_pipe(f->wake);
+    close_pipe(f->cancel);
+    close_pipe(f->notify);
+    pgsink_free(f->sink);
+    free(f);
+    return NULL;
+}
+
+void forwarder_wake(forwarder_t *f)
+{
+    poke(f->wake[1]);
+}
+
+int forwarder_notify_fd(const forwarder_t *f)
+{
+    return f->notify[0];
+}
+
+void forwarder_drain_notify(forwarder_t *f)
+{
+    drain_pipe(f->notify[0]);
+}
+
+void forwarder_get_stats(forwarder_t *f, forwarder_stats_t *out)
+{
+    int64_t now = mono_ms();
+    pthread_mutex_lock(&f->lock);
+    *out = f->st;
+    out->link_for_s = (double)(now - f->link_since) / 1000.0;
+    /* Rate between the oldest sample of the last 10 s and now. */
+    out->rows_per_s = 0;
+    int64_t oldest = 0;
+    for (size_t i = 0; i < RATE_SLOTS; i++) {
+        int64_t age = now - f->rate[i].t;
+        if (f->rate[i].t == 0 || age > 10500 || age < 500 || age <= oldest)
+            continue;
+        oldest = age;
+        out->rows_per_s = (double)(f->st.stored_rows - f->rate[i].rows) * 1000.0 / (double)age;
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+void forwarder_stop(forwarder_t *f, int drain_ms)
+{
+    if (!f)
+        return;
+    struct timespec ts;
+    pthread_mutex_lock(&f->lock);
+    f->stopping = true;
+    f->stop_deadline = mono_ms() + drain_ms;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += drain_ms / 1000;
+    ts.tv_nsec += (long)(drain_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_unlock(&f->lock);
+    poke(f->wake[1]);
+    pthread_mutex_lock(&f->lock);
+    while (!f->exited && pthread_cond_timedwait(&f->cond, &f->lock, &ts) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&f->lock);
+    /* Time is up: whatever pgsink waits for, it stops waiting now. */
+    poke(f->cancel[1]);
+    pthread_join(f->thread, NULL);
+    pgsink_free(f->sink);
+    close_pipe(f->wake);
+    close_pipe(f->cancel);
+    close_pipe(f->notify);
+    pthread_cond_destroy(&f->cond);
+    pthread_mutex_destroy(&f->lock);
+    free(f);
+}

@@ -1,0 +1,530 @@
+/* pgsink.c — exactly-once batch writer over libpq's non-blocking API. */
+#include "store/pgsink.h"
+
+#include "store/pgcopy.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The tables of ARCH.md "Record kinds"; columns in COPY order. */
+static const char *const copy_sql[BATCH_KIND_MAX + 1] = {
+    [BATCH_POINTS] = "COPY process_data_points (" PGCOPY_COLUMNS ") FROM STDIN (FORMAT binary)",
+    [BATCH_EVENTS] = "COPY setpoint_events (process_id, parameter_id, ts, requested, readback,"
+                     " quality, requested_by) FROM STDIN (FORMAT binary)",
+    [BATCH_STEPS] = "COPY process_steps (process_id, step_no, name, started_at)"
+                    " FROM STDIN (FORMAT binary)",
+    [BATCH_GAPS] = "COPY data_gaps (process_id, first_ts, last_ts, points, batches,"
+                   " parameter_ids, reason) FROM STDIN (FORMAT binary)",
+};
+
+struct pgsink {
+    PGconn *conn;
+    char *conninfo;
+    char *recorder_id;
+    char *rid_literal;      /* recorder_id quoted for SQL, made at connect */
+    int timeout_ms;
+    int cancel_fd;
+    bool answered;          /* the last command got at least one result */
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *pgsink_copy_sql(enum batch_kind kind)
+{
+    if (kind < BATCH_KIND_MIN || kind > BATCH_KIND_MAX)
+        return NULL;
+    return copy_sql[kind];
+}
+
+pgsink_t *pgsink_new(const char *conninfo, const char *recorder_id, int timeout_ms)
+{
+    pgsink_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->conninfo = strdup(conninfo);
+    s->recorder_id = strdup(recorder_id);
+    s->timeout_ms = timeout_ms;
+    s->cancel_fd = -1;
+    if (!s->conninfo || !s->recorder_id) {
+        pgsink_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void pgsink_free(pgsink_t *s)
+{
+    if (!s)
+        return;
+    pgsink_disconnect(s);
+    free(s->conninfo);
+    free(s->recorder_id);
+    free(s);
+}
+
+void pgsink_set_cancel_fd(pgsink_t *s, int fd)
+{
+    s->cancel_fd = fd;
+}
+
+bool pgsink_connected(const pgsink_t *s)
+{
+    return s->conn != NULL;
+}
+
+int pgsink_socket(const pgsink_t *s)
+{
+    return s->conn ? PQsocket(s->conn) : -1;
+}
+
+void pgsink_disconnect(pgsink_t *s)
+{
+    /* The socket is non-blocking: PQfinish's goodbye never waits. */
+    PQfinish(s->conn);
+    s->conn = NULL;
+    PQfreemem(s->rid_literal);
+    s->rid_literal = NULL;
+}
+
+/* First line of libpq's message, without the trailing newline. */
+static void conn_error(pgsink_t *s, const char *what, char *err, size_t errlen)
+{
+    const char *msg = s->conn ? PQerrorMessage(s->conn) : "no connection";
+    size_t n = strcspn(msg, "\n");
+    snprintf(err, errlen, "%s: %.*s", what, (int)n, msg);
+}
+
+/* Waits until the socket is readable (or writable) or the deadline passes.
+ * Returns 0, or -1 with errno ETIMEDOUT, ECANCELED or poll's error. */
+static int wait_socket(pgsink_t *s, bool for_read, bool for_write, int64_t deadline)
+{
+    struct pollfd pfd[2] = {
+        { .fd = PQsocket(s->conn),
+          .events = (short)((for_read ? POLLIN : 0) | (for_write ? POLLOUT : 0)) },
+        { .fd = s->cancel_fd, .events = POLLIN },
+    };
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        int rc = poll(pfd, s->cancel_fd >= 0 ? 2 : 1, (int)left);
+        if (rc > 0 && s->cancel_fd >= 0 && pfd[1].revents) {
+            errno = ECANCELED;
+            return -1;
+        }
+        if (rc > 0)
+            return 0;
+        if (rc < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/* "WHAT: no answer within N ms" and the like, for a failed wait. */
+static void wait_error(pgsink_t *s, const char *what, char *err, size_t errlen)
+{
+    if (errno == ETIMEDOUT)
+        snprintf(err, errlen, "%s: no answer within %d ms", what, s->timeout_ms);
+    else if (errno == ECANCELED)
+        snprintf(err, errlen, "%s: cancelled (aldrecd is stopping)", what);
+    else
+        snprintf(err, errlen, "%s: %s", what, strerror(errno));
+}
+
+/* Server notices ("terminating connection due to administrator command"
+ * and the like) precede an error we report anyway; libpq would print them
+ * on stderr. */
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+int pgsink_connect(pgsink_t *s, char *err, size_t errlen)
+{
+    char timeout_s[16], user_timeout[16], options[160];
+
+    if (s->conn)
+        return 0;
+    snprintf(timeout_s, sizeof timeout_s, "%d", (s->timeout_ms + 999) / 1000);
+    snprintf(user_timeout, sizeof user_timeout, "%d", s->timeout_ms);
+    /* The server's end of the session gets the same dead-peer detection. */
+    snprintf(options, sizeof options,
+             "-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1"
+             " -c tcp_keepalives_count=3 -c tcp_user_timeout=%d", s->timeout_ms);
+    /* Our defaults first; the configured conninfo (expanded from "dbname")
+     * comes last so that a site can override any of them. */
+    const char *keys[] = {
+        "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "application_name", "options", "dbname", NULL,
+    };
+    const char *vals[] = {
+        timeout_s, "1", "2", "1", "3", user_timeout, "aldrecd", options, s->conninfo, NULL,
+    };
+    int64_t deadline = mono_ms() + s->timeout_ms;
+    s->conn = PQconnectStartParams(keys, vals, 1);
+    if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
+        conn_error(s, "connecting to PostgreSQL", err, errlen);
+        pgsink_disconnect(s);
+        return -1;
+    }
+    PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
+    /* libpq's handshake loop: wait for what PQconnectPoll asks, then poll. */
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (st != PGRES_POLLING_OK) {
+        if (st == PGRES_POLLING_FAILED) {
+            conn_error(s, "connecting to PostgreSQL", err, errlen);
+            pgsink_disconnect(s);
+            return -1;
+        }
+        if (wait_socket(s, st == PGRES_POLLING_READING, st == PGRES_POLLING_WRITING,
+                        deadline) < 0) {
+            wait_error(s, "connecting to PostgreSQL", err, errlen);
+            pgsink_disconnect(s);
+            return -1;
+        }
+        st = PQconnectPoll(s->conn);
+    }
+    if (PQsetnonblocking(s->conn, 1) != 0) {
+        conn_error(s, "setting non-blocking mode", err, errlen);
+        pgsink_disconnect(s);
+        return -1;
+    }
+    s->rid_literal = PQescapeLiteral(s->conn, s->recorder_id, strlen(s->recorder_id));
+    if (!s->rid_literal) {
+        conn_error(s, "escaping the recorder id", err, errlen);
+        pgsink_disconnect(s);
+        return -1;
+    }
+    return 0;
+}
+
+int pgsink_check(pgsink_t *s, char *err, size_t errlen)
+{
+    if (!s->conn) {
+        snprintf(err, errlen, "not connected");
+        return -1;
+    }
+    if (!PQconsumeInput(s->conn) || PQstatus(s->conn) != CONNECTION_OK) {
+        conn_error(s, "PostgreSQL connection lost", err, errlen);
+        pgsink_disconnect(s);
+        return -1;
+    }
+    /* An idle session gets nothing but notices; drop anything else. */
+    PGresult *res;
+    while (!PQisBusy(s->conn) && (res = PQgetResult(s->conn)) != NULL)
+        PQclear(res);
+    return 0;
+}
+
+/* Next result of the running command, or NULL when it has none left.
+ * *failed_wait is set (errno kept) when the wait gave up first. */
+static PGresult *next_result(pgsink_t *s, int64_t deadline, bool *failed_wait)
+{
+    *failed_wait = false;
+    while (PQisBusy(s->conn)) {
+        if (wait_socket(s, true, false, deadline) < 0) {
+            *failed_wait = true;
+            return NULL;
+        }
+        if (!PQconsumeInput(s->conn))
+            return NULL;
+    }
+    return PQgetResult(s->conn);
+}
+
+/* Flushes libpq's output buffer within the deadline. Returns 0, or -1 with
+ * *failed_wait telling whether the wait gave up (errno kept). */
+static int flush_out(pgsink_t *s, int64_t deadline, bool *failed_wait)
+{
+    *failed_wait = false;
+    for (;;) {
+        int rc = PQflush(s->conn);
+        if (rc == 0)
+            return 0;
+        if (rc < 0)
+            return -1;
+        if (wait_socket(s, true, true, deadline) < 0) {
+            *failed_wait = true;
+            return -1;
+        }
+        if (!PQconsumeInput(s->conn))
+            return -1;
+    }
+}
+
+static bool is_data_error(const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    /* 22: data exception, 23: integrity constraint violation. Everything
+     * else (connection, shutdown, permissions, missing table, disk full) is
+     * not the batch's fault and is retried. */
+    return state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0);
+}
+
+enum step { STEP_OK, STEP_RETRY, STEP_REJECT, STEP_DUPLICATE };
+
+/* A ledger row of this transaction exists: committed before. */
+static bool is_ledger_conflict(const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *cons = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+    return state && cons && strcmp(state, "23505") == 0 &&
+           strcmp(cons, "ingest_ledger_pkey") == 0;
+}
+
+/* Collects every result of a sent command (up to a COPY IN, which hands
+ * control back). Succeeds when none is an error; *in_copy tells whether the
+ * server now waits for COPY data; *cmd_status gets the last command tag. */
+static enum step finish_command(pgsink_t *s, int64_t deadline, const char *what, bool *in_copy,
+                                char *cmd_status, size_t cslen, char *err, size_t errlen)
+{
+    enum step st = STEP_OK;
+    bool failed_wait;
+    PGresult *res;
+
+    if (in_copy)
+        *in_copy = false;
+    s->answered = false;
+    if (flush_out(s, deadline, &failed_wait) < 0) {
+        if (failed_wait)
+            wait_error(s, what, err, errlen);
+        else
+            conn_error(s, what, err, errlen);
+        return STEP_RETRY;
+    }
+    while ((res = next_result(s, deadline, &failed_wait)) != NULL) {
+        ExecStatusType got = PQresultStatus(res);
+        s->answered = true;
+        if (got != PGRES_COMMAND_OK && got != PGRES_COPY_IN && st == STEP_OK) {
+            st = is_ledger_conflict(res) ? STEP_DUPLICATE
+                 : is_data_error(res)     ? STEP_REJECT
+                                          : STEP_RETRY;
+            const char *msg = PQresultErrorMessage(res);
+            snprintf(err, errlen, "%s: %.*s", what, (int)strcspn(msg, "\n"), msg);
+        }
+        if (cmd_status)
+            snprintf(cmd_status, cslen, "%s", PQcmdStatus(res));
+        PQclear(res);
+        if (got == PGRES_COPY_IN) {
+            if (in_copy)
+                *in_copy = true;
+            return st;
+        }
+    }
+    if (failed_wait) {
+        wait_error(s, what, err, errlen);
+        return STEP_RETRY;
+    }
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        conn_error(s, what, err, errlen);
+        return STEP_RETRY;
+    }
+    return st;
+}
+
+static enum step send_and_finish(pgsink_t *s, const char *sql, const char *what, bool *in_copy,
+                                 char *cmd_status, size_t cslen, char *err, size_t errlen)
+{
+    if (!PQsendQuery(s->conn, sql)) {
+        conn_error(s, what, err, errlen);
+        return STEP_RETRY;
+    }
+    return finish_command(s, mono_ms() + s->timeout_ms, what, in_copy, cmd_status, cslen, err,
+                          errlen);
+}
+
+static void rollback(pgsink_t *s)
+{
+    char ignore[128];
+    if (send_and_finish(s, "ROLLBACK", "ROLLBACK", NULL, NULL, 0, ignore, sizeof ignore) !=
+        STEP_OK)
+        pgsink_disconnect(s);
+}
+
+/* Queues len bytes of COPY data; a stall of timeout_ms gives up. */
+static enum step put_bytes(pgsink_t *s, const uint8_t *p, size_t len, char *err, size_t errlen)
+{
+    const size_t chunk = 256 * 1024;
+    bool failed_wait;
+
+    while (len > 0) {
+        size_t n = len < chunk ? len : chunk;
+        int rc = PQputCopyData(s->conn, (const char *)p, (int)n);
+        if (rc < 0) {
+            conn_error(s, "sending COPY data", err, errlen);
+            return STEP_RETRY;
+        }
+        if (rc == 1) {
+            p += n;
+            len -= n;
+            continue;
+        }
+        /* rc == 0: libpq's buffer is full; wait until the socket drains. */
+        if (flush_out(s, mono_ms() + s->timeout_ms, &failed_wait) < 0) {
+            if (failed_wait)
+                wait_error(s, "sending COPY data", err, errlen);
+            else
+                conn_error(s, "sending COPY data", err, errlen);
+            return STEP_RETRY;
+        }
+    }
+    return STEP_OK;
+}
+
+/* The batches' rows as one COPY stream: the first header, every body, one
+ * trailer (all were checked with pgcopy_body()). */
+static enum step put_copy_data(pgsink_t *s, const batch_t *b, size_t n, char *err,
+                               size_t errlen)
+{
+    enum step st = put_bytes(s, b[0].data, PGCOPY_HEADER_LEN, err, errlen);
+    for (size_t i = 0; i < n && st == STEP_OK; i++)
+        st = put_bytes(s, b[i].data + PGCOPY_HEADER_LEN,
+                       b[i].len - PGCOPY_HEADER_LEN - PGCOPY_TRAILER_LEN, err, errlen);
+    if (st == STEP_OK)
+        st = put_bytes(s, b[0].data + b[0].len - PGCOPY_TRAILER_LEN, PGCOPY_TRAILER_LEN, err,
+                       errlen);
+    if (st != STEP_OK)
+        return st;
+    if (PQputCopyEnd(s->conn, NULL) < 0) {
+        conn_error(s, "ending COPY", err, errlen);
+        return STEP_RETRY;
+    }
+    return finish_command(s, mono_ms() + s->timeout_ms, "COPY", NULL, NULL, 0, err, errlen);
+}
+
+/* A growing SQL text. */
+struct sqlbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void sql_add(struct sqlbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sql_add(struct sqlbuf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        size_t room = b->cap - b->len;
+        va_start(ap, fmt);
+        int n = b->p ? vsnprintf(b->p + b->len, room, fmt, ap) : -1;
+        va_end(ap);
+        if (n >= 0 && (size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        if (n >= 0 && cap < b->len + (size_t)n + 1)
+            cap = b->len + (size_t)n + 1;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+pgsink_result_t pgsink_write(pgsink_t *s, const batch_t *b, size_t n, char *err, size_t errlen)
+{
+    struct sqlbuf sql = { 0 };
+    enum step st;
+    bool in_copy = false;
+    char tag[64] = "";
+
+    err[0] = '\0';
+    /* The data is checked before anything is sent: a damaged payload is the
+     * batch's fault, not the network's. */
+    const char *copy = n > 0 ? pgsink_copy_sql(b[0].kind) : NULL;
+    if (!copy) {
+        snprintf(err, errlen, "batch %lld: unknown kind %d", n ? (long long)b[0].seq : 0LL,
+                 n ? (int)b[0].kind : 0);
+        return PGSINK_REJECTED;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t off, blen;
+        if (b[i].kind != b[0].kind || pgcopy_body(b[i].data, b[i].len, &off, &blen) < 0) {
+            snprintf(err, errlen, "batch %lld: %s", (long long)b[i].seq,
+                     b[i].kind != b[0].kind ? "mixed kinds in one write"
+                                            : "malformed binary COPY data");
+            return PGSINK_REJECTED;
+        }
+    }
+    if (pgsink_connect(s, err, errlen) < 0)
+        return PGSINK_RETRY;
+
+    /* One round trip: the server runs BEGIN and the ledger insert, then
+     * waits for COPY data. If a ledger row exists the insert fails on its
+     * primary key, the COPY never starts, and the write is a DUPLICATE. */
+    sql_add(&sql, "BEGIN; INSERT INTO ingest_ledger (recorder_id, spool_id, batch_seq, kind,"
+                  " rows, process_id, first_ts, last_ts) VALUES ");
+    for (size_t i = 0; i < n; i++) {
+        char pid[32] = "NULL";
+        if (b[i].process_id)
+            snprintf(pid, sizeof pid, "%lld", (long long)b[i].process_id);
+        sql_add(&sql, "%s(%s, %lld, %lld, %d, %u, %s,"
+                " 'epoch'::timestamptz + %lld * interval '1 microsecond',"
+                " 'epoch'::timestamptz + %lld * interval '1 microsecond')",
+                i ? ", " : "", s->rid_literal, (long long)b[i].spool_id, (long long)b[i].seq,
+                (int)b[i].kind, b[i].rows, pid, (long long)b[i].first_ts_us,
+                (long long)b[i].last_ts_us);
+    }
+    sql_add(&sql, "; %s", copy);
+    if (sql.oom) {
+        free(sql.p);
+        snprintf(err, errlen, "out of memory");
+        return PGSINK_RETRY;
+    }
+    st = send_and_finish(s, sql.p, "ledger insert + COPY", &in_copy, NULL, 0, err, errlen);
+    free(sql.p);
+    if (st == STEP_DUPLICATE) {
+        rollback(s);
+        return PGSINK_DUPLICATE;
+    }
+    if (st != STEP_OK || !in_copy) {
+        if (st == STEP_OK) {
+            snprintf(err, errlen, "COPY: server did not enter COPY IN");
+            st = STEP_RETRY;
+        }
+        goto fail;
+    }
+    st = put_copy_data(s, b, n, err, errlen);
+    if (st != STEP_OK)
+        goto fail;
+    st = send_and_finish(s, "COMMIT", "COMMIT", NULL, tag, sizeof tag, err, errlen);
+    /* A COMMIT of a failed transaction answers "ROLLBACK", not an error. */
+    if (st == STEP_OK && strcmp(tag, "COMMIT") != 0) {
+        snprintf(err, errlen, "COMMIT: server rolled back");
+        st = STEP_RETRY;
+    }
+    if (st == STEP_RETRY && !s->answered) {
+        /* COMMIT went out (or may have) and no answer came back. */
+        pgsink_disconnect(s);
+        return PGSINK_IN_DOUBT;
+    }
+    if (st != STEP_OK)
+        goto fail;
+    return PGSINK_STORED;
+
+fail:
+    if (st == STEP_REJECT && PQstatus(s->conn) == CONNECTION_OK) {
+        rollback(s);
+        return PGSINK_REJECTED;
+    }
+    pgsink_disconnect(s);
+    return PGSINK_RETRY;
+}
