@@ -61,6 +61,15 @@ for u in in out; do
     useradd --system --no-create-home --shell /usr/sbin/nologin "aldrec-t$$-$u" && TUSERS+=("aldrec-t$$-$u")
 done
 usermod -aG "$TGROUP" "aldrec-t$$-in"
+# The test users run aldrec from a directory whose permissions this test
+# sets: the checkout may sit under one they cannot enter (a 0700 parent),
+# and then only the socket's group rule must decide, not the path. $WORK
+# is reachable for other users (ald_workdir sees to that for PostgreSQL).
+TBIN=$WORK/tbin
+install -d -m 0755 "$TBIN"
+install -m 0755 "$BIN/aldrec" "$TBIN/aldrec"
+check "the test users can reach aldrec and the config's directory" \
+    runuser -u "aldrec-t$$-out" -- test -x "$TBIN/aldrec" -a -r "$WORK"
 echo "[recorder]" >/dev/null
 sed -i "s/^\[recorder\]$/[recorder]\nsocket_group = $TGROUP/" "$CFG"
 chmod 0644 "$CFG"      # the test users read it too (aldrecd warns, see below)
@@ -77,10 +86,10 @@ ok "aldrecd starts"
 SOCK=$WORK/aldrecd.sock
 check_eq "control socket mode 0660" "$(stat -c %a "$SOCK")" 660
 check_eq "... group socket_group" "$(stat -c %G "$SOCK")" "$TGROUP"
-out=$(runuser -u "aldrec-t$$-out" -- "$BIN/aldrec" --config "$CFG" status 2>&1); rc=$?
+out=$(runuser -u "aldrec-t$$-out" -- "$TBIN/aldrec" --config "$CFG" status 2>&1); rc=$?
 check_eq "a user outside the group is refused" "$rc" 1
 check_match "... by the kernel (permission denied)" "$out" "Permission denied"
-out=$(runuser -u "aldrec-t$$-in" -- "$BIN/aldrec" --config "$CFG" status 2>&1); rc=$?
+out=$(runuser -u "aldrec-t$$-in" -- "$TBIN/aldrec" --config "$CFG" status 2>&1); rc=$?
 check_eq "a member of the group is served" "$rc" 0
 check_match "the log warns about the world-readable config" "$(cat "$WORK/aldrecd.log")" \
     "level=warn .*aldrec.conf is world-readable"
