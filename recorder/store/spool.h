@@ -25,7 +25,7 @@
  *     doubt: it may be stored); only sent = 0 may ever be dropped
  *   quarantine(seq INTEGER PRIMARY KEY, kind, process_id, rows, first_ts,
  *              last_ts, spooled_us, crc, data BLOB, quarantined_us,
- *              attempts, error TEXT)
+ *              error TEXT)
  *     batches PostgreSQL refused for good, with the refusal text
  *   gap_open(process_id, cause, first_ts, last_ts, points, batches,
  *            params BLOB, detail TEXT, started_us, first_seq, last_seq,
@@ -221,7 +221,6 @@ typedef struct spool_qentry {
     uint32_t rows;
     int64_t first_ts_us, last_ts_us;
     int64_t quarantined_us;
-    int attempts;              /* times it was refused */
     char error[512];
 } spool_qentry_t;
 
