@@ -2,6 +2,10 @@
 #
 #   make            build build/bin/{aldsim,aldrecd,aldrec}
 #   make demo       set up packages, record a simulated run, print a summary
+#   make check      the fast tier, no server needed (well under a minute):
+#                   the static checks (tests/check/: layers, docs, man
+#                   pages, a second make rebuilds nothing) and the unit tests
+#                   that need no PostgreSQL or Redis
 #   make test       set up packages, run every test (ends "N passed, N failed"):
 #                   the unit tests, the same unit tests (and the aldsim they
 #                   drive) built with ASan+UBSan into build-san/, each fuzz
@@ -107,7 +111,7 @@ UNITS    := $(UNIT_SRCS:tests/unit/%.c=$(BIN)/%)
 TOOLS    := $(TOOL_SRCS:tests/tools/%.c=$(BIN)/%)
 BENCHES  := $(BENCH_SRCS:tests/bench/%.c=$(BIN)/%)
 
-.PHONY: all setup demo test unit-test bench valgrind clean install
+.PHONY: all setup demo test check unit-test bench valgrind clean install
 all: $(PROGS) $(UNITS) $(TOOLS) $(BENCHES)
 
 $(OBJ)/%.o: %.c
@@ -233,6 +237,9 @@ endif
 
 unit-test: all
 	@BUILD=$(BUILD) tests/run.sh unit
+
+check: all
+	@BUILD=$(BUILD) tests/run.sh check
 
 bench: setup
 	@$(MAKE) --no-print-directory all
