@@ -77,6 +77,7 @@ for page in "${pages[@]}"; do
             path=$page
         else
             path=$dir/$file
+            path=${path#./}
             if [ ! -e "$path" ]; then
                 problems+=("($target): $path does not exist")
                 continue
@@ -113,8 +114,10 @@ done
 # joined, so that a citation may wrap over two comment lines. A page named
 # without a folder is looked for at the top, beside the citing file, then
 # in docs/. PAGE "NAME" followed by the word column cites a table column.
-mapfile -t sources < <(git ls-files 2>/dev/null | grep -E '\.(c|h|sh|sql|py)$|(^|/)Makefile$' |
-                       grep -v '^tests/fuzz/corpus/')
+# The sources: git's list, or every file when this is not a git checkout.
+list_files() { git ls-files 2>/dev/null | grep . || find . -type f ! -path './.git/*' | sed 's|^\./||'; }
+mapfile -t sources < <(list_files | grep -E '\.(c|h|sh|sql|py)$|(^|/)Makefile$' |
+                       grep -vE '^(tests/fuzz/corpus|build[^/]*)/')
 arch=() other=()
 for f in "${sources[@]}"; do
     [ -f "$f" ] || continue
