@@ -46,6 +46,7 @@ BINDIR      ?= $(PREFIX)/bin
 SBINDIR     ?= $(PREFIX)/sbin
 DATADIR     ?= $(PREFIX)/share/aldrec
 DOCDIR      ?= $(PREFIX)/share/doc/aldrec
+MANDIR      ?= $(PREFIX)/share/man
 SYSCONFDIR  ?= /etc
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
@@ -263,13 +264,19 @@ SETUP_SYSTEM ?= yes
 install: $(BIN)/aldrecd $(BIN)/aldrec
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/sql/migrations \
 	    $(DESTDIR)$(DATADIR)/sql/demo $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) \
-	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(DOCDIR)/docs \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/aldrec
 	install -m 0755 $(BIN)/aldrec $(DESTDIR)$(BINDIR)/aldrec
 	install -m 0755 $(BIN)/aldrecd $(DESTDIR)$(SBINDIR)/aldrecd
 	install -m 0644 sql/migrations/*.sql $(DESTDIR)$(DATADIR)/sql/migrations/
 	install -m 0644 sql/demo/*.sql $(DESTDIR)$(DATADIR)/sql/demo/
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0644 docs/*.md docs/*.svg $(DESTDIR)$(DOCDIR)/docs/
+	for m in aldrec.1 aldrec.conf.5 aldrecd.8; do \
+	    sed -e 's|/etc/aldrec/|$(SYSCONFDIR)/aldrec/|g' dist/man/$$m > $(BUILD)/$$m && \
+	    install -m 0644 $(BUILD)/$$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m || exit 1; \
+	done
 	sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/usr/local/share/doc/aldrec/|$(DOCDIR)/|g' \
 	    -e 's|/etc/aldrec/|$(SYSCONFDIR)/aldrec/|g' dist/aldrecd.service > $(BUILD)/aldrecd.service
 	install -m 0644 $(BUILD)/aldrecd.service $(DESTDIR)$(UNITDIR)/aldrecd.service

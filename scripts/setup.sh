@@ -16,6 +16,7 @@ PKGS=(
                                           # recommended by clang)
     python3                               # query tests parse the SVG, JSON and CSV they get
     valgrind                              # make valgrind
+    mandoc                                # mandoc -Tlint of dist/man/ (tests/check/man.sh)
 )
 
 missing=()
