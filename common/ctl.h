@@ -2,10 +2,11 @@
  *
  * A Unix stream socket; one request per connection: the client writes one
  * line ("START 42\n", "STOP\n", "STATUS\n", "PING\n", "STEP 3 ALD cycles\n",
- * "EVENT ...\n" (ctlrec.h), "QUARANTINE LIST\n"; the list is in README.md
- * "Using it"), the daemon answers "OK[ text]\n" or "ERR text\n", optionally
- * followed by more lines, and closes. The socket is created mode 0660: only root and the socket's
- * group may drive the recorder. */
+ * "EVENT ...\n" (store/ctlrec.h), "QUARANTINE LIST\n"; every request and
+ * answer is in docs/protocol.md), the daemon answers "OK[ text]\n" or
+ * "ERR text\n", optionally followed by more lines, and closes. The socket
+ * is created mode 0660: only root and the socket's group may drive the
+ * recorder. */
 #ifndef ALDREC_CTL_H
 #define ALDREC_CTL_H
 

@@ -156,7 +156,7 @@ size_t svc_alerts_active(const svc_alerts_t *a, char *buf, size_t cap);
 /* ---- rendering ---------------------------------------------------------- */
 
 /* Writes every aldrec_* metric family of s (and of h and a, which may be
- * NULL) into m. The metric list is in README "Operating aldrecd". */
+ * NULL) into m. The metric list is in docs/operating.md "Metrics". */
 void svc_render_metrics(const svc_snapshot_t *s, const svc_health_report_t *h,
                         const svc_alerts_t *a, metrics_t *m);
 

@@ -66,7 +66,7 @@ CREATE TABLE processes (
 CREATE INDEX processes_machine_started ON processes (machine_id, started_at DESC);
 
 -- One row per sampled value. value is NULL when the read failed; quality
--- then says why (see README "Quality codes"; 0 = good).
+-- then says why (see docs/acquisition.md "Quality codes"; 0 = good).
 --
 -- No foreign keys: they would cost a lookup per ingested row, and the ids
 -- come from the recorder, which took them from the tables above.

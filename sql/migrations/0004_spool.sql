@@ -1,7 +1,7 @@
 -- 0004_spool.sql — store and forward: the ledger learns which spool file a
 -- batch came from and what kind of rows it carried; gap records.
 --
--- A recorder's spool file (recorder/spool.h) numbers its batches; a file
+-- A recorder's spool file (recorder/store/spool.h) numbers its batches; a file
 -- that had to be replaced (corrupt) starts a new random spool_id, so
 -- (recorder_id, spool_id, batch_seq) never names two different batches and
 -- a batch replayed after an unclear failure always finds its ledger row.
@@ -10,7 +10,7 @@
 ALTER TABLE ingest_ledger
     ADD COLUMN spool_id bigint NOT NULL DEFAULT 0 CHECK (spool_id >= 0),
     -- 1 points, 2 set-point events, 3 step markers, 4 gap records
-    -- (recorder/batch.h; values are never renumbered)
+    -- (recorder/store/batch.h; values are never renumbered)
     ADD COLUMN kind smallint NOT NULL DEFAULT 1 CHECK (kind > 0);
 ALTER TABLE ingest_ledger ALTER COLUMN spool_id DROP DEFAULT;
 ALTER TABLE ingest_ledger ALTER COLUMN kind DROP DEFAULT;
