@@ -14,9 +14,24 @@
 # ASan+UBSan) run as well, as "san/test_*". With FUZZ_BIN set, each fuzz
 # target there replays its corpus and fuzzes for FUZZ_SECONDS (default 5;
 # tests/fuzz/run.sh). Integration tests are tests/integration/*.sh, each
-# starting its own servers. Every test program ends with "NAME: N passed,
-# N failed"; a program that ends without that line (crash, sanitizer abort,
-# hang killed by timeout) counts as 1 failure.
+# starting its own servers.
+#
+# How a program is counted. It prints one or more result lines "NAME: N
+# passed, N failed" (a test program one; a script whose exit trap adds a
+# verdict after its closing line, one more), and its figures are the sum of
+# all of them. Every failed check also prints a line beginning with "not
+# ok" (unit tests print nothing for a passing check, scripts "ok - ..."):
+# the number of those lines must equal the summed failures; a mismatch is
+# reported and counted as the larger of the two. A program that prints no
+# result line (crash, sanitizer abort, hang killed by timeout) counts as 1
+# failure, and so does one that exits non-zero although no check failed.
+# A kind of test asked for that finds nothing to run (no $BIN/test_*, no
+# unit tests in SAN_BIN, no fuzz_* in FUZZ_BIN, FUZZ_BIN unset for
+# "run.sh fuzz", no integration script) is a failure too.
+#
+# The last line is exactly "N passed, N failed" (CI reads it); the line
+# before it says where the checks came from, e.g.
+#   breakdown: unit 2412 ×2 (plain + ASan/UBSan), integration 812, fuzz 2
 set -uo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 trap ald_cleanup EXIT
@@ -27,33 +42,79 @@ only=("$@")          # integration: just these scripts (names without .sh)
 total_pass=0
 total_fail=0
 failed_names=()
+declare -A kind_checks=()   # checks counted per kind: unit, san, fuzz, integration
 
-run_one() {   # name timeout_s cmd...
-    local name=$1 tmo=$2; shift 2
+count() {   # kind passed failed
+    total_pass=$((total_pass + $2))
+    total_fail=$((total_fail + $3))
+    kind_checks[$1]=$(( ${kind_checks[$1]:-0} + $2 + $3 ))
+}
+
+# nothing_found KIND MESSAGE — a kind of test was asked for and none found.
+nothing_found() {
+    echo "== $1"
+    echo "not ok - $2"
+    count "$1" 0 1
+    failed_names+=("$1:none")
+}
+
+run_one() {   # kind name timeout_s cmd...
+    local kind=$1 name=$2 tmo=$3; shift 3
     local out=$WORK/$name.out
     echo "== $name"
     timeout --kill-after=10 "$tmo" "$@" >"$out" 2>&1
     local rc=$?
-    grep -E '^(not ok|ok)( |$)' "$out" | grep -v '^ok' || true
-    local last
-    last=$(grep -E '^[A-Za-z0-9_.-]+: [0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
-    if [ -z "$last" ]; then
+    grep -E '^not ok( |$)' "$out" || true
+    local re='^[A-Za-z0-9_.-]+: ([0-9]+) passed, ([0-9]+) failed' line
+    local p=0 f=0 nok lines=()
+    while IFS= read -r line; do
+        [[ $line =~ $re ]] || continue
+        p=$((p + 10#${BASH_REMATCH[1]}))
+        f=$((f + 10#${BASH_REMATCH[2]}))
+        lines+=("$line")
+    done <"$out"
+    nok=$(grep -cE '^not ok( |$)' "$out")
+    if [ ${#lines[@]} -eq 0 ]; then
         echo "   $name ended without a result line (exit $rc); last output:"
         tail -20 "$out" | sed 's/^/   | /'
-        total_fail=$((total_fail + 1)); failed_names+=("$name")
+        count "$kind" 0 1
+        failed_names+=("$name")
         return
     fi
-    local p f
-    p=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed.*/\1/' <<<"$last")
-    f=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed.*/\2/' <<<"$last")
+    printf '   %s\n' "${lines[@]}"
+    [ ${#lines[@]} -gt 1 ] &&
+        echo "   $name: $p passed, $f failed (its ${#lines[@]} result lines added up)"
+    if [ "$nok" -ne "$f" ]; then
+        echo "   $name: $nok \"not ok\" line(s), but $f failed in its result line(s);" \
+             "counted as $(( nok > f ? nok : f )) failed"
+        [ "$nok" -gt "$f" ] && f=$nok
+    fi
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         echo "   $name exited $rc although no check failed; last output:"
         tail -20 "$out" | sed 's/^/   | /'
         f=1
     fi
     [ "$f" -gt 0 ] && failed_names+=("$name")
-    echo "   $last"
-    total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+    count "$kind" "$p" "$f"
+}
+
+# Prints "breakdown: ..." — the checks of each kind of test that ran.
+breakdown() {
+    local parts=() u=${kind_checks[unit]:-} s=${kind_checks[san]:-} i line
+    if [ -n "$u" ] && [ "$u" = "$s" ]; then
+        parts+=("unit $u ×2 (plain + ASan/UBSan)")
+    else
+        [ -n "$u" ] && parts+=("unit $u")
+        [ -n "$s" ] && parts+=("unit under ASan/UBSan $s")
+    fi
+    [ -n "${kind_checks[integration]:-}" ] && parts+=("integration ${kind_checks[integration]}")
+    [ -n "${kind_checks[fuzz]:-}" ] && parts+=("fuzz ${kind_checks[fuzz]}")
+    [ ${#parts[@]} -gt 0 ] || return 0
+    line="breakdown: ${parts[0]}"
+    for i in "${parts[@]:1}"; do
+        line+=", $i"
+    done
+    echo "$line"
 }
 
 ald_workdir tests
@@ -63,43 +124,60 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
     aldrecd_config "$WORK/unit.conf"
     pg_migrate "$WORK/unit.conf"
     export ALDREC_TEST_DSN=$ADMIN_DSN ALDREC_TEST_REC_DSN=$REC_DSN REDIS_PORT
+    found=0
     for t in "$BIN"/test_*; do
         [ -x "$t" ] || continue
-        run_one "$(basename "$t")" 300 ${ALDREC_TEST_WRAPPER:-} "$t"
+        found=1
+        run_one unit "$(basename "$t")" 300 ${ALDREC_TEST_WRAPPER:-} "$t"
     done
+    [ "$found" -eq 1 ] || nothing_found unit "no unit test programs $BIN/test_* (make units)"
     if [ -n "${SAN_BIN:-}" ] && [ "$SAN_BIN" != "$BIN" ]; then
         mkdir -p "$WORK/san"
+        found=0
         for t in "$SAN_BIN"/test_*; do
             [ -x "$t" ] || continue
-            run_one "san/$(basename "$t")" 300 "$t"
+            found=1
+            run_one san "san/$(basename "$t")" 300 "$t"
         done
+        [ "$found" -eq 1 ] ||
+            nothing_found san "SAN_BIN=$SAN_BIN holds no unit test programs (make SAN=1 units)"
     fi
     pg_stop
 fi
 if { [ "$what" = all ] || [ "$what" = fuzz ]; } && [ -n "${FUZZ_BIN:-}" ]; then
+    found=0
     for t in "$FUZZ_BIN"/fuzz_*; do
         [ -x "$t" ] || continue
-        run_one "$(basename "$t")" 300 env FUZZ_BIN="$FUZZ_BIN" \
+        found=1
+        run_one fuzz "$(basename "$t")" 300 env FUZZ_BIN="$FUZZ_BIN" \
             "$ALD_ROOT/tests/fuzz/run.sh" "${t##*/fuzz_}" "${FUZZ_SECONDS:-5}"
     done
+    [ "$found" -eq 1 ] || nothing_found fuzz "FUZZ_BIN=$FUZZ_BIN holds no fuzz_* targets (make fuzzers)"
+elif [ "$what" = fuzz ]; then
+    nothing_found fuzz "FUZZ_BIN is not set: no fuzz targets to run (make fuzzers builds them)"
 fi
 if [ "$what" = all ] || [ "$what" = integration ]; then
     scripts=()
     if [ ${#only[@]} -gt 0 ]; then
         for n in "${only[@]}"; do
             t=$ALD_ROOT/tests/integration/${n%.sh}.sh
-            [ -f "$t" ] || { echo "no integration test $t"; total_fail=$((total_fail + 1)); continue; }
+            [ -f "$t" ] || { nothing_found integration "no integration test $t"; continue; }
             scripts+=("$t")
         done
     else
-        scripts=("$ALD_ROOT"/tests/integration/*.sh)
+        for t in "$ALD_ROOT"/tests/integration/*.sh; do
+            [ -f "$t" ] && scripts+=("$t")
+        done
+        [ ${#scripts[@]} -gt 0 ] ||
+            nothing_found integration "no integration scripts in $ALD_ROOT/tests/integration"
     fi
     for t in "${scripts[@]}"; do
-        run_one "$(basename "$t" .sh)" "${INTEGRATION_TIMEOUT:-600}" bash "$t"
+        run_one integration "$(basename "$t" .sh)" "${INTEGRATION_TIMEOUT:-600}" bash "$t"
     done
 fi
 
 echo
 [ ${#failed_names[@]} -gt 0 ] && echo "failed: ${failed_names[*]}"
+breakdown
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

@@ -1,10 +1,14 @@
 /* bench_copy.c — our writer path (pgcopy encoding + pgsink: one transaction
  * with a ledger row per batch) on ROWS synthetic points; also writes the same
- * rows as one binary COPY file for the psql \copy reference that
- * tests/bench/run.sh times in the same run.
+ * rows as one binary COPY file with our encoder, and as text COPY input, from
+ * which tests/bench/run.sh has PostgreSQL make the reference binary file
+ * (COPY FROM text, COPY OUT binary) that the psql \copy reference loads and
+ * that our file must equal byte for byte.
  *
  *   bench_copy DSN ROWS BATCH_ROWS OUT.bin PROCESS_ID   -> prints "rows_per_s N"
- *   bench_copy --file-only ROWS OUT.bin PROCESS_ID      -> writes OUT.bin only */
+ *   bench_copy --file-only ROWS OUT.bin PROCESS_ID      -> writes OUT.bin only
+ *   bench_copy --text-only ROWS OUT.txt PROCESS_ID      -> the rows as text COPY
+ *       (columns process_id, parameter_id, ts, value, quality; no pgcopy) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +36,43 @@ static int write_file(long rows, const char *path, long long proc)
     return 0;
 }
 
+/* The rows in COPY's text format, written without pgcopy: timestamps as
+ * UTC text with microseconds, values as %.17g (read back exactly). */
+static int write_text(long rows, const char *path, long long proc)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        return 1;
+    }
+    for (long i = 0; i < rows; i++) {
+        sample_t s = bench_row(i);
+        time_t secs = (time_t)(s.ts_us / 1000000);
+        long us = (long)(s.ts_us % 1000000);
+        struct tm tm;
+        char ts[32], value[32];
+        gmtime_r(&secs, &tm);
+        strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
+        if (s.has_value)
+            snprintf(value, sizeof value, "%.17g", s.value);
+        else
+            snprintf(value, sizeof value, "\\N");
+        fprintf(f, "%lld\t%d\t%s.%06ld+00\t%s\t%d\n", proc, s.parameter_id, ts, us, value,
+                s.quality);
+    }
+    if (fclose(f) != 0) {
+        perror(path);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--file-only") == 0)
         return write_file(atol(argv[2]), argv[3], atoll(argv[4]));
+    if (argc == 5 && strcmp(argv[1], "--text-only") == 0)
+        return write_text(atol(argv[2]), argv[3], atoll(argv[4]));
     if (argc != 6) {
         fprintf(stderr, "usage: bench_copy DSN ROWS BATCH_ROWS OUT.bin PROCESS_ID\n");
         return 2;

@@ -2,7 +2,9 @@
 # run.sh — `make bench`. Prints figures as ratios against a reference
 # measured in the same run, on the same machine, into the same tables:
 #   1. writer ingest: our path (binary COPY + ledger row, one transaction per
-#      batch) vs `psql \copy ... (FORMAT binary)` of the same rows in one COPY;
+#      batch) vs `psql \copy ... (FORMAT binary)` of the same rows in one COPY,
+#      from a file PostgreSQL encoded itself (text in, binary COPY OUT), which
+#      our encoder's file of those rows must equal byte for byte;
 #   2. Modbus requests per poll cycle for the demo map: planned vs one
 #      request per parameter, and the cycle time each way against aldsim;
 #   3. store and forward: appending the same rows to the spool (one fsync'd
@@ -37,7 +39,15 @@ pg_migrate "$WORK/bench.conf"
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "== writer ingest: $ROWS rows (100 parameters), indexed process_data_points"
-"$BIN/bench_copy" --file-only "$ROWS" "$WORK/rows.bin" 1
+# The reference input is PostgreSQL's own binary encoding of the rows:
+# loaded from text (written without pgcopy), then COPY OUT binary. Our
+# encoder's file of the same rows must be byte-identical to it.
+"$BIN/bench_copy" --text-only "$ROWS" "$WORK/rows.txt" 1
+psql -XAtq -v ON_ERROR_STOP=1 "$ADMIN_DSN" >/dev/null <<SQL
+CREATE TEMP TABLE bench_rows (LIKE process_data_points);
+\copy bench_rows (process_id, parameter_id, ts, value, quality) FROM '$WORK/rows.txt'
+\copy (SELECT process_id, parameter_id, ts, value, quality FROM bench_rows ORDER BY ts, parameter_id) TO '$WORK/rows.bin' WITH (FORMAT binary)
+SQL
 ours=(); ref=()
 for r in $(seq 1 "$ROUNDS"); do
     psql -XAtq "$ADMIN_DSN" -c "TRUNCATE process_data_points, ingest_ledger; CHECKPOINT"
@@ -50,7 +60,11 @@ for r in $(seq 1 "$ROUNDS"); do
     ref+=("$(awk -v n="$ROWS" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n / (b - a)}')")
     echo "   round $r: ours ${ours[-1]} rows/s, psql \\copy ${ref[-1]} rows/s"
 done
-cmp -s "$WORK/rows.bin" "$WORK/ours.bin" && echo "   (same rows: our encoder's file is byte-identical to the reference input)"
+if diff=$(cmp "$WORK/rows.bin" "$WORK/ours.bin" 2>&1); then
+    echo "   (same rows: our encoder's file is byte-identical to PostgreSQL's binary COPY OUT of them)"
+else
+    ald_die "our encoder's file differs from PostgreSQL's binary COPY OUT of the same rows: $diff"
+fi
 o=$(printf '%s\n' "${ours[@]}" | median); p=$(printf '%s\n' "${ref[@]}" | median)
 printf "   median: ours %s rows/s (batches of %s rows, each with its ledger row), psql \\\\copy %s rows/s\n" "$o" "$BATCH" "$p"
 awk -v o="$o" -v p="$p" 'BEGIN {printf "   RATIO writer / psql \\copy = %.2f\n", o / p}'

@@ -1,6 +1,8 @@
-/* t.h — minimal unit-test harness. Each check prints "ok"/"not ok" with its
- * location; t_done() prints "N passed, N failed" and returns the exit status.
- * tests/run.sh adds up those closing lines over every test program. */
+/* t.h — minimal unit-test harness. A failed check prints one line "not ok -
+ * FILE:LINE: what" and a passing one prints nothing; t_done() prints "NAME: N
+ * passed, N failed" and returns the exit status. tests/run.sh adds up those
+ * closing lines and requires as many "not ok" lines as failures, so a test
+ * that prints "not ok" itself must count it (t_failed++). */
 #ifndef ALDREC_T_H
 #define ALDREC_T_H
 

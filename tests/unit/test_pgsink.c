@@ -2,7 +2,8 @@
  * PostgreSQL (ALDREC_TEST_DSN, a migrated database; tests/run.sh starts
  * one), and the exactly-once ledger: a replayed batch is a no-op, a batch
  * with bad data is REJECTED, an unreachable server is RETRY; several
- * batches in one transaction; every kind's COPY; deadlines and cancel. */
+ * batches in one transaction; every kind's COPY (and RETRY while its table
+ * is missing); deadlines and cancel. */
 #include <arpa/inet.h>
 #include <libpq-fe.h>
 #include <math.h>
@@ -282,13 +283,41 @@ static void test_many(const char *dsn)
     pgsink_free(sink);
 }
 
-/* Every kind maps to its table; data_gaps exists since 0004, the others
- * arrive with later migrations (until then: RETRY, never REJECTED). */
+static const char *q_text(const char *sql)
+{
+    static char out[1024];
+    PGresult *r = PQexec(conn, sql);
+    snprintf(out, sizeof out, "(query failed)");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        snprintf(out, sizeof out, "%s", PQgetvalue(r, 0, 0));
+    else
+        printf("# query failed: %s: %s", sql, PQerrorMessage(conn));
+    PQclear(r);
+    return out;
+}
+
+static batch_t take_batch(pgcopy_t *p, enum batch_kind kind, int64_t seq, int64_t proc,
+                          int64_t first_us, int64_t last_us, uint8_t **owned)
+{
+    size_t len;
+    uint32_t rows = (uint32_t)pgcopy_rows(p);
+    *owned = pgcopy_take(p, &len);
+    return (batch_t){ .kind = kind, .spool_id = SPOOL_ID, .seq = seq, .process_id = proc,
+                      .rows = rows, .first_ts_us = first_us, .last_ts_us = last_us,
+                      .data = *owned, .len = len };
+}
+
+/* Every kind's COPY through pgsink into its table, read back from SQL. The
+ * rows are put together here, field by field, from the columns of the
+ * migrations (0004 data_gaps, 0005 setpoint_events, 0006 process_steps), so
+ * a column list in pgsink.c that does not match its table fails here;
+ * test_ctlrec stores the rows ctlrec.c makes the same way. */
 static void test_kinds(const char *dsn)
 {
     static const int32_t ids[] = { 3, 5, 8 };
     pgsink_t *sink = pgsink_new(dsn, "test-kinds", 5000);
     char err[512] = "";
+    uint8_t *d;
     T_CHECK(strstr(pgsink_copy_sql(BATCH_POINTS), "process_data_points") != NULL);
     T_CHECK(strstr(pgsink_copy_sql(BATCH_EVENTS), "setpoint_events (process_id, parameter_id,"
                                                   " ts, requested, readback, quality,"
@@ -301,7 +330,7 @@ static void test_kinds(const char *dsn)
     T_CHECK(pgsink_copy_sql((enum batch_kind)5) == NULL);
 
     pgcopy_t *p = pgcopy_new();
-    int64_t t = 1763800000000000LL;
+    int64_t t = 1763800000000000LL;   /* 2025-11-22 08:26:40 UTC */
     pgcopy_row(p, 7);
     pgcopy_put_int8(p, 900020);
     pgcopy_put_ts(p, t);
@@ -310,25 +339,105 @@ static void test_kinds(const char *dsn)
     pgcopy_put_int4(p, 3);
     pgcopy_put_int4_array(p, ids, 3);
     pgcopy_put_text(p, "spool full", 10);
-    size_t len;
-    uint8_t *d = pgcopy_take(p, &len);
-    pgcopy_free(p);
-    batch_t g = { .kind = BATCH_GAPS, .spool_id = SPOOL_ID, .seq = 1, .process_id = 900020,
-                  .rows = 1, .first_ts_us = t, .last_ts_us = t + 5000000, .data = d, .len = len };
+    batch_t g = take_batch(p, BATCH_GAPS, 1, 900020, t, t + 5000000, &d);
     T_EQ_INT(pgsink_write(sink, &g, 1, err, sizeof err), PGSINK_STORED);
     T_EQ_INT(q_int("SELECT points * 10 + batches FROM data_gaps WHERE process_id = 900020"
                    " AND parameter_ids = '{3,5,8}' AND reason = 'spool full'"
                    " AND last_ts - first_ts = interval '5 s'"), 12343);
-    T_EQ_INT(q_int("SELECT kind FROM ingest_ledger WHERE recorder_id = 'test-kinds'"), BATCH_GAPS);
-
-    if (q_int("SELECT count(*) FROM pg_tables WHERE tablename = 'setpoint_events'") == 0) {
-        batch_t e = g;
-        e.kind = BATCH_EVENTS;
-        e.seq = 2;
-        T_EQ_INT(pgsink_write(sink, &e, 1, err, sizeof err), PGSINK_RETRY);
-        T_CHECK(strstr(err, "setpoint_events") != NULL);
-    }
     free(d);
+
+    /* Set-point events: one of run 900020 with its read-back, one outside
+     * any run (process NULL) whose read-back failed (NULL, quality 3). */
+    const char *who = "Ingeni\xc3\xb8r \xe2\x9c\x93";   /* "Ingeniør ✓" */
+    pgcopy_row(p, 7);
+    pgcopy_put_int8(p, 900020);
+    pgcopy_put_int4(p, 900021);
+    pgcopy_put_ts(p, t + 1);
+    pgcopy_put_float8(p, 250.25);
+    pgcopy_put_float8(p, 249.5);
+    pgcopy_put_int2(p, 0);
+    pgcopy_put_text(p, "alice via aldrec set", 20);
+    pgcopy_row(p, 7);
+    pgcopy_put_null(p);
+    pgcopy_put_int4(p, 900022);
+    pgcopy_put_ts(p, t + 2);
+    pgcopy_put_float8(p, -0.0025);
+    pgcopy_put_null(p);
+    pgcopy_put_int2(p, 3);
+    pgcopy_put_text(p, who, strlen(who));
+    batch_t e = take_batch(p, BATCH_EVENTS, 2, 900020, t + 1, t + 2, &d);
+    T_EQ_INT(e.rows, 2);
+    T_EQ_INT(pgsink_write(sink, &e, 1, err, sizeof err), PGSINK_STORED);
+    T_EQ_STR(err, "");
+    const char *got, *want;
+    got = q_text("SELECT string_agg(coalesce(process_id::text, 'NULL') || '|' || parameter_id"
+                 " || '|' || to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+                 " || '|' || requested || '|' || coalesce(readback::text, 'NULL') || '|' ||"
+                 " quality || '|' || requested_by, ';' ORDER BY parameter_id)"
+                 " FROM setpoint_events WHERE parameter_id IN (900021, 900022)");
+    want = "900020|900021|2025-11-22 08:26:40.000001|250.25|249.5|0|alice via aldrec set;"
+           "NULL|900022|2025-11-22 08:26:40.000002|-0.0025|NULL|3|Ingeni\xc3\xb8r \xe2\x9c\x93";
+    T_EQ_STR(got, want);
+    T_EQ_INT(pgsink_write(sink, &e, 1, err, sizeof err), PGSINK_DUPLICATE);
+    T_EQ_INT(q_int("SELECT count(*) FROM setpoint_events WHERE parameter_id IN (900021, 900022)"),
+             2);
+
+    /* Step markers of run 900020. */
+    pgcopy_row(p, 4);
+    pgcopy_put_int8(p, 900020);
+    pgcopy_put_int4(p, 0);
+    pgcopy_put_text(p, "pump down", 9);
+    pgcopy_put_ts(p, t);
+    pgcopy_row(p, 4);
+    pgcopy_put_int8(p, 900020);
+    pgcopy_put_int4(p, 7);
+    pgcopy_put_text(p, "ALD cycles", 10);
+    pgcopy_put_ts(p, t + 3000000);
+    uint8_t *d2;
+    batch_t st = take_batch(p, BATCH_STEPS, 3, 900020, t, t + 3000000, &d2);
+    T_EQ_INT(pgsink_write(sink, &st, 1, err, sizeof err), PGSINK_STORED);
+    T_EQ_STR(err, "");
+    got = q_text("SELECT string_agg(process_id || '|' || step_no || '|' || name || '|' ||"
+                 " to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), ';'"
+                 " ORDER BY step_no) FROM process_steps WHERE process_id = 900020");
+    want = "900020|0|pump down|2025-11-22 08:26:40.000000;"
+           "900020|7|ALD cycles|2025-11-22 08:26:43.000000";
+    T_EQ_STR(got, want);
+    /* A step number stored twice is the data's fault: REJECTED. */
+    batch_t st2 = st;
+    st2.seq = 4;
+    T_EQ_INT(pgsink_write(sink, &st2, 1, err, sizeof err), PGSINK_REJECTED);
+    T_CHECK(strstr(err, "duplicate key") != NULL);
+    got = q_text("SELECT string_agg(batch_seq || ':' || kind || ':' || rows, ','"
+                 " ORDER BY batch_seq) FROM ingest_ledger WHERE recorder_id = 'test-kinds'");
+    T_EQ_STR(got, "1:4:1,2:2:2,3:3:2");
+
+    /* A database from before migration 0005/0006 has no setpoint_events or
+     * process_steps: such a batch waits for the migration (RETRY), it is
+     * never REJECTED. Simulated by a schema that holds only a ledger, as
+     * the whole search path. */
+    PQclear(PQexec(conn, "DROP SCHEMA IF EXISTS test_pgsink_old CASCADE"));
+    PGresult *r = PQexec(conn, "CREATE SCHEMA test_pgsink_old; CREATE TABLE"
+                               " test_pgsink_old.ingest_ledger (LIKE public.ingest_ledger"
+                               " INCLUDING ALL)");
+    T_EQ_INT(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    char old_dsn[600];
+    snprintf(old_dsn, sizeof old_dsn, "%s options='-c search_path=test_pgsink_old'", dsn);
+    pgsink_t *old = pgsink_new(old_dsn, "test-kinds-old", 5000);
+    e.seq = 5;
+    T_EQ_INT(pgsink_write(old, &e, 1, err, sizeof err), PGSINK_RETRY);
+    T_CHECK(strstr(err, "relation \"setpoint_events\" does not exist") != NULL);
+    st.seq = 6;
+    T_EQ_INT(pgsink_write(old, &st, 1, err, sizeof err), PGSINK_RETRY);
+    T_CHECK(strstr(err, "relation \"process_steps\" does not exist") != NULL);
+    /* Their ledger rows went with the rollback. */
+    T_EQ_INT(q_int("SELECT count(*) FROM test_pgsink_old.ingest_ledger"), 0);
+    pgsink_free(old);
+    PQclear(PQexec(conn, "DROP SCHEMA test_pgsink_old CASCADE"));
+    free(d2);
+    free(d);
+    pgcopy_free(p);
     pgsink_free(sink);
 }
 
@@ -403,6 +512,8 @@ int main(void)
     PQclear(PQexec(conn, "DELETE FROM process_data_points WHERE process_id IN"
                          " (900001, 900002, 900010);"
                          "DELETE FROM data_gaps WHERE process_id = 900020;"
+                         "DELETE FROM setpoint_events WHERE parameter_id IN (900021, 900022);"
+                         "DELETE FROM process_steps WHERE process_id = 900020;"
                          "DELETE FROM ingest_ledger WHERE recorder_id LIKE 'test-%'"));
     test_round_trip(dsn);
     test_generic_rows();

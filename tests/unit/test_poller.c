@@ -147,7 +147,8 @@ int main(int argc, char **argv)
     log_init("test_poller", LL_WARN);
     if (!dsn) {
         printf("not ok - ALDREC_TEST_DSN not set (run through tests/run.sh)\n");
-        return t_done("test_poller") | 1;
+        t_failed++;
+        return t_done("test_poller");
     }
     PGconn *c = PQconnectdb(dsn);
     T_CHECK(PQstatus(c) == CONNECTION_OK);
@@ -155,7 +156,8 @@ int main(int argc, char **argv)
         printf("not ok - cannot start aldsim next to %s\n", argv[0]);
         sim_stop(&a);
         sim_stop(&b);
-        return t_done("test_poller") | 1;
+        t_failed++;
+        return t_done("test_poller");
     }
     /* The same database serves the plain and the sanitized run of this
      * test: start from no t_poller machine at all. */
@@ -216,7 +218,8 @@ int main(int argc, char **argv)
     ca = cycles_of(p, a.port);
     T_EQ_INT(poller_update(p, m), 0);
     T_CHECK(cycles_of(p, a.port) >= ca);           /* a: same thread, counter goes on */
-    T_CHECK(cycles_of(p, b.port) <= 2);            /* b: a new device */
+    long cb2 = cycles_of(p, b.port);               /* b: a new device (-1: missing) */
+    T_CHECK(cb2 >= 0 && cb2 <= 2);
     n.a = n.b = n.b2 = 0;
     run_for(p, 1000, &n);
     T_CHECK(n.a >= 10);

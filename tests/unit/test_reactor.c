@@ -1,6 +1,6 @@
 /* test_reactor.c — the aldsim reactor model without a network: test-pattern
- * constants, read counter, heater lags, ALD sequencer timing, set-point
- * writes, seeded noise, odd step sizes.
+ * constants, the raw register words served, read counter, heater lags, ALD
+ * sequencer timing, set-point writes, seeded noise, odd step sizes.
  *
  * The Makefile links unit tests against libaldrec.a only, which does not
  * hold firmware/, so the model is compiled into this translation unit. Most
@@ -73,16 +73,114 @@ static void test_pattern(void)
         }
         reactor_step(r, 123.456);   /* constants stay constant */
     }
-    /* Raw words of two of them, spelled out. */
-    uint16_t *in = reactor_mapping(r)->tab_input_registers;
-    T_EQ_INT(in[36], 0x4940);        /* pi f32 0x40490FDB, BADC */
-    T_EQ_INT(in[37], 0xDB0F);
-    T_EQ_INT(in[44], 1234);
     /* Gaps read 0 (uptime, an f64 at 22, takes 22-25). */
+    uint16_t *in = reactor_mapping(r)->tab_input_registers;
     for (int a = 16; a < REACTOR_TABLE_SIZE; a++) {
         if ((a >= 16 && a <= 19) || (a >= 26 && a <= 29) || a >= 45)
             T_EQ_INT(in[a], 0);
     }
+    reactor_free(r);
+}
+
+/* The registers aldsim serves, word by word, against constants derived by
+ * hand from REGISTERS.md's word-order table (A = most significant byte) and
+ * checked with Python's struct module, which shares no code with regcodec
+ * (ABCD = unpack(">nH", pack(">T", v)), CDAB = unpack("<nH", pack("<T", v)),
+ * BADC = unpack("<nH", pack(">T", v)), DCBA = unpack(">nH", pack("<T", v))).
+ * reactor.c writes them with regcodec, which test_vectors in
+ * test_regcodec.c pins the same way; here a slip in either, or in
+ * reactor.c's table, shows up as a wrong register. Every order the map
+ * uses is covered: f64 ABCD and CDAB, 32-bit ABCD, CDAB, BADC and DCBA.
+ *
+ *   f64 1234.5678901234 = 0x40934A4584FD0EE6
+ *     ABCD 4093 4A45 84FD 0EE6            CDAB 0EE6 84FD 4A45 4093
+ *   u32 3000000000 = 0xB2D05E00           ABCD B2D0 5E00
+ *   i32 -123456789 = 0xF8A432EB           CDAB 32EB F8A4
+ *   f32 3.14159274 = 0x40490FDB           BADC 4940 DB0F
+ *   f32 -0.0025    = 0xBB23D70A           DCBA 0AD7 23BB
+ *   u16 54321 = 0xD431, i16 -12345 = 0xCFC7, i16 raw 1234 = 0x04D2
+ *   f32 200 = 0x43480000 ABCD 4348 0000, f32 150 = 0x43160000 CDAB 0000 4316,
+ *   f32 100 = 0x42C80000 ABCD 42C8 0000, f32 380.5 = 0x43BE4000 CDAB 4000 43BE
+ * The counters get values with four distinct bytes:
+ *   0x5A6B7C8D ABCD 5A6B 7C8D, 0xF1E2D3C4 CDAB D3C4 F1E2,
+ *   0x0A0B0C0D ABCD 0A0B 0C0D, 0xA1B2C3D4 DCBA D4C3 B2A1 */
+static void test_raw_words(void)
+{
+    static const struct {
+        regtype_t table;
+        int addr;
+        uint16_t want;
+        const char *what;
+    } words[] = {
+        { REG_INPUT, 10, 0xD3C4, "ald.pulses_tma u32 CDAB" },
+        { REG_INPUT, 11, 0xF1E2, "ald.pulses_tma u32 CDAB" },
+        { REG_INPUT, 12, 0x0A0B, "ald.pulses_h2o u32 ABCD" },
+        { REG_INPUT, 13, 0x0C0D, "ald.pulses_h2o u32 ABCD" },
+        { REG_INPUT, 14, 0xD4C3, "ald.cycles u32 DCBA" },
+        { REG_INPUT, 15, 0xB2A1, "ald.cycles u32 DCBA" },
+        { REG_INPUT, 20, 0x5A6B, "system.read_counter u32 ABCD" },
+        { REG_INPUT, 21, 0x7C8D, "system.read_counter u32 ABCD" },
+        { REG_INPUT, 22, 0x4093, "system.uptime f64 ABCD" },
+        { REG_INPUT, 23, 0x4A45, "system.uptime f64 ABCD" },
+        { REG_INPUT, 24, 0x84FD, "system.uptime f64 ABCD" },
+        { REG_INPUT, 25, 0x0EE6, "system.uptime f64 ABCD" },
+        { REG_INPUT, 30, 0xD431, "test.u16" },
+        { REG_INPUT, 31, 0xCFC7, "test.i16" },
+        { REG_INPUT, 32, 0xB2D0, "test.u32 ABCD" },
+        { REG_INPUT, 33, 0x5E00, "test.u32 ABCD" },
+        { REG_INPUT, 34, 0x32EB, "test.i32 CDAB" },
+        { REG_INPUT, 35, 0xF8A4, "test.i32 CDAB" },
+        { REG_INPUT, 36, 0x4940, "test.f32_badc BADC" },
+        { REG_INPUT, 37, 0xDB0F, "test.f32_badc BADC" },
+        { REG_INPUT, 38, 0x0AD7, "test.f32_dcba DCBA" },
+        { REG_INPUT, 39, 0x23BB, "test.f32_dcba DCBA" },
+        { REG_INPUT, 40, 0x0EE6, "test.f64_cdab CDAB" },
+        { REG_INPUT, 41, 0x84FD, "test.f64_cdab CDAB" },
+        { REG_INPUT, 42, 0x4A45, "test.f64_cdab CDAB" },
+        { REG_INPUT, 43, 0x4093, "test.f64_cdab CDAB" },
+        { REG_INPUT, 44, 0x04D2, "test.scaled i16" },
+        { REG_HOLDING, 0, 0x4348, "heater1.setpoint f32 ABCD" },
+        { REG_HOLDING, 1, 0x0000, "heater1.setpoint f32 ABCD" },
+        { REG_HOLDING, 2, 0x0000, "heater2.setpoint f32 CDAB" },
+        { REG_HOLDING, 3, 0x4316, "heater2.setpoint f32 CDAB" },
+        { REG_HOLDING, 4, 0x42C8, "mfc_carrier.setpoint f32 ABCD" },
+        { REG_HOLDING, 5, 0x0000, "mfc_carrier.setpoint f32 ABCD" },
+        { REG_HOLDING, 6, 200, "mfc_tma.setpoint u16 (0.1 sccm)" },
+        { REG_HOLDING, 7, 300, "mfc_h2o.setpoint u16 (0.1 sccm)" },
+        { REG_HOLDING, 8, 50, "ald.pulse_ms u16" },
+        { REG_HOLDING, 9, 200, "ald.purge_ms u16" },
+    };
+    reactor_t *r = reactor_new(1);
+    T_CHECK(r != NULL);
+    if (!r)
+        return;
+    modbus_mapping_t *mb = reactor_mapping(r);
+    /* Sequencer off, so the counters stand still; then the model time is
+     * the f64 test value, and system.uptime reports it. */
+    write_coil(r, 2, 0);
+    r->pulses_tma = 0xF1E2D3C4;
+    r->pulses_h2o = 0x0A0B0C0D;
+    r->cycles = 0xA1B2C3D4;
+    r->reads = 0x5A6B7C8C;
+    reactor_count_read(r);
+    reactor_step(r, 1234.5678901234);
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        uint16_t got = words[i].table == REG_INPUT ? mb->tab_input_registers[words[i].addr]
+                                                   : mb->tab_registers[words[i].addr];
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s register %d: 0x%04X, want 0x%04X (%s)",
+                 regcodec_regtype_name(words[i].table), words[i].addr, got, words[i].want,
+                 words[i].what);
+        t_report(got == words[i].want, __FILE__, __LINE__, msg);
+    }
+    /* A client writes 380.5 as CDAB words made by hand: the reactor takes
+     * it (and would revert anything it cannot decode to a value in range). */
+    mb->tab_registers[2] = 0x4000;
+    mb->tab_registers[3] = 0x43BE;
+    reactor_apply_writes(r);
+    T_EQ_DBL(val(r, "heater2.setpoint"), 380.5, 0);
+    T_EQ_INT(mb->tab_registers[2], 0x4000);
+    T_EQ_INT(mb->tab_registers[3], 0x43BE);
     reactor_free(r);
 }
 
@@ -391,6 +489,7 @@ static void test_seeded_noise(void)
 int main(void)
 {
     test_pattern();
+    test_raw_words();
     test_defaults();
     test_read_counter();
     test_heater_lag();
