@@ -1,13 +1,19 @@
 #!/bin/bash
 # run.sh — run every test and end with "N passed, N failed".
 #
-#   tests/run.sh                 unit tests, fuzz targets, integration tests
+#   tests/run.sh                 static checks, unit tests, fuzz targets,
+#                                integration tests
+#   tests/run.sh check           the fast tier, no server: the static checks
+#                                and the unit tests that need no PostgreSQL
+#                                or Redis (make check)
 #   tests/run.sh unit            unit tests only
 #   tests/run.sh fuzz            fuzz targets only
 #   tests/run.sh integration     integration tests only
 #   tests/run.sh integration NAME...   only tests/integration/NAME.sh ...
 #
-# Unit tests are $BIN/test_* programs; those that need PostgreSQL get
+# Static checks are tests/check/*.sh (the layering of includes, the docs'
+# links, the manual pages, a second make rebuilding nothing). Unit tests
+# are $BIN/test_* programs; those that need PostgreSQL get
 # ALDREC_TEST_DSN (admin) and ALDREC_TEST_REC_DSN (recorder role) of a
 # private cluster started here, those that need Redis REDIS_PORT. With
 # SAN_BIN set (make test does), the unit tests found there (built with
@@ -42,7 +48,12 @@ only=("$@")          # integration: just these scripts (names without .sh)
 total_pass=0
 total_fail=0
 failed_names=()
-declare -A kind_checks=()   # checks counted per kind: unit, san, fuzz, integration
+declare -A kind_checks=()   # checks counted per kind: static, unit, san, fuzz, integration
+# The unit tests that need the private PostgreSQL (and Redis) started
+# below; "check" runs every other one. One missing here fails loudly in
+# make check (it finds no ALDREC_TEST_DSN), so the list cannot go stale
+# quietly.
+SERVER_UNITS=" test_ctlrec test_pcache test_pgsink test_poller test_spool "
 
 count() {   # kind passed failed
     total_pass=$((total_pass + $2))
@@ -101,6 +112,7 @@ run_one() {   # kind name timeout_s cmd...
 # Prints "breakdown: ..." — the checks of each kind of test that ran.
 breakdown() {
     local parts=() u=${kind_checks[unit]:-} s=${kind_checks[san]:-} i line
+    [ -n "${kind_checks[static]:-}" ] && parts+=("static ${kind_checks[static]}")
     if [ -n "$u" ] && [ "$u" = "$s" ]; then
         parts+=("unit $u ×2 (plain + ASan/UBSan)")
     else
@@ -118,6 +130,25 @@ breakdown() {
 }
 
 ald_workdir tests
+if [ "$what" = all ] || [ "$what" = check ]; then
+    found=0
+    for t in "$ALD_ROOT"/tests/check/*.sh; do
+        [ -f "$t" ] || continue
+        found=1
+        run_one static "$(basename "$t" .sh)" 300 env BUILD="${BUILD:-build}" bash "$t"
+    done
+    [ "$found" -eq 1 ] || nothing_found static "no static checks in $ALD_ROOT/tests/check"
+fi
+if [ "$what" = check ]; then
+    found=0
+    for t in "$BIN"/test_*; do
+        [ -x "$t" ] || continue
+        [[ $SERVER_UNITS == *" $(basename "$t") "* ]] && continue
+        found=1
+        run_one unit "$(basename "$t")" 60 "$t"
+    done
+    [ "$found" -eq 1 ] || nothing_found unit "no unit test programs $BIN/test_* (make units)"
+fi
 if [ "$what" = all ] || [ "$what" = unit ]; then
     pg_start
     redis_start
