@@ -1,5 +1,7 @@
-/* config.c — INI parser for aldrec_config_t; a table maps each key to its
- * field and its check, so adding a setting is one line. */
+/* config.c — the configuration keys, one table row each, and what is
+ * derived from the rows: the INI parser, the defaults, the reload diff and
+ * the reference table of the docs. Adding a key is one row in keys[] plus
+ * its field in aldrec_config_t. */
 #include "common/config.h"
 
 #include <arpa/inet.h>
@@ -12,122 +14,213 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum kind {
-    K_STR,
-    K_INT,
-    K_BYTES,    /* long long, with an optional k/M/G (binary) suffix */
-    K_CHOICE,   /* one of the comma-separated words in choices */
-    K_GONE,     /* removed: an error that says what replaced it */
+/* What a value is: decides how it is parsed, printed and described. */
+enum type {
+    T_STRING,
+    T_CONNINFO,   /* a libpq conninfo: a string that must not carry a password */
+    T_PATH,       /* a file name; .exists says what config_check_system checks */
+    T_LISTEN,     /* ADDRESS:PORT or off (config_parse_listen) */
+    T_INT,        /* int in lo..hi; T_MS, T_S and T_PCT say its unit */
+    T_MS,
+    T_S,
+    T_PCT,
+    T_BYTES,      /* long long in lo..hi, with an optional k/M/G/T (binary) suffix */
+    T_BOOL,       /* yes | no, into a bool */
+    T_ENUM,       /* one of .names, into an int-sized enum */
+    T_GONE,       /* removed: refused with .desc saying what replaced it */
+};
+
+/* The reference's type column. */
+static const char *const type_names[] = {
+    [T_STRING] = "string", [T_CONNINFO] = "conninfo", [T_PATH] = "path",
+    [T_LISTEN] = "address", [T_INT] = "integer", [T_MS] = "milliseconds",
+    [T_S] = "seconds", [T_PCT] = "percent", [T_BYTES] = "size", [T_BOOL] = "yes/no",
+    [T_ENUM] = "enum", [T_GONE] = "removed",
+};
+
+/* What config_check_system checks for a T_PATH. */
+enum exists {
+    EXISTS_NOTHING,
+    EXISTS_DIR,     /* the directory it is in */
+    EXISTS_FILE,    /* the file itself, when set */
+};
+
+struct enum_name {
+    const char *name;
+    int value;
 };
 
 struct key {
-    const char *section;
-    const char *name;
-    enum kind kind;
-    size_t off;
-    size_t size;       /* K_STR: buffer size */
-    long long lo, hi;  /* K_INT, K_BYTES: accepted range */
-    const char *choices;   /* K_CHOICE: "a,b"; K_GONE: what replaced it */
-    int required;
+    const char *name;        /* "section.key" */
+    enum type type;
+    size_t off, size;        /* the field it fills in aldrec_config_t */
+    const char *def;         /* the default as a file writes it; NULL: zero, empty */
+    const char *unset;       /* reference's default column when there is no def */
+    long long lo, hi;        /* numeric types: the accepted range */
+    const struct enum_name *names;   /* T_ENUM: { NULL }-terminated */
+    bool required;
+    bool reload;             /* SIGHUP applies it; every other key needs a restart */
+    enum exists exists;      /* T_PATH */
+    const char *desc;        /* one line for the reference; T_GONE: what replaced it */
 };
 
-#define STR(sec, key, field, req) \
-    { .section = sec, .name = key, .kind = K_STR, \
-      .off = offsetof(aldrec_config_t, field), \
-      .size = sizeof(((aldrec_config_t *)0)->field), .required = req }
-#define INT(sec, key, field, min, max) \
-    { .section = sec, .name = key, .kind = K_INT, \
-      .off = offsetof(aldrec_config_t, field), .lo = min, .hi = max }
-#define BYTES(sec, key, field, min, max) \
-    { .section = sec, .name = key, .kind = K_BYTES, \
-      .off = offsetof(aldrec_config_t, field), .lo = min, .hi = max }
-#define CHOICE(sec, key, field, list) \
-    { .section = sec, .name = key, .kind = K_CHOICE, \
-      .off = offsetof(aldrec_config_t, field), \
-      .size = sizeof(((aldrec_config_t *)0)->field), .choices = list }
-#define GONE(sec, key, hint) \
-    { .section = sec, .name = key, .kind = K_GONE, .choices = hint }
+/* The field's size is what its type stores (strings: a buffer larger than
+ * any scalar); a row whose field does not fit fails to compile (an array
+ * of size -1). */
+#define TYPE_FITS(t, size) \
+    ((t) == T_BYTES ? (size) == sizeof(long long) : \
+     (t) == T_BOOL ? (size) == sizeof(bool) : \
+     (t) >= T_INT && (t) <= T_ENUM ? (size) == sizeof(int) : (size) > sizeof(long long))
+#define FIELD_SIZE(t, field) \
+    (sizeof(((aldrec_config_t *)0)->field) + \
+     0 * sizeof(char[TYPE_FITS(t, sizeof(((aldrec_config_t *)0)->field)) ? 1 : -1]))
+#define KEY(n, t, field, ...) \
+    { .name = n, .type = t, .off = offsetof(aldrec_config_t, field), \
+      .size = FIELD_SIZE(t, field), __VA_ARGS__ }
+#define GONE(n, hint) { .name = n, .type = T_GONE, .desc = hint }
 
-/* One block per section; keep the README's configuration reference in step. */
+static const struct enum_name partition_names[] = {
+    { "day", CONFIG_PARTITION_DAY }, { "week", CONFIG_PARTITION_WEEK },
+    { "month", CONFIG_PARTITION_MONTH }, { NULL, 0 },
+};
+static const struct enum_name level_names[] = {   /* log.c's names, tested to agree */
+    { "error", LL_ERROR }, { "warn", LL_WARN }, { "info", LL_INFO }, { "debug", LL_DEBUG },
+    { NULL, 0 },
+};
+static const struct enum_name parity_names[] = {
+    { "N", CONFIG_PARITY_NONE }, { "E", CONFIG_PARITY_EVEN }, { "O", CONFIG_PARITY_ODD },
+    { NULL, 0 },
+};
+static const struct enum_name policy_names[] = {
+    { "drop_oldest", CONFIG_DROP_OLDEST }, { "drop_newest", CONFIG_DROP_NEWEST }, { NULL, 0 },
+};
+static const struct enum_name yes_no[] = { { "yes", 1 }, { "no", 0 }, { NULL, 0 } };
+
+/* One row per key, one block per section, in the order of the reference
+ * (and of "unknown section" messages). */
 static const struct key keys[] = {
     /* [database] */
-    STR("database", "conninfo", conninfo, 1),
-    STR("database", "admin_conninfo", admin_conninfo, 0),
-    INT("database", "connect_timeout_s", connect_timeout_s, 1, 300),
-    STR("database", "reader_conninfo", reader_conninfo, 0),
-    STR("database", "partition_interval", partition_interval, 0),
-    INT("database", "partitions_ahead", partitions_ahead, 0, 1000),
-    INT("database", "retention_days", retention_days, 0, 100000),
+    KEY("database.conninfo", T_CONNINFO, conninfo, .required = true,
+        .desc = "the recorder's login (member of `aldrec_recorder`); `passfile=` for the password"),
+    KEY("database.admin_conninfo", T_CONNINFO, admin_conninfo, .unset = "same as `conninfo`",
+        .desc = "`aldrec db migrate` / `db maintain` (member of `aldrec_owner`)"),
+    KEY("database.connect_timeout_s", T_S, connect_timeout_s, .def = "5", .lo = 1, .hi = 300,
+        .desc = "deadline of every wait on PostgreSQL, and of every statement of the writer"),
+    KEY("database.reader_conninfo", T_CONNINFO, reader_conninfo, .unset = "same as `conninfo`",
+        .desc = "`aldrec runs/export/summary/plot` (member of `aldrec_reader`)"),
+    KEY("database.partition_interval", T_ENUM, partition_interval, .def = "day",
+        .names = partition_names, .desc = "the period of one partition of `process_data_points`"),
+    KEY("database.partitions_ahead", T_INT, partitions_ahead, .def = "7", .lo = 0, .hi = 1000,
+        .desc = "`db maintain` creates this many periods ahead"),
+    KEY("database.retention_days", T_INT, retention_days, .def = "0", .lo = 0, .hi = 100000,
+        .desc = "`db maintain` drops partitions older than this many days; 0 keeps all"),
 
     /* [recorder] */
-    STR("recorder", "machine", machine, 1),
-    STR("recorder", "id", recorder_id, 1),
-    STR("recorder", "socket", socket_path, 0),
-    INT("recorder", "batch_rows", batch_rows, 1, 1000000),
-    INT("recorder", "flush_interval_ms", flush_interval_ms, 10, 3600000),
-    GONE("recorder", "queue_batches", "batches wait in the spool now; see [spool] max_bytes"),
-    STR("recorder", "log_level", log_level, 0),
-    STR("recorder", "socket_group", socket_group, 0),
+    KEY("recorder.machine", T_STRING, machine, .required = true, .desc = "`machines.name`"),
+    KEY("recorder.id", T_STRING, recorder_id, .required = true,
+        .desc = "this recorder in the ingest ledger"),
+    KEY("recorder.socket", T_PATH, socket_path, .def = "/run/aldrec/aldrecd.sock",
+        .exists = EXISTS_DIR, .desc = "the control socket"),
+    KEY("recorder.batch_rows", T_INT, batch_rows, .def = "5000", .lo = 1, .hi = 1000000,
+        .reload = true, .desc = "flush a batch after this many rows ..."),
+    KEY("recorder.flush_interval_ms", T_MS, flush_interval_ms, .def = "1000", .lo = 10,
+        .hi = 3600000, .reload = true, .desc = "... or this long after its first row"),
+    GONE("recorder.queue_batches", "batches wait in the spool now; see [spool] max_bytes"),
+    KEY("recorder.log_level", T_ENUM, log_level, .def = "info", .names = level_names,
+        .reload = true, .desc = "the least severe level that is logged"),
+    KEY("recorder.socket_group", T_STRING, socket_group, .unset = "the daemon's group",
+        .desc = "group of the control socket (mode 0660): who may run `aldrec process ...`,"
+                " `status`, `set`"),
 
     /* [modbus] — defaults for every device; a component's own settings
      * (machine_components) take precedence */
-    INT("modbus", "response_timeout_ms", response_timeout_ms, 10, 60000),
-    INT("modbus", "max_registers", max_registers, 1, 125),
-    INT("modbus", "max_bits", max_bits, 1, 2000),
-    INT("modbus", "max_gap", max_gap, 0, 125),
-    INT("modbus", "reconnect_max_ms", reconnect_max_ms, 100, 600000),
-    INT("modbus", "baud", baud, 300, 921600),
-    STR("modbus", "parity", parity, 0),
-    INT("modbus", "data_bits", data_bits, 7, 8),
-    INT("modbus", "stop_bits", stop_bits, 1, 2),
+    KEY("modbus.response_timeout_ms", T_MS, response_timeout_ms, .def = "500", .lo = 10,
+        .hi = 60000, .desc = "per request; a component's own setting wins"),
+    KEY("modbus.max_registers", T_INT, max_registers, .def = "125", .lo = 1, .hi = 125,
+        .desc = "registers per FC3/FC4 request"),
+    KEY("modbus.max_bits", T_INT, max_bits, .def = "2000", .lo = 1, .hi = 2000,
+        .desc = "coils or inputs per FC1/FC2 request"),
+    KEY("modbus.max_gap", T_INT, max_gap, .def = "8", .lo = 0, .hi = 125,
+        .desc = "unused registers bridged to save a request"),
+    KEY("modbus.reconnect_max_ms", T_MS, reconnect_max_ms, .def = "5000", .lo = 100,
+        .hi = 600000, .desc = "cap of the reconnect backoff (jittered)"),
+    KEY("modbus.baud", T_INT, baud, .def = "19200", .lo = 300, .hi = 921600,
+        .desc = "RTU line default: bits per second"),
+    KEY("modbus.parity", T_ENUM, parity, .def = "E", .names = parity_names,
+        .desc = "RTU line default: none, even or odd"),
+    KEY("modbus.data_bits", T_INT, data_bits, .def = "8", .lo = 7, .hi = 8,
+        .desc = "RTU line default"),
+    KEY("modbus.stop_bits", T_INT, stop_bits, .def = "1", .lo = 1, .hi = 2,
+        .desc = "RTU line default"),
 
     /* [spool] — store and forward */
-    STR("spool", "path", spool_path, 0),
-    BYTES("spool", "max_bytes", spool_max_bytes, 64LL << 10, 1LL << 50),
-    CHOICE("spool", "full_policy", spool_full_policy, "drop_oldest,drop_newest"),
-    INT("spool", "drain_batches", drain_batches, 1, 1000),
-    INT("spool", "drain_rows", drain_rows, 1, 10000000),
+    KEY("spool.path", T_PATH, spool_path, .def = "/var/lib/aldrec/spool.db",
+        .exists = EXISTS_DIR, .desc = "the store-and-forward file"),
+    KEY("spool.max_bytes", T_BYTES, spool_max_bytes, .def = "1G", .lo = 64LL << 10,
+        .hi = 1LL << 50, .desc = "cap on spooled + quarantined data (k, M, G, T suffixes)"),
+    KEY("spool.full_policy", T_ENUM, spool_full_policy, .def = "drop_oldest",
+        .names = policy_names, .desc = "which batches go when `max_bytes` is reached"),
+    KEY("spool.drain_batches", T_INT, drain_batches, .def = "32", .lo = 1, .hi = 1000,
+        .desc = "batches per transaction while draining a backlog"),
+    KEY("spool.drain_rows", T_INT, drain_rows, .def = "100000", .lo = 1, .hi = 10000000,
+        .desc = "... and at most this many rows"),
 
     /* [cache] — parameter metadata */
-    STR("cache", "redis_host", redis_host, 0),
-    INT("cache", "redis_port", redis_port, 0, 65535),
-    INT("cache", "redis_db", redis_db, 0, 1000),
-    STR("cache", "redis_password_file", redis_password_file, 0),
-    INT("cache", "redis_timeout_ms", redis_timeout_ms, 10, 10000),
-    INT("cache", "ttl_s", cache_ttl_s, 1, 86400),
-    INT("cache", "refresh_s", cache_refresh_s, 1, 86400),
-    STR("cache", "snapshot", snapshot_path, 0),
+    KEY("cache.redis_host", T_STRING, redis_host, .def = "127.0.0.1", .desc = "Redis L2"),
+    KEY("cache.redis_port", T_INT, redis_port, .def = "6379", .lo = 0, .hi = 65535,
+        .desc = "Redis L2; 0 disables it"),
+    KEY("cache.redis_db", T_INT, redis_db, .def = "0", .lo = 0, .hi = 1000,
+        .desc = "Redis database number"),
+    KEY("cache.redis_password_file", T_PATH, redis_password_file, .unset = "none",
+        .exists = EXISTS_FILE, .desc = "`AUTH` password, first line (mode 0640 at most)"),
+    KEY("cache.redis_timeout_ms", T_MS, redis_timeout_ms, .def = "250", .lo = 10, .hi = 10000,
+        .desc = "Redis connect and command deadline"),
+    KEY("cache.ttl_s", T_S, cache_ttl_s, .def = "300", .lo = 1, .hi = 86400, .reload = true,
+        .desc = "an entry is fresh this long"),
+    KEY("cache.refresh_s", T_S, cache_refresh_s, .def = "60", .lo = 1, .hi = 86400,
+        .reload = true, .desc = "bulk refresh period (at most `ttl_s`)"),
+    KEY("cache.snapshot", T_PATH, snapshot_path, .def = "/var/lib/aldrec/pmap-snapshot.db",
+        .exists = EXISTS_DIR, .desc = "last good parameter map"),
 
     /* [metrics], [health] and [alerts] — operating the service */
-    STR("metrics", "listen", metrics_listen, 0),
-    CHOICE("metrics", "allow_remote", metrics_allow_remote, "yes,no"),
-    INT("health", "database_down_s", health_database_down_s, 1, 86400),
-    INT("health", "device_down_s", health_device_down_s, 1, 86400),
-    INT("health", "spool_degraded_pct", health_spool_degraded_pct, 1, 100),
-    INT("health", "spool_failing_pct", health_spool_failing_pct, 1, 100),
-    INT("alerts", "window_s", alert_window_s, 5, 3600),
-    INT("alerts", "flush_p95_ms", alert_flush_p95_ms, 0, 3600000),
-    INT("alerts", "copy_p95_ms", alert_copy_p95_ms, 0, 3600000),
-    INT("alerts", "cache_hit_pct", alert_cache_hit_pct, 0, 100),
-    INT("alerts", "spool_pct", alert_spool_pct, 0, 100),
-    INT("alerts", "device_down_s", alert_device_down_s, 0, 86400),
-    INT("alerts", "database_down_s", alert_database_down_s, 0, 86400),
+    KEY("metrics.listen", T_LISTEN, metrics_listen, .def = "127.0.0.1:9464",
+        .desc = "`/metrics` and `/health` (`[::1]:9464`, `localhost:9464`), or `off`"),
+    KEY("metrics.allow_remote", T_BOOL, metrics_allow_remote, .def = "no",
+        .desc = "a non-loopback `listen` is refused unless `yes`"),
+    KEY("health.database_down_s", T_S, health_database_down_s, .def = "30", .lo = 1,
+        .hi = 86400, .reload = true, .desc = "PostgreSQL out of reach this long: degraded"),
+    KEY("health.device_down_s", T_S, health_device_down_s, .def = "10", .lo = 1, .hi = 86400,
+        .reload = true, .desc = "a device down this long: degraded; every device: failing"),
+    KEY("health.spool_degraded_pct", T_PCT, health_spool_degraded_pct, .def = "50", .lo = 1,
+        .hi = 100, .reload = true, .desc = "spool above this % of `max_bytes`: degraded"),
+    KEY("health.spool_failing_pct", T_PCT, health_spool_failing_pct, .def = "90", .lo = 1,
+        .hi = 100, .reload = true,
+        .desc = "... above this: failing (must be above `spool_degraded_pct`)"),
+    KEY("alerts.window_s", T_S, alert_window_s, .def = "60", .lo = 5, .hi = 3600,
+        .reload = true,
+        .desc = "percentiles and ratios over this many seconds (at least the flush interval)"),
+    KEY("alerts.flush_p95_ms", T_MS, alert_flush_p95_ms, .def = "50", .lo = 0, .hi = 3600000,
+        .reload = true, .desc = "spool append (flush) p95 above this; 0 disables"),
+    KEY("alerts.copy_p95_ms", T_MS, alert_copy_p95_ms, .def = "1000", .lo = 0, .hi = 3600000,
+        .reload = true,
+        .desc = "PostgreSQL write (ledger + COPY + COMMIT) p95 above this; 0 disables"),
+    KEY("alerts.cache_hit_pct", T_PCT, alert_cache_hit_pct, .def = "90", .lo = 0, .hi = 100,
+        .reload = true, .desc = "metadata cache L1 hit ratio below this (needs 20 lookups in"
+                                " the window); 0 disables"),
+    KEY("alerts.spool_pct", T_PCT, alert_spool_pct, .def = "80", .lo = 0, .hi = 100,
+        .reload = true, .desc = "spool above this % of `max_bytes`; 0 disables"),
+    KEY("alerts.device_down_s", T_S, alert_device_down_s, .def = "30", .lo = 0, .hi = 86400,
+        .reload = true, .desc = "a device down this long; 0 disables"),
+    KEY("alerts.database_down_s", T_S, alert_database_down_s, .def = "60", .lo = 0,
+        .hi = 86400, .reload = true, .desc = "PostgreSQL out of reach this long; 0 disables"),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 _Static_assert(NKEYS <= sizeof ((aldrec_config_t *)0)->key_line /
                         sizeof ((aldrec_config_t *)0)->key_line[0], "key_line too small");
-
-/* What SIGHUP applies; every other key needs a restart. Sections whose
- * every key reloads are named as "section.*". */
-static const char *const reloadable[] = {
-    "recorder.batch_rows", "recorder.flush_interval_ms", "recorder.log_level",
-    "cache.ttl_s", "cache.refresh_s", "health.*", "alerts.*",
-};
 
 #define MAX_ERRORS 20
 
@@ -138,50 +231,102 @@ struct perr {
     int n;
 };
 
-void config_defaults(aldrec_config_t *cfg)
+static bool is_number(enum type t)
 {
-    *cfg = (aldrec_config_t){
-        .connect_timeout_s = 5,
-        .partition_interval = "day",
-        .partitions_ahead = 7,
-        .socket_path = "/run/aldrec/aldrecd.sock",
-        .batch_rows = 5000,
-        .flush_interval_ms = 1000,
-        .log_level = "info",
-        .response_timeout_ms = 500,
-        .max_registers = 125,
-        .max_bits = 2000,
-        .max_gap = 8,
-        .reconnect_max_ms = 5000,
-        .baud = 19200,
-        .parity = "E",
-        .data_bits = 8,
-        .stop_bits = 1,
-        .redis_host = "127.0.0.1",
-        .redis_port = 6379,
-        .redis_timeout_ms = 250,
-        .cache_ttl_s = 300,
-        .cache_refresh_s = 60,
-        .snapshot_path = "/var/lib/aldrec/pmap-snapshot.db",
-        .spool_path = "/var/lib/aldrec/spool.db",
-        .spool_max_bytes = 1LL << 30,
-        .spool_full_policy = "drop_oldest",
-        .drain_batches = 32,
-        .drain_rows = 100000,
-        .metrics_listen = "127.0.0.1:9464",
-        .metrics_allow_remote = "no",
-        .health_database_down_s = 30,
-        .health_device_down_s = 10,
-        .health_spool_degraded_pct = 50,
-        .health_spool_failing_pct = 90,
-        .alert_window_s = 60,
-        .alert_flush_p95_ms = 50,
-        .alert_copy_p95_ms = 1000,
-        .alert_cache_hit_pct = 90,
-        .alert_spool_pct = 80,
-        .alert_device_down_s = 30,
-        .alert_database_down_s = 60,
+    return t == T_INT || t == T_MS || t == T_S || t == T_PCT || t == T_BYTES;
+}
+
+/* The key's name without its section, as messages name it. */
+static const char *key_of(const struct key *k)
+{
+    return strchr(k->name, '.') + 1;
+}
+
+static int section_len(const struct key *k)
+{
+    return (int)(strchr(k->name, '.') - k->name);
+}
+
+static bool in_section(const struct key *k, const char *section)
+{
+    size_t n = (size_t)section_len(k);
+    return strncmp(k->name, section, n) == 0 && section[n] == '\0';
+}
+
+static const char *enum_name(const struct enum_name *names, int value)
+{
+    for (const struct enum_name *n = names; n->name; n++)
+        if (n->value == value)
+            return n->name;
+    return "?";
+}
+
+/* The names joined: "a, b or c" with last " or "; quoted: "`a`, `b`, `c`"
+ * with last ", ". */
+static void name_list(const struct enum_name *names, bool quoted, const char *last,
+                      char *buf, size_t cap)
+{
+    const char *q = quoted ? "`" : "";
+    size_t used = 0;
+    buf[0] = '\0';
+    for (const struct enum_name *n = names; n->name && used < cap; n++) {
+        const char *sep = n == names ? "" : n[1].name ? ", " : last;
+        int w = snprintf(buf + used, cap - used, "%s", sep);
+        used += w > 0 ? (size_t)w : 0;
+        if (used >= cap)
+            break;
+        w = snprintf(buf + used, cap - used, "%s%s%s", q, n->name, q);
+        used += w > 0 ? (size_t)w : 0;
+    }
+}
+
+/* Binary multiples as a file writes them: 65536 is "64k", 1 << 30 "1G". */
+static void format_bytes(long long v, char *buf, size_t cap)
+{
+    static const struct { int shift; char suffix; } units[] = {
+        { 40, 'T' }, { 30, 'G' }, { 20, 'M' }, { 10, 'k' },
     };
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        long long m = 1LL << units[i].shift;
+        if (v != 0 && v % m == 0) {
+            snprintf(buf, cap, "%lld%c", v / m, units[i].suffix);
+            return;
+        }
+    }
+    snprintf(buf, cap, "%lld", v);
+}
+
+/* The key's value in cfg as a file would write it. */
+static void format_value(const aldrec_config_t *cfg, const struct key *k, char *buf, size_t cap)
+{
+    const char *field = (const char *)cfg + k->off;
+    switch (k->type) {
+    case T_STRING:
+    case T_CONNINFO:
+    case T_PATH:
+    case T_LISTEN:
+        snprintf(buf, cap, "%.*s", (int)k->size, field);
+        return;
+    case T_INT:
+    case T_MS:
+    case T_S:
+    case T_PCT:
+        snprintf(buf, cap, "%d", *(const int *)(const void *)field);
+        return;
+    case T_BYTES:
+        format_bytes(*(const long long *)(const void *)field, buf, cap);
+        return;
+    case T_BOOL:
+        snprintf(buf, cap, "%s", *(const bool *)(const void *)field ? "yes" : "no");
+        return;
+    case T_ENUM:
+        snprintf(buf, cap, "%s", enum_name(k->names, *(const int *)(const void *)field));
+        return;
+    case T_GONE:
+        break;
+    }
+    if (cap)
+        buf[0] = '\0';
 }
 
 static void vnote(struct perr *e, const char *name, int line, const char *fmt, va_list ap)
@@ -222,47 +367,15 @@ static char *trim(char *s, char *end)
     return s;
 }
 
-static int set_value(aldrec_config_t *cfg, const struct key *k, const char *val,
-                     const char *name, int line, struct perr *e)
-{
-    char *field = (char *)cfg + k->off;
+static int has_password(const char *conninfo);
 
-    if (k->kind == K_STR) {
-        size_t n = strlen(val);
-        if (n == 0)
-            return note(e, name, line, "%s: empty value", k->name);
-        if (n >= k->size)
-            return note(e, name, line, "%s: value longer than %zu characters",
-                        k->name, k->size - 1);
-        memcpy(field, val, n + 1);
-        return 0;
-    }
-    if (k->kind == K_GONE)
-        return note(e, name, line, "%s: no longer supported: %s", k->name, k->choices);
-    if (k->kind == K_CHOICE) {
-        size_t n = strlen(val);
-        for (const char *c = k->choices; *c;) {
-            size_t w = strcspn(c, ",");
-            if (w == n && strncmp(c, val, n) == 0 && n < k->size) {
-                memcpy(field, val, n + 1);
-                return 0;
-            }
-            c += w + (c[w] == ',');
-        }
-        char list[128];
-        snprintf(list, sizeof list, "%s", k->choices);
-        char *comma = strrchr(list, ',');
-        if (comma) {
-            char rest[128];
-            snprintf(rest, sizeof rest, "%s", comma + 1);
-            snprintf(comma, sizeof list - (size_t)(comma - list), " or %s", rest);
-        }
-        return note(e, name, line, "%s: expected %s, got \"%s\"", k->name, list, val);
-    }
+static int set_number(char *field, const struct key *k, const char *val, const char *name,
+                      int line, struct perr *e)
+{
     char *endp;
     errno = 0;
     long long v = strtoll(val, &endp, 10);
-    if (k->kind == K_BYTES && endp != val && errno == 0) {
+    if (k->type == T_BYTES && endp != val && errno == 0) {
         /* Binary multiples: 64k, 512M, 2G. */
         int shift = 0;
         switch (*endp) {
@@ -281,24 +394,90 @@ static int set_value(aldrec_config_t *cfg, const struct key *k, const char *val,
         }
     }
     if (errno || endp == val || *endp != '\0' || v < k->lo || v > k->hi) {
-        if (k->kind == K_BYTES)
+        if (k->type == T_BYTES)
             return note(e, name, line,
                         "%s: expected a size in bytes from %lld to %lld (k, M, G suffixes"
-                        " allowed), got \"%s\"", k->name, k->lo, k->hi, val);
+                        " allowed), got \"%s\"", key_of(k), k->lo, k->hi, val);
         return note(e, name, line, "%s: expected an integer in %lld..%lld, got \"%s\"",
-                    k->name, k->lo, k->hi, val);
+                    key_of(k), k->lo, k->hi, val);
     }
-    if (k->kind == K_BYTES)
+    if (k->type == T_BYTES)
         *(long long *)(void *)field = v;
     else
         *(int *)(void *)field = (int)v;
     return 0;
 }
 
+/* Checks val for key k and stores it in its field. Returns 0, or -1 with
+ * the error (naming the key) noted. */
+static int set_value(aldrec_config_t *cfg, const struct key *k, const char *val,
+                     const char *name, int line, struct perr *e)
+{
+    char *field = (char *)cfg + k->off;
+
+    switch (k->type) {
+    case T_STRING:
+    case T_CONNINFO:
+    case T_PATH:
+    case T_LISTEN: {
+        size_t n = strlen(val);
+        char host[64];
+        int port;
+        if (n == 0)
+            return note(e, name, line, "%s: empty value", key_of(k));
+        if (n >= k->size)
+            return note(e, name, line, "%s: value longer than %zu characters",
+                        key_of(k), k->size - 1);
+        if (k->type == T_LISTEN && config_parse_listen(val, host, sizeof host, &port) < 0)
+            return note(e, name, line, "%s: expected ADDRESS:PORT (127.0.0.1:9464, [::1]:9464,"
+                        " localhost:9464) or off, got \"%s\"", key_of(k), val);
+        memcpy(field, val, n + 1);
+        if (k->type == T_CONNINFO && has_password(val))
+            return note(e, name, line, "%s: passwords do not belong in conninfo; use"
+                        " passfile=PATH", key_of(k));
+        return 0;
+    }
+    case T_BOOL:
+    case T_ENUM: {
+        const struct enum_name *names = k->type == T_BOOL ? yes_no : k->names;
+        for (const struct enum_name *n = names; n->name; n++) {
+            if (strcmp(n->name, val) != 0)
+                continue;
+            if (k->type == T_BOOL)
+                *(bool *)(void *)field = n->value != 0;
+            else
+                *(int *)(void *)field = n->value;
+            return 0;
+        }
+        char list[256];
+        name_list(names, false, " or ", list, sizeof list);
+        return note(e, name, line, "%s: expected %s, got \"%s\"", key_of(k), list, val);
+    }
+    case T_INT:
+    case T_MS:
+    case T_S:
+    case T_PCT:
+    case T_BYTES:
+        return set_number(field, k, val, name, line, e);
+    case T_GONE:
+        break;
+    }
+    return note(e, name, line, "%s: no longer supported: %s", key_of(k), k->desc);
+}
+
+void config_defaults(aldrec_config_t *cfg)
+{
+    struct perr e = { .buf = NULL };   /* none: test_config parses every default */
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NKEYS; i++)
+        if (keys[i].def)
+            set_value(cfg, &keys[i], keys[i].def, "defaults", 0, &e);
+}
+
 static size_t key_index(const char *section, const char *name)
 {
     for (size_t i = 0; i < NKEYS; i++)
-        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+        if (in_section(&keys[i], section) && strcmp(key_of(&keys[i]), name) == 0)
             return i;
     return NKEYS;
 }
@@ -307,6 +486,11 @@ int config_key_line(const aldrec_config_t *cfg, const char *section, const char 
 {
     size_t i = key_index(section, name);
     return i < NKEYS ? cfg->key_line[i] : 0;
+}
+
+const char *config_partition_name(enum config_partition p)
+{
+    return enum_name(partition_names, (int)p);
 }
 
 /* A conninfo with a password in it, in any form libpq accepts (keyword
@@ -382,7 +566,6 @@ int config_parse_listen(const char *s, char *host, size_t hostlen, int *port)
     *port = (int)p;
     return 0;
 }
-
 /* The rules that tie keys together, after every line was read. */
 static void check_rules(aldrec_config_t *cfg, const char *name, struct perr *e)
 {
@@ -390,32 +573,16 @@ static void check_rules(aldrec_config_t *cfg, const char *name, struct perr *e)
         memcpy(cfg->admin_conninfo, cfg->conninfo, sizeof cfg->conninfo);
     if (cfg->reader_conninfo[0] == '\0')
         memcpy(cfg->reader_conninfo, cfg->conninfo, sizeof cfg->conninfo);
-    if (strcmp(cfg->parity, "N") && strcmp(cfg->parity, "E") && strcmp(cfg->parity, "O"))
-        note(e, name, config_key_line(cfg, "modbus", "parity"),
-             "parity: expected N, E or O, got \"%s\"", cfg->parity);
-    if (strcmp(cfg->partition_interval, "day") && strcmp(cfg->partition_interval, "week") &&
-        strcmp(cfg->partition_interval, "month"))
-        note(e, name, config_key_line(cfg, "database", "partition_interval"),
-             "partition_interval: expected day, week or month, got \"%s\"",
-             cfg->partition_interval);
     if (cfg->cache_refresh_s > cfg->cache_ttl_s)
         note(e, name, config_key_line(cfg, "cache", "refresh_s"),
              "refresh_s (%d) must not exceed ttl_s (%d): entries would go stale"
              " between refreshes", cfg->cache_refresh_s, cfg->cache_ttl_s);
-    if (strcmp(cfg->log_level, "error") && strcmp(cfg->log_level, "warn") &&
-        strcmp(cfg->log_level, "info") && strcmp(cfg->log_level, "debug"))
-        note(e, name, config_key_line(cfg, "recorder", "log_level"),
-             "log_level: expected error, warn, info or debug, got \"%s\"", cfg->log_level);
     char host[64];
     int port;
-    int lr = config_parse_listen(cfg->metrics_listen, host, sizeof host, &port);
-    int line = config_key_line(cfg, "metrics", "listen");
-    if (lr < 0)
-        note(e, name, line, "listen: expected ADDRESS:PORT (127.0.0.1:9464, [::1]:9464,"
-             " localhost:9464) or off, got \"%s\"", cfg->metrics_listen);
-    else if (lr == 0 && !config_host_is_loopback(host) &&
-             strcmp(cfg->metrics_allow_remote, "yes") != 0)
-        note(e, name, line, "listen: %s is not a loopback address; metrics and health would be"
+    if (config_parse_listen(cfg->metrics_listen, host, sizeof host, &port) == 0 &&
+        !config_host_is_loopback(host) && !cfg->metrics_allow_remote)
+        note(e, name, config_key_line(cfg, "metrics", "listen"),
+             "listen: %s is not a loopback address; metrics and health would be"
              " open to the network: set allow_remote = yes to mean it", host);
     if (cfg->health_spool_degraded_pct >= cfg->health_spool_failing_pct)
         note(e, name, config_key_line(cfg, "health", "spool_degraded_pct") ?
@@ -476,17 +643,19 @@ int config_parse(aldrec_config_t *cfg, const char *buf, size_t len,
                 note(&e, name, lineno, "bad section name \"%s\"", sec);
                 continue;
             }
-            int known = 0;
+            bool known = false;
             for (size_t i = 0; i < NKEYS; i++)
-                known |= strcmp(keys[i].section, sec) == 0;
+                known |= in_section(&keys[i], sec);
             if (!known) {
                 char list[256] = "";
                 for (size_t i = 0; i < NKEYS; i++) {
-                    if (i > 0 && strcmp(keys[i].section, keys[i - 1].section) == 0)
+                    int sl = section_len(&keys[i]);
+                    if (i > 0 && section_len(&keys[i - 1]) == sl &&
+                        strncmp(keys[i].name, keys[i - 1].name, (size_t)sl) == 0)
                         continue;
                     size_t used = strlen(list);
-                    snprintf(list + used, sizeof list - used, "%s[%s]", used ? ", " : "",
-                             keys[i].section);
+                    snprintf(list + used, sizeof list - used, "%s[%.*s]", used ? ", " : "",
+                             sl, keys[i].name);
                 }
                 note(&e, name, lineno, "unknown section [%s] (expected one of %s)", sec, list);
                 continue;
@@ -524,16 +693,12 @@ int config_parse(aldrec_config_t *cfg, const char *buf, size_t len,
             continue;
         }
         cfg->key_line[i] = (unsigned short)(lineno > 65535 ? 65535 : lineno);
-        if (set_value(cfg, &keys[i], val, name, lineno, &e) < 0)
-            continue;
-        if (keys[i].kind == K_STR && strstr(keys[i].name, "conninfo") && has_password(val))
-            note(&e, name, lineno, "%s: passwords do not belong in conninfo; use passfile=PATH",
-                 keys[i].name);
+        set_value(cfg, &keys[i], val, name, lineno, &e);
     }
     for (size_t i = 0; i < NKEYS; i++)
         if (keys[i].required && ((char *)cfg + keys[i].off)[0] == '\0')
-            note(&e, name, 0, "missing required key \"%s\" in [%s]", keys[i].name,
-                 keys[i].section);
+            note(&e, name, 0, "missing required key \"%s\" in [%.*s]", key_of(&keys[i]),
+                 section_len(&keys[i]), keys[i].name);
     check_rules(cfg, name, &e);
     if (e.n > MAX_ERRORS && e.len + 1 < e.cap)
         snprintf(err + e.len, e.cap - e.len, "\n%s: ... %d more errors", name,
@@ -584,77 +749,83 @@ out:
     free(buf);
     return rc;
 }
-
-/* "section.key" as reloadable? */
-static bool is_reloadable(const struct key *k)
-{
-    char full[96], all[64];
-    snprintf(full, sizeof full, "%s.%s", k->section, k->name);
-    snprintf(all, sizeof all, "%s.*", k->section);
-    for (size_t i = 0; i < sizeof reloadable / sizeof reloadable[0]; i++)
-        if (strcmp(reloadable[i], full) == 0 || strcmp(reloadable[i], all) == 0)
-            return true;
-    return false;
-}
-
-static void add_word(char *buf, size_t cap, const char *section, const char *name)
-{
-    if (cap == 0)
-        return;
-    size_t used = strlen(buf);
-    snprintf(buf + used, cap - used, "%s%s.%s", used ? " " : "", section, name);
-}
+/* Large enough for any field's printed value (the longest is 1023 characters). */
+#define VALUE_MAX 1040
 
 int config_diff(const aldrec_config_t *old, const aldrec_config_t *new_cfg,
-                char *reload, size_t reloadlen, char *restart, size_t restartlen)
+                config_change_fn *fn, void *arg)
 {
+    char a[VALUE_MAX], b[VALUE_MAX];
     int n = 0;
-    if (reloadlen)
-        reload[0] = '\0';
-    if (restartlen)
-        restart[0] = '\0';
     for (size_t i = 0; i < NKEYS; i++) {
         const struct key *k = &keys[i];
-        const char *a = (const char *)old + k->off, *b = (const char *)new_cfg + k->off;
-        bool same;
-        switch (k->kind) {
-        case K_STR:
-        case K_CHOICE:
-            same = strcmp(a, b) == 0;
-            break;
-        case K_INT:
-            same = *(const int *)(const void *)a == *(const int *)(const void *)b;
-            break;
-        case K_BYTES:
-            same = *(const long long *)(const void *)a == *(const long long *)(const void *)b;
-            break;
-        case K_GONE:
+        if (k->type == T_GONE)
             continue;
-        default:
-            continue;
-        }
-        if (same)
+        format_value(old, k, a, sizeof a);
+        format_value(new_cfg, k, b, sizeof b);
+        if (strcmp(a, b) == 0)
             continue;
         n++;
-        if (is_reloadable(k))
-            add_word(reload, reloadlen, k->section, k->name);
-        else
-            add_word(restart, restartlen, k->section, k->name);
+        if (fn) {
+            config_change_t c = { .key = k->name, .reloadable = k->reload,
+                                  .old_value = a, .new_value = b };
+            fn(&c, arg);
+        }
     }
     return n;
 }
 
+/* Appends to a NUL-terminated buf of cap bytes, truncating. */
+static void append(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void append(char *buf, size_t cap, const char *fmt, ...)
+{
+    if (cap == 0)
+        return;
+    size_t used = strlen(buf);
+    if (used + 1 >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + used, cap - used, fmt, ap);
+    va_end(ap);
+}
+
+struct summary {
+    char *applied, *restart;
+    size_t appliedlen, restartlen;
+};
+
+static void summarize(const config_change_t *c, void *arg)
+{
+    struct summary *s = arg;
+    if (c->reloadable)
+        append(s->applied, s->appliedlen, "%s%s (%s -> %s)",
+               s->appliedlen && s->applied[0] ? ", " : "", c->key, c->old_value, c->new_value);
+    else
+        append(s->restart, s->restartlen, "%s%s", s->restartlen && s->restart[0] ? " " : "",
+               c->key);
+}
+
+int config_diff_summary(const aldrec_config_t *old, const aldrec_config_t *new_cfg,
+                        char *applied, size_t appliedlen, char *restart, size_t restartlen)
+{
+    struct summary s = { .applied = applied, .appliedlen = appliedlen,
+                         .restart = restart, .restartlen = restartlen };
+    if (appliedlen)
+        applied[0] = '\0';
+    if (restartlen)
+        restart[0] = '\0';
+    return config_diff(old, new_cfg, summarize, &s);
+}
+
 void config_apply_reloadable(aldrec_config_t *running, const aldrec_config_t *new_cfg)
 {
-    for (size_t i = 0; i < NKEYS; i++) {
-        const struct key *k = &keys[i];
-        if (!is_reloadable(k))
-            continue;
-        size_t size = k->kind == K_INT ? sizeof(int)
-                    : k->kind == K_BYTES ? sizeof(long long)
-                    : k->kind == K_GONE ? 0 : k->size;
-        memcpy((char *)running + k->off, (const char *)new_cfg + k->off, size);
-    }
+    for (size_t i = 0; i < NKEYS; i++)
+        if (keys[i].reload)
+            memcpy((char *)running + keys[i].off, (const char *)new_cfg + keys[i].off,
+                   keys[i].size);
 }
 
 int config_keys_set(const aldrec_config_t *cfg)
@@ -665,11 +836,86 @@ int config_keys_set(const aldrec_config_t *cfg)
     return n;
 }
 
-static void dir_must_exist(const aldrec_config_t *cfg, const char *path, const char *section,
-                           const char *key, const char *value, struct perr *e)
+int config_key_get(size_t i, config_key_info_t *out)
 {
+    for (size_t j = 0; j < NKEYS; j++) {
+        const struct key *k = &keys[j];
+        if (k->type == T_GONE || i-- > 0)
+            continue;
+        *out = (config_key_info_t){
+            .name = k->name, .type = type_names[k->type], .def = k->def,
+            .numeric = is_number(k->type), .lo = k->lo, .hi = k->hi,
+            .required = k->required, .reloadable = k->reload, .desc = k->desc,
+        };
+        return 0;
+    }
+    return -1;
+}
+
+/* The reference's bounds column. */
+static void format_bounds(const struct key *k, char *buf, size_t cap)
+{
+    char lo[32], hi[32];
+    switch (k->type) {
+    case T_STRING:
+    case T_CONNINFO:
+    case T_PATH:
+        snprintf(buf, cap, "up to %zu characters", k->size - 1);
+        return;
+    case T_LISTEN:
+        snprintf(buf, cap, "`ADDRESS:PORT` or `off`");
+        return;
+    case T_INT:
+    case T_MS:
+    case T_S:
+    case T_PCT:
+        snprintf(buf, cap, "%lld..%lld", k->lo, k->hi);
+        return;
+    case T_BYTES:
+        format_bytes(k->lo, lo, sizeof lo);
+        format_bytes(k->hi, hi, sizeof hi);
+        snprintf(buf, cap, "%s..%s", lo, hi);
+        return;
+    case T_BOOL:
+    case T_ENUM:
+        name_list(k->type == T_BOOL ? yes_no : k->names, true, ", ", buf, cap);
+        return;
+    case T_GONE:
+        break;
+    }
+    if (cap)
+        buf[0] = '\0';
+}
+
+int config_write_reference(FILE *f)
+{
+    char def[VALUE_MAX], bounds[256];
+    fprintf(f, "| key | type | default | bounds | reloadable | description |\n"
+               "|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        if (k->type == T_GONE)
+            continue;
+        if (k->def)
+            snprintf(def, sizeof def, "`%s`", k->def);
+        else
+            snprintf(def, sizeof def, "%s", k->required ? "(required)"
+                                            : k->unset ? k->unset : "(none)");
+        format_bounds(k, bounds, sizeof bounds);
+        fprintf(f, "| `%s` | %s | %s | %s | %s | %s |\n", k->name, type_names[k->type], def,
+                bounds, k->reload ? "yes" : "no", k->desc);
+    }
+    if (fflush(f) != 0 || ferror(f))
+        return -1;
+    return 0;
+}
+
+static void dir_must_exist(const aldrec_config_t *cfg, const char *path, size_t i,
+                           struct perr *e)
+{
+    const struct key *k = &keys[i];
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s", value);
+    snprintf(dir, sizeof dir, "%s", (const char *)cfg + k->off);
     char *slash = strrchr(dir, '/');
     if (!slash)
         snprintf(dir, sizeof dir, ".");
@@ -679,35 +925,33 @@ static void dir_must_exist(const aldrec_config_t *cfg, const char *path, const c
         *slash = '\0';
     struct stat st;
     if (stat(dir, &st) < 0)
-        note(e, path, config_key_line(cfg, section, key), "%s: directory %s: %s", key, dir,
+        note(e, path, cfg->key_line[i], "%s: directory %s: %s", key_of(k), dir,
              strerror(errno));
     else if (!S_ISDIR(st.st_mode))
-        note(e, path, config_key_line(cfg, section, key), "%s: %s is not a directory", key, dir);
+        note(e, path, cfg->key_line[i], "%s: %s is not a directory", key_of(k), dir);
 }
 
 int config_check_system(const aldrec_config_t *cfg, const char *path, char *err, size_t errlen)
 {
     struct perr e = { .buf = err, .cap = errlen };
-    static const struct { const char *key; size_t off; } conn[] = {
-        { "conninfo", offsetof(aldrec_config_t, conninfo) },
-        { "admin_conninfo", offsetof(aldrec_config_t, admin_conninfo) },
-        { "reader_conninfo", offsetof(aldrec_config_t, reader_conninfo) },
-    };
     if (errlen)
         err[0] = '\0';
-    for (size_t i = 0; i < sizeof conn / sizeof conn[0]; i++) {
-        const char *v = (const char *)cfg + conn[i].off;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        if (k->type != T_CONNINFO)
+            continue;
+        const char *v = (const char *)cfg + k->off;
         char *msg = NULL;
         PQconninfoOption *o = PQconninfoParse(v, &msg);
         if (!o) {
-            int line = config_key_line(cfg, "database", conn[i].key);
-            if (line == 0 && i > 0) {
+            int line = cfg->key_line[i];
+            if (line == 0 && !k->required) {
                 PQfreemem(msg);
                 continue;   /* a copy of conninfo: reported there */
             }
             if (msg)
                 msg[strcspn(msg, "\n")] = '\0';
-            note(&e, path, line, "%s: libpq cannot parse it: %s", conn[i].key,
+            note(&e, path, line, "%s: libpq cannot parse it: %s", key_of(k),
                  msg ? msg : "out of memory");
         }
         PQfreemem(msg);
@@ -716,12 +960,16 @@ int config_check_system(const aldrec_config_t *cfg, const char *path, char *err,
     if (cfg->socket_group[0] && !getgrnam(cfg->socket_group))
         note(&e, path, config_key_line(cfg, "recorder", "socket_group"),
              "socket_group: no group \"%s\" on this machine", cfg->socket_group);
-    dir_must_exist(cfg, path, "recorder", "socket", cfg->socket_path, &e);
-    dir_must_exist(cfg, path, "spool", "path", cfg->spool_path, &e);
-    dir_must_exist(cfg, path, "cache", "snapshot", cfg->snapshot_path, &e);
-    if (cfg->redis_password_file[0] && access(cfg->redis_password_file, F_OK) < 0)
-        note(&e, path, config_key_line(cfg, "cache", "redis_password_file"),
-             "redis_password_file: %s: %s", cfg->redis_password_file, strerror(errno));
+    for (size_t i = 0; i < NKEYS; i++)
+        if (keys[i].type == T_PATH && keys[i].exists == EXISTS_DIR)
+            dir_must_exist(cfg, path, i, &e);
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *v = (const char *)cfg + keys[i].off;
+        if (keys[i].type == T_PATH && keys[i].exists == EXISTS_FILE && v[0] &&
+            access(v, F_OK) < 0)
+            note(&e, path, cfg->key_line[i], "%s: %s: %s", key_of(&keys[i]), v,
+                 strerror(errno));
+    }
     return e.n;
 }
 

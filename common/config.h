@@ -8,12 +8,45 @@
  * every value is checked. Errors name the file and line: "aldrec.conf:12:
  * batch_rows: expected an integer in 1..1000000, got "12x"".
  *
+ * config.c holds one table with a row per key — name, type, default,
+ * bounds, whether SIGHUP applies it, a one-line description, the field it
+ * fills. Parsing, the defaults, the reload diff and the reference table in
+ * the docs (config_write_reference, `aldrecd --config-reference`) all come
+ * from that row: adding a key is one row plus its field below. Enumerated
+ * and yes/no values are parsed once, into the enum or bool field; users
+ * never parse them again.
+ *
  * conninfo strings must not carry passwords: use a passfile (conninfo
  * "passfile=/etc/aldrec/pgpass") so that secrets never reach argv or logs. */
 #ifndef ALDREC_CONFIG_H
 #define ALDREC_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+
+#include "common/log.h"
+
+/* [database] partition_interval: the period of one partition. */
+enum config_partition {
+    CONFIG_PARTITION_DAY,
+    CONFIG_PARTITION_WEEK,
+    CONFIG_PARTITION_MONTH,
+};
+
+/* [modbus] parity: the values are the characters libmodbus takes. */
+enum config_parity {
+    CONFIG_PARITY_NONE = 'N',
+    CONFIG_PARITY_EVEN = 'E',
+    CONFIG_PARITY_ODD = 'O',
+};
+
+/* [spool] full_policy: which batches go when max_bytes is reached
+ * (store/spool.h's enum spool_policy; the daemon maps one to the other). */
+enum config_full_policy {
+    CONFIG_DROP_OLDEST,
+    CONFIG_DROP_NEWEST,
+};
 
 typedef struct aldrec_config {
     /* [database] */
@@ -21,7 +54,7 @@ typedef struct aldrec_config {
     char admin_conninfo[1024];  /* aldrec db migrate; defaults to conninfo */
     int  connect_timeout_s;     /* default 5 */
     char reader_conninfo[1024]; /* aldrec runs|export|summary|plot; defaults to conninfo */
-    char partition_interval[8]; /* day|week|month: one partition of process_data_points (default day) */
+    enum config_partition partition_interval; /* one partition of process_data_points (default day) */
     int  partitions_ahead;      /* aldrec db maintain creates this many periods ahead (default 7) */
     int  retention_days;        /* ... and drops partitions older than this; 0 = keep (default 0) */
     /* [recorder] */
@@ -30,7 +63,7 @@ typedef struct aldrec_config {
     char socket_path[108];      /* control socket (default /run/aldrec/aldrecd.sock) */
     int  batch_rows;            /* flush after this many rows (default 5000) */
     int  flush_interval_ms;     /* ... or this long after the batch's first row (default 1000) */
-    char log_level[16];         /* error|warn|info|debug (default info) */
+    enum log_level log_level;   /* error|warn|info|debug (default info) */
     char socket_group[64];      /* group of the control socket (mode 0660); "" = the daemon's */
     /* [modbus] */
     int  response_timeout_ms;   /* per request (default 500) */
@@ -39,7 +72,7 @@ typedef struct aldrec_config {
     int  max_gap;               /* unused registers bridged in one request (default 8) */
     int  reconnect_max_ms;      /* cap of the reconnect backoff (default 5000) */
     int  baud;                  /* RTU line defaults: 19200 8E1, the Modbus */
-    char parity[2];             /*   serial line specification's default */
+    enum config_parity parity;  /*   serial line specification's default */
     int  data_bits;
     int  stop_bits;
     /* [cache] — parameter metadata (cache/pcache.h) */
@@ -54,12 +87,12 @@ typedef struct aldrec_config {
     /* [spool] */
     char spool_path[1024];      /* the SQLite queue (default /var/lib/aldrec/spool.db) */
     long long spool_max_bytes;  /* cap on queued payload, k/M/G suffixes (default 1G) */
-    char spool_full_policy[16]; /* drop_oldest | drop_newest (default drop_oldest) */
+    enum config_full_policy spool_full_policy; /* drop_oldest | drop_newest (default drop_oldest) */
     int  drain_batches;         /* most batches per transaction when draining (default 32) */
     int  drain_rows;            /* most rows per transaction when draining (default 100000) */
     /* [metrics] — Prometheus exposition and /health over HTTP */
     char metrics_listen[80];    /* "127.0.0.1:9464" (default), "[::1]:9464" or "off" */
-    char metrics_allow_remote[4]; /* yes|no (default no): may listen bind a non-loopback address */
+    bool metrics_allow_remote;  /* yes|no (default no): may listen bind a non-loopback address */
     /* [health] — ok / degraded / failing (ops/service.h) */
     int  health_database_down_s;   /* PostgreSQL out of reach this long: degraded (default 30) */
     int  health_device_down_s;     /* a device down this long: degraded; all: failing (default 10) */
@@ -79,7 +112,8 @@ typedef struct aldrec_config {
     unsigned short key_line[96];
 } aldrec_config_t;
 
-/* Fills *cfg with defaults. */
+/* Fills *cfg with every key's default (the table's; strings without one
+ * are empty). */
 void config_defaults(aldrec_config_t *cfg);
 
 /* Parses INI text buf[0..len) named `name` (for messages) over the values
@@ -104,17 +138,59 @@ int config_parse_listen(const char *s, char *host, size_t hostlen, int *port);
 /* True when host (numeric IPv4/IPv6 or "localhost") is a loopback address. */
 int config_host_is_loopback(const char *host);
 
-/* The keys whose new value a running aldrecd can take on SIGHUP (flush
- * settings, log level, cache TTLs, health and alert thresholds); the
- * others need a restart. Writes the changed keys as "section.key" words,
- * space-separated, into reload (those applied) and restart (those not),
- * NUL-terminated and truncated. Returns the number of changed keys. */
+/* "day", "week" or "month", as the SQL functions take it ("?" if out of range). */
+const char *config_partition_name(enum config_partition p);
+
+/* One key whose value differs between two configurations. The strings are
+ * borrowed for the duration of the callback. */
+typedef struct config_change {
+    const char *key;           /* "section.key" */
+    bool reloadable;           /* a running aldrecd takes it on SIGHUP */
+    const char *old_value;     /* printable, as a file would write it */
+    const char *new_value;
+} config_change_t;
+
+typedef void config_change_fn(const config_change_t *change, void *arg);
+
+/* Calls fn (unless NULL) for each key whose value differs between old and
+ * new_cfg, in table order. The keys a running aldrecd takes on SIGHUP are
+ * the flush settings, the log level, the cache TTLs and the health and
+ * alert thresholds; the others need a restart. Returns the number of
+ * changed keys. */
 int config_diff(const aldrec_config_t *old, const aldrec_config_t *new_cfg,
-                char *reload, size_t reloadlen, char *restart, size_t restartlen);
+                config_change_fn *fn, void *arg);
+
+/* config_diff as the reload log writes it: applied gets the changed
+ * reloadable keys as "section.key (old -> new)", comma-separated; restart
+ * the others as "section.key" words, space-separated. Both NUL-terminated
+ * and truncated. Returns the number of changed keys. */
+int config_diff_summary(const aldrec_config_t *old, const aldrec_config_t *new_cfg,
+                        char *applied, size_t appliedlen, char *restart, size_t restartlen);
 
 /* Copies the values of the reloadable keys (see config_diff) from new_cfg
  * into running; every other key keeps its running value. */
 void config_apply_reloadable(aldrec_config_t *running, const aldrec_config_t *new_cfg);
+
+/* A key as the reference describes it (a plain copy of its table row). */
+typedef struct config_key_info {
+    const char *name;          /* "section.key" */
+    const char *type;          /* "integer", "milliseconds", "yes/no", "enum", ... */
+    const char *def;           /* the default as a file would write it; NULL: none */
+    bool numeric;              /* lo..hi bound the value */
+    long long lo, hi;
+    bool required, reloadable;
+    const char *desc;          /* one line */
+} config_key_info_t;
+
+/* The i-th key in table order (settable keys only). Returns 0, or -1 when
+ * i is past the last key. */
+int config_key_get(size_t i, config_key_info_t *out);
+
+/* Writes the configuration reference to f: a Markdown table with one row
+ * per key (key, type, default, bounds, reloadable, description), in table
+ * order. docs/operating.md carries it verbatim. Returns 0, or -1 with
+ * errno set when writing failed. */
+int config_write_reference(FILE *f);
 
 /* Number of keys set in the text parsed last. */
 int config_keys_set(const aldrec_config_t *cfg);

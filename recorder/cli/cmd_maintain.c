@@ -47,6 +47,7 @@ int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv)
 {
     char ahead[16], retention[32], err[512];
     int created = 0, dropped = 0, status = 0;
+    const char *interval = config_partition_name(cfg->partition_interval);
 
     if (argc > 1)
         return cli_usage_error("db maintain: unexpected argument \"%s\"", argv[1]);
@@ -54,7 +55,7 @@ int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv)
     if (!conn)
         return 1;
 
-    const char *pp[1] = { cfg->partition_interval };
+    const char *pp[1] = { interval };
     PGresult *periods = qdb_query(conn, "SELECT p::text FROM aldrec_default_periods($1) p",
                                   1, pp, err, sizeof err, NULL);
     if (!periods) {
@@ -63,7 +64,7 @@ int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < PQntuples(periods); i++) {
-        const char *p[2] = { cfg->partition_interval, PQgetvalue(periods, i, 0) };
+        const char *p[2] = { interval, PQgetvalue(periods, i, 0) };
         PGresult *r = qdb_query(conn,
             "SELECT " ACTION_COLUMNS " FROM aldrec_maintain_period($1, $2::timestamptz)",
             2, p, err, sizeof err, NULL);
@@ -80,7 +81,7 @@ int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv)
 
     snprintf(ahead, sizeof ahead, "%d", cfg->partitions_ahead);
     snprintf(retention, sizeof retention, "%d days", cfg->retention_days);
-    const char *p[3] = { cfg->partition_interval, ahead, cfg->retention_days ? retention : NULL };
+    const char *p[3] = { interval, ahead, cfg->retention_days ? retention : NULL };
     PGresult *r = qdb_query(conn,
         "SELECT " ACTION_COLUMNS " FROM aldrec_maintain($1, $2::int, $3::interval)",
         3, p, err, sizeof err, NULL);
@@ -95,7 +96,7 @@ int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv)
                   0, NULL, err, sizeof err, NULL);
     if (r) {
         printf("%d created, %d dropped; %s partitions (by %s) cover up to %s; retention: ", created,
-               dropped, PQgetvalue(r, 0, 0), cfg->partition_interval, PQgetvalue(r, 0, 1));
+               dropped, PQgetvalue(r, 0, 0), interval, PQgetvalue(r, 0, 1));
         if (cfg->retention_days)
             printf("%d days\n", cfg->retention_days);
         else

@@ -127,7 +127,7 @@ static void note_drops(struct recorder *r, const spool_append_result_t *res)
                     " batches until PostgreSQL takes data again; every dropped point is"
                     " counted and a gap record (data_gaps) will say which",
                     (unsigned long long)(ss.bytes + ss.q_bytes), (long long)ss.max_bytes,
-                    strcmp(r->cfg.spool_full_policy, "drop_oldest") == 0 ? "the oldest" : "new");
+                    r->cfg.spool_full_policy == CONFIG_DROP_OLDEST ? "the oldest" : "new");
             r->dropping = true;
         }
         r->drop_points += res->dropped_points;
@@ -895,12 +895,11 @@ static void apply_map_change(struct recorder *r)
 /* Opens the spool; a bad file was moved aside: say so loudly. */
 static int open_spool(struct recorder *r, char *err, size_t errlen)
 {
-    enum spool_policy pol = SPOOL_DROP_OLDEST;
-    spool_policy_parse(r->cfg.spool_full_policy, &pol);
     spool_opts_t so = {
         .path = r->cfg.spool_path,
         .max_bytes = r->cfg.spool_max_bytes,
-        .policy = pol,
+        .policy = r->cfg.spool_full_policy == CONFIG_DROP_NEWEST ? SPOOL_DROP_NEWEST
+                                                                 : SPOOL_DROP_OLDEST,
     };
     spool_open_info_t info;
     r->spool = spool_open(&so, &info, err, errlen);
@@ -963,28 +962,11 @@ static void log_lines(enum log_level level, const char *prefix, const char *text
     }
 }
 
-/* "(old -> new)" for the reloadable keys whose values read well. */
-static void describe_change(char *buf, size_t cap, const char *key, const aldrec_config_t *a,
-                            const aldrec_config_t *b)
-{
-    size_t used = strlen(buf);
-    if (strcmp(key, "recorder.batch_rows") == 0)
-        snprintf(buf + used, cap - used, " (%d -> %d)", a->batch_rows, b->batch_rows);
-    else if (strcmp(key, "recorder.flush_interval_ms") == 0)
-        snprintf(buf + used, cap - used, " (%d -> %d)", a->flush_interval_ms, b->flush_interval_ms);
-    else if (strcmp(key, "recorder.log_level") == 0)
-        snprintf(buf + used, cap - used, " (%s -> %s)", a->log_level, b->log_level);
-    else if (strcmp(key, "cache.ttl_s") == 0)
-        snprintf(buf + used, cap - used, " (%d -> %d)", a->cache_ttl_s, b->cache_ttl_s);
-    else if (strcmp(key, "cache.refresh_s") == 0)
-        snprintf(buf + used, cap - used, " (%d -> %d)", a->cache_refresh_s, b->cache_refresh_s);
-}
-
 /* SIGHUP: re-read the config; apply what can change safely, name the rest. */
 static void reload(struct recorder *r)
 {
     aldrec_config_t nc;
-    char err[4096], applied[1024], restart[1024], detail[2048] = "";
+    char err[4096], applied[2048], restart[1024];
     if (config_load(&nc, r->config_path, err, sizeof err) < 0) {
         for (char *p = err; *p; p++)
             if (*p == '\n')
@@ -995,23 +977,12 @@ static void reload(struct recorder *r)
     }
     if (config_file_warnings(r->config_path, err, sizeof err) > 0)
         log_lines(LL_WARN, "", err);
-    int n = config_diff(&r->cfg, &nc, applied, sizeof applied, restart, sizeof restart);
+    int n = config_diff_summary(&r->cfg, &nc, applied, sizeof applied, restart, sizeof restart);
     if (n == 0)
         log_msg(LL_INFO, "reload: %s unchanged; parameter map refresh requested", r->config_path);
-    for (char *w = applied; *w;) {
-        size_t k = strcspn(w, " ");
-        char key[96];
-        snprintf(key, sizeof key, "%.*s", (int)k, w);
-        size_t used = strlen(detail);
-        snprintf(detail + used, sizeof detail - used, "%s%s", used ? ", " : "", key);
-        describe_change(detail, sizeof detail, key, &r->cfg, &nc);
-        w += k + (w[k] == ' ');
-    }
     aldrec_config_t old = r->cfg;
     config_apply_reloadable(&r->cfg, &nc);
-    enum log_level lvl = LL_INFO;
-    if (log_parse_level(r->cfg.log_level, &lvl) == 0)
-        log_set_level(lvl);
+    log_set_level(r->cfg.log_level);
     if (r->cfg.flush_interval_ms != old.flush_interval_ms && pgcopy_rows(r->enc) > 0) {
         /* the open batch: its deadline by the new interval, if sooner */
         int64_t d = poller_mono_ns() + (int64_t)r->cfg.flush_interval_ms * 1000000LL;
@@ -1025,8 +996,8 @@ static void reload(struct recorder *r)
     /* Poll intervals and everything else in PostgreSQL: a bulk refresh now
      * (a changed map reaches the poller like a NOTIFY would). */
     pcache_request_refresh(r->cache);
-    if (detail[0])
-        log_msg(LL_INFO, "reload: applied %s", detail);
+    if (applied[0])
+        log_msg(LL_INFO, "reload: applied %s", applied);
     if (restart[0])
         log_msg(LL_WARN, "reload: changed but needs a restart (systemctl restart aldrecd): %s",
                 restart);
@@ -1064,10 +1035,13 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: aldrecd --config FILE\n"
                "       aldrecd --check-config FILE\n"
+               "       aldrecd --config-reference\n"
                "Records the machine's Modbus parameters into PostgreSQL while a\n"
                "process is active. Controlled with the aldrec command.\n"
                "--check-config validates FILE without starting: every error as\n"
-               "FILE:LINE: message (exit 2), or one line saying it is fine (exit 0).\n");
+               "FILE:LINE: message (exit 2), or one line saying it is fine (exit 0).\n"
+               "--config-reference prints every configuration key (type, default,\n"
+               "bounds, reloadable, description) as a Markdown table.\n");
 }
 
 int main(int argc, char **argv)
@@ -1075,6 +1049,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "check-config", required_argument, NULL, 'C' },
+        { "config-reference", no_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -1090,6 +1065,12 @@ int main(int argc, char **argv)
             break;
         case 'C':
             return check_config(optarg);
+        case 'R':
+            if (config_write_reference(stdout) < 0) {
+                perror("aldrecd: --config-reference");
+                return 1;
+            }
+            return 0;
         case 'h':
             usage(stdout);
             return 0;
@@ -1106,9 +1087,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "aldrecd: %s\n", err);
         return 2;
     }
-    enum log_level lvl = LL_INFO;
-    log_parse_level(r.cfg.log_level, &lvl);
-    log_init("aldrecd", lvl);
+    log_init("aldrecd", r.cfg.log_level);
     r.config_path = config_path;
     if (config_file_warnings(config_path, err, sizeof err) > 0)
         log_lines(LL_WARN, "", err);
@@ -1191,7 +1170,7 @@ int main(int argc, char **argv)
         .response_timeout_ms = r.cfg.response_timeout_ms,
         .limits = { .max_registers = r.cfg.max_registers, .max_bits = r.cfg.max_bits,
                     .max_gap = r.cfg.max_gap },
-        .baud = r.cfg.baud, .parity = r.cfg.parity[0],
+        .baud = r.cfg.baud, .parity = (char)r.cfg.parity,
         .data_bits = r.cfg.data_bits, .stop_bits = r.cfg.stop_bits,
         .reconnect_min_ms = 100, .reconnect_max_ms = r.cfg.reconnect_max_ms,
     };
