@@ -168,5 +168,21 @@ while IFS= read -r hit; do
 done < <(grep -nHiE '\bissues? #?[0-9]+' "${pages[@]}" "${sources[@]}" 2>/dev/null | cut -c1-160)
 report "no issue numbers in README.md, docs/ or the sources" "${problems[@]}"
 
+# ---- 6. the configuration reference is the keys table's -------------------
+problems=()
+aldrecd=${BUILD:-build}/bin/aldrecd
+if [ ! -x "$aldrecd" ]; then
+    problems+=("$aldrecd not built (make all)")
+else
+    want=$("$aldrecd" --config-reference)
+    have=$(sed -n '/^<!-- config-reference:/,/^<!-- end config-reference -->/p' docs/operating.md | sed '1d;$d')
+    if [ -z "$have" ]; then
+        problems+=("docs/operating.md has no config-reference markers")
+    elif [ "$want" != "$have" ]; then
+        problems+=("docs/operating.md's reference differs from aldrecd --config-reference (run scripts/config-reference.sh): $(diff <(echo "$have") <(echo "$want") | head -4 | tr '\n' ' ')")
+    fi
+fi
+report "docs/operating.md's configuration reference is aldrecd --config-reference" "${problems[@]}"
+
 echo "docs: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

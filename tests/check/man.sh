@@ -84,13 +84,11 @@ done
 report "$man1 documents the ${#cmds[@]} commands and ${#opts[@]} options of recorder/cli/aldrec.c" "${problems[@]}"
 
 # ---- 3. aldrec.conf(5): every key under its section ----------------------
-# Rows of the keys table name a section and a key as two adjacent string
-# literals ("database", "conninfo") or as .section = "...", .name = "...";
-# removed keys (GONE) are not documented.
-mapfile -t keys < <(grep -vE 'GONE' common/config.c |
-                    sed -E 's/\.section[[:space:]]*=[[:space:]]*("[a-z]+"),[[:space:]]*\.name[[:space:]]*=[[:space:]]*/, \1, /' |
-                    grep -oE '[({,][[:space:]]*"[a-z]+",[[:space:]]*"[a-z0-9_]+"' |
-                    sed -E 's/^[({,][[:space:]]*"([a-z]+)",[[:space:]]*"([a-z0-9_]+)"/\1.\2/' | sort -u)
+# The keys come from the keys table itself (aldrecd --config-reference
+# prints one row per key, `section.key` first); removed keys are not in it.
+aldrecd=${BUILD:-build}/bin/aldrecd
+mapfile -t keys < <("$aldrecd" --config-reference 2>/dev/null |
+                    sed -nE 's/^\| `([a-z]+\.[a-z0-9_]+)` \|.*/\1/p' | sort -u)
 mapfile -t documented < <(awk '
     /^\.Ss / { s = $0; sub(/^\.Ss[ \t]+/, "", s); gsub(/\\&/, "", s)
                sec = (s ~ /^\[[a-z]+\]$/) ? substr(s, 2, length(s) - 2) : ""; next }
@@ -98,7 +96,7 @@ mapfile -t documented < <(awk '
     /^\.It Cm [a-z0-9_]+/ && sec != "" { print sec "." $3 }' "$man5" | sort -u)
 problems=()
 if [ ${#keys[@]} -lt 10 ]; then
-    problems+=("cannot read the keys table in common/config.c (${#keys[@]} keys found)")
+    problems+=("cannot read the keys from $aldrecd --config-reference (${#keys[@]} keys found)")
 fi
 missing=$(comm -23 <(printf '%s\n' "${keys[@]}") <(printf '%s\n' "${documented[@]}"))
 extra=$(comm -13 <(printf '%s\n' "${keys[@]}") <(printf '%s\n' "${documented[@]}"))
