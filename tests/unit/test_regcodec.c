@@ -9,8 +9,8 @@
 static const worder_t orders[] = { WO_ABCD, WO_CDAB, WO_BADC, WO_DCBA };
 
 /* Fixed vectors: for every data type and word order, the wire registers
- * of a value whose bytes all differ, spelled out by hand from the README's
- * word-order table (A = most significant byte):
+ * of a value whose bytes all differ, spelled out by hand from docs/acquisition.md's
+ * "Word orders" table (A = most significant byte):
  *   ABCD  reg0 = AB, reg1 = CD ...       CDAB  registers reversed
  *   BADC  bytes swapped in each register DCBA  registers reversed, bytes swapped
  * and checked with an implementation that shares no code with regcodec,
