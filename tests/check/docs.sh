@@ -168,7 +168,15 @@ while IFS= read -r hit; do
 done < <(grep -nHiE '\bissues? #?[0-9]+' "${pages[@]}" "${sources[@]}" 2>/dev/null | cut -c1-160)
 report "no issue numbers in README.md, docs/ or the sources" "${problems[@]}"
 
-# ---- 6. the configuration reference is the keys table's -------------------
+# ---- 6. every test is described in docs/testing.md --------------------------
+problems=()
+for t in tests/unit/test_*.c tests/integration/*.sh tests/check/*.sh; do
+    n=$(basename "$t"); n=${n%.c}; n=${n%.sh}
+    grep -q "\`$n\`" docs/testing.md || problems+=("$t is not described in docs/testing.md (as \`$n\`)")
+done
+report "docs/testing.md describes every unit test, integration test and static check" "${problems[@]}"
+
+# ---- 7. the configuration reference is the keys table's -------------------
 problems=()
 aldrecd=${BUILD:-build}/bin/aldrecd
 if [ ! -x "$aldrecd" ]; then

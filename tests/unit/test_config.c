@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "cache/pcache.h"
 #include "t.h"
 
 static int parse(aldrec_config_t *c, const char *text, char *err, size_t errlen)
@@ -598,8 +599,47 @@ static void test_reference(void)
     free(buf);
 }
 
+/* The [cache] block of config.c and what pcache_opts_from_config makes
+ * of it. */
+static void test_cache_config(void)
+{
+    aldrec_config_t c;
+    char err[256] = "";
+    const char base[] = "[database]\nconninfo = dbname=x\n[recorder]\nmachine = m\nid = r\n";
+    char text[512];
+
+    snprintf(text, sizeof text, "%s[cache]\nredis_port = 0\nttl_s = 30\nrefresh_s = 10\n"
+             "snapshot = /tmp/s.db\nredis_password_file = /etc/aldrec/redis.pw\n", base);
+    config_defaults(&c);
+    T_EQ_INT(config_parse(&c, text, strlen(text), "t.conf", err, sizeof err), 0);
+    pcache_opts_t o;
+    pcache_opts_from_config(&o, &c);
+    T_EQ_INT(o.redis_port, 0);
+    T_EQ_INT(o.ttl_s, 30);
+    T_EQ_INT(o.refresh_s, 10);
+    T_EQ_INT(o.redis_timeout_ms, 250);
+    T_EQ_STR(o.snapshot_path, "/tmp/s.db");
+    T_EQ_STR(o.redis_password_file, "/etc/aldrec/redis.pw");
+    T_EQ_STR(o.redis_host, "127.0.0.1");
+    T_EQ_STR(o.machine, "m");
+
+    config_defaults(&c);
+    T_EQ_INT(c.cache_ttl_s, 300);
+    T_EQ_INT(c.cache_refresh_s, 60);
+    T_EQ_INT(c.redis_port, 6379);
+    snprintf(text, sizeof text, "%s[cache]\nttl_s = 30\nrefresh_s = 60\n", base);
+    T_EQ_INT(config_parse(&c, text, strlen(text), "t.conf", err, sizeof err), -1);
+    T_EQ_STR(err, "t.conf:8: refresh_s (60) must not exceed ttl_s (30): entries would go stale"
+                  " between refreshes");
+    snprintf(text, sizeof text, "%s[cache]\nredis_timeout_ms = 5\n", base);
+    config_defaults(&c);
+    T_EQ_INT(config_parse(&c, text, strlen(text), "t.conf", err, sizeof err), -1);
+    T_CHECK(strstr(err, "t.conf:7: redis_timeout_ms: expected an integer in 10..10000") != NULL);
+}
+
 int main(void)
 {
+    test_cache_config();
     test_good();
     test_errors();
     test_spool_block();
