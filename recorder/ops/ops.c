@@ -163,16 +163,8 @@ const svc_health_report_t *ops_health(const ops_t *o)
     return &o->health;
 }
 
-size_t ops_status_lines(const ops_t *o, char *buf, size_t cap)
+size_t ops_render_status(const ops_t *o, const svc_snapshot_t *s, char *buf, size_t cap)
 {
-    size_t used = cap ? strlen(buf) : 0;
-    char reasons[2048] = "";
-    for (size_t i = 0; i < o->health.nreasons; i++) {
-        size_t n = strlen(reasons);
-        snprintf(reasons + n, sizeof reasons - n, "%s%s", i ? "; " : "", o->health.reasons[i]);
-    }
-    char active[1024];
-    size_t nalerts = svc_alerts_active(o->alerts, active, sizeof active);
     char metrics[300];
     if (o->http)
         snprintf(metrics, sizeof metrics, "%s", o->listen);
@@ -180,18 +172,7 @@ size_t ops_status_lines(const ops_t *o, char *buf, size_t cap)
         snprintf(metrics, sizeof metrics, "off (%s)", o->http_error);
     else
         snprintf(metrics, sizeof metrics, "off ([metrics] listen = off)");
-    if (used >= cap)
-        return used;
-    int n = snprintf(buf + used, cap - used,
-                     "health:             %s%s%s%s\n"
-                     "alerts:             %zu active%s%s\n"
-                     "metrics:            %s\n",
-                     o->ticked ? svc_health_name(o->health.status) : "starting",
-                     reasons[0] ? " (" : "", reasons, reasons[0] ? ")" : "", nalerts,
-                     nalerts ? ": " : "", nalerts ? active : "", metrics);
-    if (n < 0)
-        return used;
-    return (size_t)n >= cap - used ? cap - 1 : used + (size_t)n;
+    return svc_render_status(s, o->ticked ? &o->health : NULL, o->alerts, metrics, buf, cap);
 }
 
 void ops_notify_ready(const char *status)

@@ -4,7 +4,9 @@
  * alerts (one log line when one is raised or cleared), renders /metrics
  * and /health and hands them to the HTTP thread (httpd.h), and talks to
  * systemd (sd_notify: READY=1, STATUS=, WATCHDOG=1, STOPPING=1; no-ops when
- * not started by systemd).
+ * not started by systemd). The control socket's STATUS and METRICS are
+ * rendered here too (ops_render_status(), ops_render()), from a snapshot
+ * taken the same way.
  *
  * Watchdog policy: WATCHDOG=1 is sent from ops_tick(), i.e. only while the
  * main loop turns, and withheld once the spool has been failing to take
@@ -26,7 +28,7 @@ typedef struct ops ops_t;
 
 /* Starts the HTTP endpoint per [metrics] (unless "off"). A listen failure
  * is logged and leaves metrics off (recording matters more); it is shown
- * in ops_status_lines(). Returns NULL with errno ENOMEM. */
+ * in the STATUS line "metrics". Returns NULL with errno ENOMEM. */
 ops_t *ops_new(const aldrec_config_t *cfg);
 
 /* Stops the HTTP thread, frees o. NULL is fine. */
@@ -43,9 +45,10 @@ void ops_tick(ops_t *o, svc_snapshot_t *s);
 /* The latest health verdict (after the first tick). */
 const svc_health_report_t *ops_health(const ops_t *o);
 
-/* "health: …", "alerts: …" and "metrics: …" lines for `aldrec status`,
- * appended to buf (NUL-terminated, truncated). Returns the length. */
-size_t ops_status_lines(const ops_t *o, char *buf, size_t cap);
+/* The STATUS lines of s (svc_render_status(), where they are documented)
+ * with the latest health verdict, the alerts raised and where metrics are
+ * served, into buf (NUL-terminated, truncated to cap). Returns the length. */
+size_t ops_render_status(const ops_t *o, const svc_snapshot_t *s, char *buf, size_t cap);
 
 /* Renders the exposition of s now (for `aldrec metrics`): a malloc'd
  * string the caller frees, or NULL. */

@@ -36,6 +36,16 @@ void svc_snapshot_clear(svc_snapshot_t *s)
     s->ndevices = 0;
 }
 
+void svc_snapshot_carry(svc_snapshot_t *s, const svc_snapshot_t *last)
+{
+    s->db_down_for_s = last->db_down_for_s;
+    s->cache_ttl_s = last->cache_ttl_s;
+    for (size_t i = 0; i < s->ndevices; i++)
+        for (size_t k = 0; k < last->ndevices; k++)
+            if (strcmp(s->devices[i].st.label, last->devices[k].st.label) == 0)
+                s->devices[i].down_for_s = last->devices[k].down_for_s;
+}
+
 int svc_collect(svc_snapshot_t *s, poller_t *p, forwarder_t *f, spool_t *sp, pcache_t *c)
 {
     int rc = 0;
@@ -804,4 +814,132 @@ void svc_render_metrics(const svc_snapshot_t *s, const svc_health_report_t *h,
     render_devices(s, m);
     render_store(s, m);
     render_cache(s, m);
+}
+
+/* ---- STATUS ------------------------------------------------------------- */
+
+static double ms(uint64_t us)
+{
+    return (double)us / 1000.0;
+}
+
+/* The "device LABEL: ..." lines, into buf (NUL-terminated, truncated). */
+static void status_devices(const svc_snapshot_t *s, char *buf, size_t len)
+{
+    size_t used = 0;
+    if (len)
+        buf[0] = '\0';
+    for (size_t i = 0; i < s->ndevices && used + 1 < len; i++) {
+        const device_stats_t *ds = &s->devices[i].st;
+        int w = snprintf(buf + used, len - used,
+                         "device %s: %s; %zu params in %zu groups, %zu requests/cycle (min %zu);"
+                         " cycles %llu (%llu overruns); requests %llu (%llu failed);"
+                         " cycle_ms p50 %.2f p95 %.2f p99 %.2f max %.2f;"
+                         " late_ms p50 %.2f p95 %.2f p99 %.2f max %.2f\n",
+                         ds->label, ds->up ? "up" : "down", ds->params - ds->params_dropped,
+                         ds->groups, ds->requests_per_cycle, ds->min_requests_per_cycle,
+                         (unsigned long long)ds->cycles, (unsigned long long)ds->overruns,
+                         (unsigned long long)ds->requests, (unsigned long long)ds->request_errors,
+                         ms(hist_quantile(&ds->cycle_us, 0.5)), ms(hist_quantile(&ds->cycle_us, 0.95)),
+                         ms(hist_quantile(&ds->cycle_us, 0.99)), ms(ds->cycle_us.max),
+                         ms(hist_quantile(&ds->late_us, 0.5)), ms(hist_quantile(&ds->late_us, 0.95)),
+                         ms(hist_quantile(&ds->late_us, 0.99)), ms(ds->late_us.max));
+        if (w < 0)
+            break;
+        used += (size_t)w < len - used ? (size_t)w : len - used - 1;
+    }
+}
+
+/* The health, alerts and metrics lines, into buf (NUL-terminated). */
+static void status_ops(const svc_health_report_t *h, const svc_alerts_t *a, const char *metrics,
+                       char *buf, size_t cap)
+{
+    char reasons[2048] = "";
+    for (size_t i = 0; h && i < h->nreasons; i++) {
+        size_t n = strlen(reasons);
+        snprintf(reasons + n, sizeof reasons - n, "%s%s", i ? "; " : "", h->reasons[i]);
+    }
+    char active[1024] = "";
+    size_t nalerts = a ? svc_alerts_active(a, active, sizeof active) : 0;
+    snprintf(buf, cap,
+             "health:             %s%s%s%s\n"
+             "alerts:             %zu active%s%s\n"
+             "metrics:            %s\n",
+             h ? svc_health_name(h->status) : "starting",
+             reasons[0] ? " (" : "", reasons, reasons[0] ? ")" : "", nalerts,
+             nalerts ? ": " : "", nalerts ? active : "", metrics);
+}
+
+size_t svc_render_status(const svc_snapshot_t *s, const svc_health_report_t *h,
+                         const svc_alerts_t *a, const char *metrics, char *buf, size_t cap)
+{
+    /* Each part has a bound of its own, the whole reply one of the control
+     * socket's short answers. */
+    char devices[8192], cache[2048] = "", ops[2048];
+    status_devices(s, devices, sizeof devices);
+    if (s->have_cache)
+        pcache_format_stats(&s->cache, cache, sizeof cache);
+    status_ops(h, a, metrics, ops, sizeof ops);
+    char proc[64];
+    if (s->process_id)
+        snprintf(proc, sizeof proc, "%lld", (long long)s->process_id);
+    else
+        snprintf(proc, sizeof proc, "none");
+    const poller_stats_t *ps = &s->poll;
+    const forwarder_stats_t *fs = &s->fwd;
+    const spool_stats_t *ss = &s->spool;
+
+    int n = snprintf(buf, cap,
+                 "machine:            %s\n"
+                 "recorder_id:        %s\n"
+                 "pid:                %d\n"
+                 "uptime_s:           %.1f\n"
+                 "process:            %s\n"
+                 "process_rows:       %llu\n"
+                 "parameters:         %zu polled, %zu skipped\n"
+                 "devices:            %zu (%zu connected)\n"
+                 "requests_per_cycle: %zu\n"
+                 "poll_cycles:        %llu (%llu overruns)\n"
+                 "requests:           %llu (%llu failed)\n"
+                 "samples:            %llu polled, %llu stored (deadband), %llu dropped\n"
+                 "cycle_ms:           p50 %.2f, p99 %.2f, max %.2f\n"
+                 "late_ms:            p50 %.2f, p99 %.2f, max %.2f\n"
+                 "%s"
+                 "batch_rows:         %zu pending\n"
+                 "spool_append_ms:    last %.2f, max %.2f\n"
+                 "database_link:      %s (for %.1f s)\n"
+                 "queue:              %llu batches, %llu rows, %llu bytes, oldest %.1f s\n"
+                 "drain_rate:         %.0f rows/s (last 10 s)\n"
+                 "stored:             %llu batches, %llu rows in %llu transactions\n"
+                 "duplicates_skipped: %llu batches\n"
+                 "quarantined:        %llu batches, %llu rows\n"
+                 "dropped:            %llu batches, %llu rows%s\n"
+                 "spool:              %s (id %016llx, %llu of %lld bytes)\n"
+                 "last_error:         %s\n"
+                 "%s%s",
+                 s->machine, s->recorder_id, s->pid, s->uptime_s, proc,
+                 (unsigned long long)s->process_rows, ps->params, ps->params_skipped,
+                 ps->devices, ps->devices_up, ps->requests_per_cycle,
+                 (unsigned long long)ps->cycles, (unsigned long long)ps->overruns,
+                 (unsigned long long)ps->requests, (unsigned long long)ps->request_errors,
+                 (unsigned long long)ps->samples_polled, (unsigned long long)ps->samples_stored,
+                 (unsigned long long)ps->queue_dropped,
+                 hist_quantile(&ps->cycle_us, 0.5) / 1e3, hist_quantile(&ps->cycle_us, 0.99) / 1e3,
+                 ps->cycle_us.max / 1e3, hist_quantile(&ps->late_us, 0.5) / 1e3,
+                 hist_quantile(&ps->late_us, 0.99) / 1e3, ps->late_us.max / 1e3, devices,
+                 s->batch_pending_rows, s->append_last_ms, s->append_max_ms,
+                 forwarder_link_name(fs->link), fs->link_for_s,
+                 (unsigned long long)ss->batches, (unsigned long long)ss->rows,
+                 (unsigned long long)ss->bytes, s->queue_oldest_s, fs->rows_per_s,
+                 (unsigned long long)fs->stored_batches, (unsigned long long)fs->stored_rows,
+                 (unsigned long long)fs->transactions, (unsigned long long)fs->duplicate_batches,
+                 (unsigned long long)ss->q_batches, (unsigned long long)ss->q_rows,
+                 (unsigned long long)ss->dropped_batches, (unsigned long long)ss->dropped_points,
+                 ss->dropping ? " (dropping now: spool full)" : "",
+                 s->spool_path, (unsigned long long)ss->spool_id,
+                 (unsigned long long)(ss->bytes + ss->q_bytes), (long long)ss->max_bytes,
+                 fs->last_error[0] ? fs->last_error : "-", cache, ops);
+    if (n < 0 || cap == 0)
+        return 0;
+    return (size_t)n < cap ? (size_t)n : cap - 1;
 }

@@ -1,12 +1,15 @@
 /* service.h — what an operator sees of a running aldrecd: a snapshot of
- * its numbers, the metrics rendered from it, the health verdict and the
- * alerts.
+ * its numbers, the views rendered from it (/metrics, /health, STATUS), the
+ * health verdict and the alerts.
  *
- * Once a second the main loop takes a snapshot (svc_collect() for the
- * modules' counters, the daemon's own fields by hand), lets the tracker
- * note how long devices and the database link have been down, evaluates
- * health and alerts, and renders /metrics and /health text that the HTTP
- * thread serves (httpd.h). Nothing here touches live state of another
+ * One snapshot, many views: aldrecd takes every snapshot the same way
+ * (svc_collect() for the modules' counters, then its own fields). Once a
+ * second it lets the tracker note how long devices and the database link
+ * have been down, evaluates health and alerts, and renders /metrics and
+ * /health text that the HTTP thread serves (httpd.h); STATUS and METRICS
+ * on the control socket render a snapshot taken for the request, with the
+ * down times of the last tick (svc_snapshot_carry()). So the views cannot
+ * disagree about a number. Nothing here touches live state of another
  * thread: svc_collect() only calls the modules' *_get_stats() snapshots,
  * and everything after it is a pure function of the snapshot.
  *
@@ -57,6 +60,10 @@ typedef struct svc_device {
 typedef struct svc_snapshot {
     int64_t taken_ns;              /* CLOCK_MONOTONIC */
     /* the daemon (filled by aldrecd) */
+    char machine[64];              /* [recorder] machine */
+    char recorder_id[64];          /* [recorder] id */
+    char spool_path[1024];         /* [spool] path */
+    int pid;
     bool ready;                    /* map loaded, control socket answering */
     double uptime_s;
     int64_t process_id;            /* 0: not recording */
@@ -66,6 +73,7 @@ typedef struct svc_snapshot {
     uint64_t flush_errors;
     bool spool_write_failing;
     hist_t flush_us;               /* spool_append() incl. fsync */
+    double append_last_ms, append_max_ms;       /* the same: the latest, the slowest */
     /* acquisition (svc_collect) */
     poller_stats_t poll;
     svc_device_t *devices;         /* owned: svc_snapshot_clear() */
@@ -89,6 +97,12 @@ int svc_collect(svc_snapshot_t *s, poller_t *p, forwarder_t *f, spool_t *sp, pca
 
 /* Frees the device list; s is then empty. */
 void svc_snapshot_clear(svc_snapshot_t *s);
+
+/* Copies into s, taken after last, what was derived from last once it was
+ * taken: the down times (devices matched by label; svc_track()) and
+ * cache_ttl_s (ops_tick()), so that a view rendered between two ticks
+ * shows them as the tick saw them. */
+void svc_snapshot_carry(svc_snapshot_t *s, const svc_snapshot_t *last);
 
 /* Remembers since when each device (by label) and the database link have
  * been down, and fills down_for_s / db_down_for_s of s (at s->taken_ns). */
@@ -159,5 +173,80 @@ size_t svc_alerts_active(const svc_alerts_t *a, char *buf, size_t cap);
  * NULL) into m. The metric list is in docs/operating.md "Metrics". */
 void svc_render_metrics(const svc_snapshot_t *s, const svc_health_report_t *h,
                         const svc_alerts_t *a, metrics_t *m);
+
+/* STATUS: what `aldrec status` prints, and what scripts and tests parse.
+ *
+ * One "KEY: VALUE" line per key, in the order below: KEY, ":", spaces up
+ * to column 21 (at least one), VALUE, "\n". Parse a line as the key up to
+ * the first ": " and the value after the spaces; devices have one line
+ * each, keyed "device LABEL". Numbers are in the C locale: N an unsigned
+ * integer, F a decimal with the digits shown (2 after the point for ms,
+ * 1 for s). Counters count since aldrecd started unless said otherwise.
+ *
+ *   machine             text: [recorder] machine
+ *   recorder_id         text: [recorder] id
+ *   pid                 N: aldrecd's process id
+ *   uptime_s            F (1 decimal): seconds since aldrecd started
+ *   process             N, the process being recorded, or "none"
+ *   process_rows        N: samples recorded for the current process (after
+ *                       STOP: for the last one, until the next START)
+ *   parameters          "N polled, N skipped": in the map, unusable ones skipped
+ *   devices             "N (N connected)"
+ *   requests_per_cycle  N: Modbus requests per poll cycle, over all devices
+ *   poll_cycles         "N (N overruns)": cycles skipped because one ran late
+ *   requests            "N (N failed)": Modbus requests sent
+ *   samples             "N polled, N stored (deadband), N dropped": values
+ *                       read, kept after the deadband, lost because the main
+ *                       loop fell behind (queue full)
+ *   cycle_ms            "p50 F, p99 F, max F": poll cycle duration, all devices
+ *   late_ms             "p50 F, p99 F, max F": cycle start after its deadline
+ *   device LABEL        per device, LABEL as in /metrics' device label:
+ *                       "up|down; N params in N groups, N requests/cycle
+ *                       (min N); cycles N (N overruns); requests N (N failed);
+ *                       cycle_ms p50 F p95 F p99 F max F; late_ms p50 F p95 F
+ *                       p99 F max F" (one line)
+ *   batch_rows          "N pending": rows in the open batch
+ *   spool_append_ms     "last F, max F": spool append of a batch of points,
+ *                       fsync included (0.00 before the first)
+ *   database_link       "STATE (for F s)": connecting|up|draining|spooling
+ *                       (forwarder.h), and how long it has been so
+ *   queue               "N batches, N rows, N bytes, oldest F s": waiting in
+ *                       the spool; oldest 0.0 when empty
+ *   drain_rate          "N rows/s (last 10 s)": rows stored per second
+ *   stored              "N batches, N rows in N transactions": committed to
+ *                       PostgreSQL by this aldrecd
+ *   duplicates_skipped  "N batches": replays PostgreSQL already had (ledger)
+ *   quarantined         "N batches, N rows": refused by PostgreSQL, kept
+ *   dropped             "N batches, N rows": lost to a full spool since the
+ *                       spool file was made; " (dropping now: spool full)"
+ *                       appended while it drops
+ *   spool               "PATH (id X, N of N bytes)": X the spool id (16 hex
+ *                       digits), bytes used (queue and quarantine) of max_bytes
+ *   last_error          the forwarder's last PostgreSQL error, "-" for none
+ *   cache_state         "ok", or "degraded: MODE, MODE" naming each degraded
+ *                       mode of the metadata cache (pcache_format_stats():
+ *                       no parameter map, PostgreSQL unreachable, Redis
+ *                       unreachable, map from Redis or the snapshot, stale)
+ *   cache_map           "version N, N parameters, from SOURCE, read F s ago":
+ *                       SOURCE PostgreSQL|Redis|snapshot|none
+ *   cache_links         "PostgreSQL listening|not watched|down|connecting,
+ *                       Redis up|down (last contact)"
+ *   cache_l1            "N hits, N misses, N stale serves"
+ *   cache_l2            "N hits, N misses, N writes, N errors"
+ *   cache_refresh       "N done, N failed; ms last F, min F, avg F, max F":
+ *                       bulk loads from PostgreSQL and their duration
+ *   cache_changes       "N notifications, N maps swapped in"
+ *   cache_snapshot      "N saves, N loads": the local snapshot file
+ *   health              "ok|degraded|failing", "starting" before the first
+ *                       verdict; " (REASON; REASON)" when there are reasons
+ *                       (the /health lines, "failing: ..." first)
+ *   alerts              "N active", then ": NAME, NAME:SUBJECT" naming them
+ *   metrics             the /metrics URL, or "off (WHY)"
+ *
+ * Written into buf (NUL-terminated, truncated to cap) from s, h (NULL:
+ * "starting"), a (NULL: none active) and metrics (the metrics line's
+ * value). Returns the length. */
+size_t svc_render_status(const svc_snapshot_t *s, const svc_health_report_t *h,
+                         const svc_alerts_t *a, const char *metrics, char *buf, size_t cap);
 
 #endif

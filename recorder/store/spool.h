@@ -267,8 +267,7 @@ typedef struct spool_process_info {
 int spool_process_info(spool_t *sp, int64_t process_id, spool_process_info_t *out,
                        char *err, size_t errlen);
 
-/* "drop_oldest" / "drop_newest"; parse returns 0, or -1 if unknown. */
+/* "drop_oldest" / "drop_newest" (the [spool] full_policy names). */
 const char *spool_policy_name(enum spool_policy p);
-int spool_policy_parse(const char *s, enum spool_policy *out);
 
 #endif

@@ -628,14 +628,3 @@ const char *spool_policy_name(enum spool_policy p)
     return "?";
 }
 
-int spool_policy_parse(const char *s, enum spool_policy *out)
-{
-    if (strcmp(s, "drop_oldest") == 0)
-        *out = SPOOL_DROP_OLDEST;
-    else if (strcmp(s, "drop_newest") == 0)
-        *out = SPOOL_DROP_NEWEST;
-    else
-        return -1;
-    return 0;
-}
-
