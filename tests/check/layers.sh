@@ -48,7 +48,8 @@ for row in "${table[@]}"; do
         echo "ok - $dir ($layer) includes only: $layer ${uses/-/}"
         pass=$((pass + 1))
     else
-        for b in "${bad[@]}"; do echo "not ok - $b"; done
+        echo "not ok - ${bad[0]}"
+        for b in "${bad[@]:1}"; do echo "   also: $b"; done
         fail=$((fail + 1))
     fi
 done

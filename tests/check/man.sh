@@ -30,8 +30,12 @@ report() {
     if [ $# -eq 0 ]; then
         ok "$what"
     else
+        # one "not ok" line per failed check (tests/run.sh matches them
+        # with the failure count); its further problems indented below
+        echo "not ok - $what: $1"
+        shift
         local p
-        for p in "$@"; do echo "not ok - $what: $p"; done
+        for p in "$@"; do echo "   also: $p"; done
         fail=$((fail + 1))
     fi
 }
