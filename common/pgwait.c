@@ -7,14 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "common/clock.h"
 
 const char *pgwait_errmsg(const PGconn *conn, char *buf, size_t cap)
 {
@@ -28,7 +22,7 @@ const char *pgwait_errmsg(const PGconn *conn, char *buf, size_t cap)
 static int wait_fd(int fd, short events, int64_t deadline, int wake_fd)
 {
     for (;;) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - clock_mono_ms();
         if (left <= 0)
             return 0;
         struct pollfd pfd[2] = {
@@ -60,7 +54,7 @@ PGconn *pgwait_connect(const char *conninfo, const char *app, int timeout_ms, in
         "keepalives_count", "tcp_user_timeout", "application_name", "dbname", NULL,
     };
     const char *vals[] = { tmo, "1", "2", "1", "3", user_tmo, app, conninfo, NULL };
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
 
     PGconn *conn = PQconnectStartParams(keys, vals, 1);
     if (!conn || PQstatus(conn) == CONNECTION_BAD)
@@ -95,7 +89,7 @@ PGresult *pgwait_query(PGconn *conn, const char *sql, int nparams,
                        char *err, size_t errlen)
 {
     char msg[256];
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
     PGresult *last = NULL;
     int w = 1;
 

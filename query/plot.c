@@ -6,11 +6,11 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "query/downsample.h"
 #include "query/qdb.h"
 #include "query/qtext.h"
+#include "common/clock.h"
 
 #define CHUNK 50000
 #define MARGIN_L 84
@@ -360,13 +360,6 @@ static void svg_panel(const struct plot *pl, size_t pi, FILE *f)
             pl->px, p->y, pl->pw, PANEL_H);
 }
 
-static int64_t now_us(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
 int plot_run(PGconn *conn, const qsel_t *s, const plot_opts_t *o, FILE *out,
              char *err, size_t errlen)
 {
@@ -374,7 +367,7 @@ int plot_run(PGconn *conn, const qsel_t *s, const plot_opts_t *o, FILE *out,
     int rc = -1;
 
     pl.t0 = s->from_us != INT64_MIN ? s->from_us : s->started_us;
-    pl.t1 = s->to_us != INT64_MAX ? s->to_us : s->ended_us ? s->ended_us : now_us();
+    pl.t1 = s->to_us != INT64_MAX ? s->to_us : s->ended_us ? s->ended_us : clock_real_us();
     if (pl.t1 <= pl.t0)
         pl.t1 = pl.t0 + 1000000;
     pl.px = MARGIN_L;

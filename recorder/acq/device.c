@@ -34,6 +34,7 @@
 #include "acq/deadband.h"
 #include "common/log.h"
 #include "acq/quality.h"
+#include "common/clock.h"
 
 #define MAX_RANGES 64
 /* A value isolated after an exception rejoins its neighbours' request after
@@ -141,20 +142,6 @@ struct device {
     device_stats_t st;
 };
 
-int64_t device_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-int64_t device_wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-}
-
 device_t *device_new(const device_conn_t *conn, const char *label)
 {
     device_t *d = calloc(1, sizeof *d);
@@ -164,7 +151,7 @@ device_t *device_new(const device_conn_t *conn, const char *label)
     snprintf(d->label, sizeof d->label, "%s", label);
     d->wake_fd = -1;
     d->conn_backoff_ms = conn->reconnect_min_ms;
-    d->rnd = (unsigned)device_mono_ns() ^ (unsigned)(uintptr_t)d;
+    d->rnd = (unsigned)clock_mono_ns() ^ (unsigned)(uintptr_t)d;
     atomic_init(&d->stop, false);
     atomic_init(&d->finish, false);
     atomic_init(&d->exited, true);
@@ -570,7 +557,7 @@ static int split_request(device_t *d, struct group *g, const plan_req_t *r, int 
                          uint64_t *nreq, uint64_t nerr[DEVICE_ERR_KINDS])
 {
     if (r->n == 1) {
-        item_refused(d, g, req_item(g, r, 0), err, device_wall_us());
+        item_refused(d, g, req_item(g, r, 0), err, clock_real_us());
         return 0;
     }
     size_t refused = 0;
@@ -578,7 +565,7 @@ static int split_request(device_t *d, struct group *g, const plan_req_t *r, int 
         struct item *it = req_item(g, r, k);
         (*nreq)++;
         int e = do_read(d, it->def.table, it->def.address, regcodec_words(it->def.type));
-        int64_t ts = device_wall_us();
+        int64_t ts = clock_real_us();
         if (e == 0) {
             emit_value(d, g, it, it->def.address, ts);
         } else if (quality_is_exception(e)) {
@@ -619,14 +606,14 @@ static void run_group(device_t *d, struct group *g, int64_t start_ns)
         const plan_req_t *r = &g->reqs[i];
         polled += r->n;
         if (!up || !unit_ok) {
-            mark_request(g, r, Q_COMM_ERROR, device_wall_us());
+            mark_request(g, r, Q_COMM_ERROR, clock_real_us());
             continue;
         }
         if (atomic_load(&d->stop))
             return;   /* being removed: nothing of this cycle is delivered */
         nreq++;
         int err = do_read(d, r->table, r->start, r->count);
-        int64_t ts = device_wall_us();
+        int64_t ts = clock_real_us();
         if (err == 0) {
             answered(d, u);
             for (size_t k = 0; k < r->n; k++)
@@ -644,12 +631,12 @@ static void run_group(device_t *d, struct group *g, int64_t start_ns)
         }
         /* transport failure */
         if (d->conn.transport == TR_TCP) {
-            conn_lost(d, err, device_mono_ns());
+            conn_lost(d, err, clock_mono_ns());
             up = false;
         } else if (err == ETIMEDOUT) {
             log_complain(&u->silent, LL_WARN, "device %s: no answer within %d ms;"
                          " backing off", u->name, d->conn.response_timeout_ms);
-            u->retry_ns = device_mono_ns() + (int64_t)backoff_next(d, &u->backoff_ms) * 1000000LL;
+            u->retry_ns = clock_mono_ns() + (int64_t)backoff_next(d, &u->backoff_ms) * 1000000LL;
             unit_ok = false;
         } else {
             modbus_flush(d->ctx);   /* bad CRC, garbage: resynchronise the line */
@@ -660,7 +647,7 @@ static void run_group(device_t *d, struct group *g, int64_t start_ns)
     if (g->nout && !atomic_load(&d->stop))
         d->sink(d->sink_arg, d, g->out, g->nout);
 
-    int64_t end_ns = device_mono_ns();
+    int64_t end_ns = clock_mono_ns();
     pthread_mutex_lock(&d->mu);
     /* Up: connected and some unit answers. On an RTU line one silent unit
      * does not make the line down (it is backed off and logged on its own);
@@ -693,7 +680,7 @@ static void schedule(device_t *d, struct group *g)
 {
     int64_t step = (int64_t)g->interval_ms * 1000000LL;
     g->due_ns += step;
-    int64_t now = device_mono_ns();
+    int64_t now = clock_mono_ns();
     if (g->due_ns <= now) {
         int64_t missed = (now - g->due_ns) / step + 1;
         g->due_ns += missed * step;
@@ -705,7 +692,7 @@ static void schedule(device_t *d, struct group *g)
 
 static void wait_until(device_t *d, int64_t due_ns)
 {
-    int64_t now = device_mono_ns();
+    int64_t now = clock_mono_ns();
     struct pollfd pfd = { .fd = d->wake_fd, .events = POLLIN };
     struct timespec ts, *tsp = NULL;
     if (due_ns != INT64_MAX) {
@@ -723,7 +710,7 @@ static void wait_until(device_t *d, int64_t due_ns)
 static void *device_main(void *arg)
 {
     device_t *d = arg;
-    int64_t now = device_mono_ns();
+    int64_t now = clock_mono_ns();
 
     for (size_t i = 0; i < d->ngroups; i++)
         d->groups[i].due_ns = now;
@@ -732,7 +719,7 @@ static void *device_main(void *arg)
         for (size_t i = 0; i < d->ngroups; i++)
             if (!g || d->groups[i].due_ns < g->due_ns)
                 g = &d->groups[i];
-        now = device_mono_ns();
+        now = clock_mono_ns();
         if (!g || g->due_ns > now) {
             wait_until(d, g ? g->due_ns : INT64_MAX);
             continue;

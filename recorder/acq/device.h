@@ -143,9 +143,4 @@ void device_get_stats(device_t *d, device_stats_t *out);
 /* "timeout", "comm", "exception". */
 const char *device_err_kind_name(enum device_err_kind k);
 
-/* CLOCK_MONOTONIC in ns, and the wall clock (CLOCK_REALTIME) in µs since
- * the Unix epoch, as samples are stamped. */
-int64_t device_mono_ns(void);
-int64_t device_wall_us(void);
-
 #endif

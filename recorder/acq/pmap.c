@@ -9,7 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "common/clock.h"
 
 struct pmap {
     atomic_int refs;
@@ -316,9 +317,7 @@ pmap_t *pmap_from_result(const PGresult *res, const char *machine, int64_t loade
 pmap_t *pmap_load(PGconn *conn, const char *machine, char *err, size_t errlen)
 {
     const char *params[1] = { machine };
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    int64_t now_us = clock_real_us();
 
     PGresult *res = PQexecParams(conn, load_sql, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -12,6 +12,7 @@
 
 #include "acq/device.h"
 #include "common/log.h"
+#include "common/clock.h"
 
 #define QUEUE_MAX_DEFAULT 1000000
 #define MAX_RANGES 64
@@ -42,12 +43,12 @@ struct poller {
 
 int64_t poller_mono_ns(void)
 {
-    return device_mono_ns();
+    return clock_mono_ns();
 }
 
 int64_t poller_wall_us(void)
 {
-    return device_wall_us();
+    return clock_real_us();
 }
 
 /* ---- building devices from the map --------------------------------------- */

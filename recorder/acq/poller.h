@@ -102,8 +102,9 @@ size_t poller_get_device_stats(poller_t *p, device_stats_t *out, size_t max);
  * buf (NUL-terminated, truncated to len). Returns the length written. */
 size_t poller_format_devices(poller_t *p, char *buf, size_t len);
 
-/* CLOCK_MONOTONIC (ns) and wall clock (µs since the epoch) helpers shared
- * by the daemon. */
+/* clock_mono_ns() and clock_real_us() (common/clock.h) under their old
+ * names, for callers not yet moved to common/clock.h; new code calls
+ * those. */
 int64_t poller_mono_ns(void);
 int64_t poller_wall_us(void);
 

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -26,6 +25,7 @@
 #include "cache/pcache.h"
 #include "acq/quality.h"
 #include "acq/sample.h"
+#include "common/clock.h"
 
 static void format_limits(char *buf, size_t cap, const param_meta_t *p)
 {
@@ -339,11 +339,9 @@ int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
                 quality_name(q));
         return 1;
     }
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
     ctlrec_event_t ev = {
         .parameter_id = p.id,
-        .ts_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec,
+        .ts_us = clock_real_us(),
         .requested = value,
     };
     who_asked(ev.requested_by, sizeof ev.requested_by, by);

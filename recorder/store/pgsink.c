@@ -10,7 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "common/clock.h"
 
 /* The tables of ARCH.md "Record kinds"; columns in COPY order. */
 static const char *const copy_sql[BATCH_KIND_MAX + 1] = {
@@ -32,13 +33,6 @@ struct pgsink {
     int cancel_fd;
     bool answered;          /* the last command got at least one result */
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *pgsink_copy_sql(enum batch_kind kind)
 {
@@ -115,7 +109,7 @@ static int wait_socket(pgsink_t *s, bool for_read, bool for_write, int64_t deadl
         { .fd = s->cancel_fd, .events = POLLIN },
     };
     for (;;) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - clock_mono_ms();
         if (left <= 0) {
             errno = ETIMEDOUT;
             return -1;
@@ -173,7 +167,7 @@ int pgsink_connect(pgsink_t *s, char *err, size_t errlen)
     const char *vals[] = {
         timeout_s, "1", "2", "1", "3", user_timeout, "aldrecd", options, s->conninfo, NULL,
     };
-    int64_t deadline = mono_ms() + s->timeout_ms;
+    int64_t deadline = clock_mono_ms() + s->timeout_ms;
     s->conn = PQconnectStartParams(keys, vals, 1);
     if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
         conn_error(s, "connecting to PostgreSQL", err, errlen);
@@ -342,7 +336,7 @@ static enum step send_and_finish(pgsink_t *s, const char *sql, const char *what,
         conn_error(s, what, err, errlen);
         return STEP_RETRY;
     }
-    return finish_command(s, mono_ms() + s->timeout_ms, what, in_copy, cmd_status, cslen, err,
+    return finish_command(s, clock_mono_ms() + s->timeout_ms, what, in_copy, cmd_status, cslen, err,
                           errlen);
 }
 
@@ -373,7 +367,7 @@ static enum step put_bytes(pgsink_t *s, const uint8_t *p, size_t len, char *err,
             continue;
         }
         /* rc == 0: libpq's buffer is full; wait until the socket drains. */
-        if (flush_out(s, mono_ms() + s->timeout_ms, &failed_wait) < 0) {
+        if (flush_out(s, clock_mono_ms() + s->timeout_ms, &failed_wait) < 0) {
             if (failed_wait)
                 wait_error(s, "sending COPY data", err, errlen);
             else
@@ -402,7 +396,7 @@ static enum step put_copy_data(pgsink_t *s, const batch_t *b, size_t n, char *er
         conn_error(s, "ending COPY", err, errlen);
         return STEP_RETRY;
     }
-    return finish_command(s, mono_ms() + s->timeout_ms, "COPY", NULL, NULL, 0, err, errlen);
+    return finish_command(s, clock_mono_ms() + s->timeout_ms, "COPY", NULL, NULL, 0, err, errlen);
 }
 
 /* A growing SQL text. */

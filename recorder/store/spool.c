@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "store/pgcopy.h"
+#include "common/clock.h"
 
 #define SPOOL_FORMAT 1
 /* The log is copied into the file once it holds this many pages: 4 MiB,
@@ -167,13 +168,6 @@ struct spool {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static int64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-}
 
 /* 64-bit FNV-1a: cheap, and enough to notice a payload changed on disk. */
 static uint64_t payload_hash(const uint8_t *p, size_t n)
@@ -493,7 +487,7 @@ static int insert_batch(spool_t *sp, enum batch_kind kind, int64_t process_id, u
     sqlite3_bind_int64(s, 3, rows);
     sqlite3_bind_int64(s, 4, first);
     sqlite3_bind_int64(s, 5, last);
-    sqlite3_bind_int64(s, 6, wall_us());
+    sqlite3_bind_int64(s, 6, clock_real_us());
     sqlite3_bind_int64(s, 7, (int64_t)payload_hash(data, len));
     sqlite3_bind_blob(s, 8, data, (int)len, SQLITE_STATIC);
     if (step_done(sp, s, "appending a batch", err, errlen) < 0)
@@ -698,7 +692,7 @@ static int gap_add(spool_t *sp, struct drop *d, char *err, size_t errlen)
     sqlite3_bind_blob(s, 7, d->params.v ? (const void *)d->params.v : "",
                       (int)(d->params.n * sizeof(int32_t)), SQLITE_STATIC);
     sqlite3_bind_text(s, 8, d->detail, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 9, wall_us());
+    sqlite3_bind_int64(s, 9, clock_real_us());
     sqlite3_bind_int64(s, 10, existed ? first_seq : seq);
     sqlite3_bind_int64(s, 11, seq);
     if (step_done(sp, s, "recording a gap", err, errlen) < 0)
@@ -943,7 +937,7 @@ static int create_schema(spool_t *sp, char *err, size_t errlen)
     char sql[256];
     snprintf(sql, sizeof sql,
              "INSERT INTO meta VALUES ('format', %d), ('spool_id', %lld), ('created_us', %lld);",
-             SPOOL_FORMAT, (long long)id, (long long)wall_us());
+             SPOOL_FORMAT, (long long)id, (long long)clock_real_us());
     if (begin(sp, err, errlen) < 0)
         return -1;
     if (exec(sp, schema_sql, err, errlen) < 0 || exec(sp, sql, err, errlen) < 0) {
@@ -1530,7 +1524,7 @@ static int quarantine_locked(spool_t *sp, int64_t seq, const char *why, char *er
     if (set_sync(sp, true, err, errlen) < 0 || begin(sp, err, errlen) < 0)
         return -1;
     sqlite3_stmt *s = stmt(sp, ST_TO_QUARANTINE);
-    sqlite3_bind_int64(s, 1, wall_us());
+    sqlite3_bind_int64(s, 1, clock_real_us());
     sqlite3_bind_text(s, 2, why, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 3, seq);
     if (step_done(sp, s, "quarantining a batch", err, errlen) < 0)
