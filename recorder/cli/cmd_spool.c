@@ -7,22 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "common/ctl.h"
 #include "store/spool.h"
+#include "common/utc.h"
 
 #define REPLY_CAP (512 * 1024)
-
-static void fmt_time(int64_t us, char *out, size_t len)
-{
-    time_t s = (time_t)(us / 1000000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(out + n, len - n, ".%03d", (int)(us % 1000000 / 1000));
-}
 
 static void print_header(void)
 {
@@ -33,8 +24,8 @@ static void print_header(void)
 static void print_entry(const spool_qentry_t *e)
 {
     char first[40], when[40];
-    fmt_time(e->first_ts_us, first, sizeof first);
-    fmt_time(e->quarantined_us, when, sizeof when);
+    utc_format(e->first_ts_us, UTC_TABLE_MS, first, sizeof first);
+    utc_format(e->quarantined_us, UTC_TABLE_MS, when, sizeof when);
     printf("%-8lld %-7s %-9lld %7u  %-23s  %-23s  %s\n", (long long)e->seq,
            batch_kind_name(e->kind), (long long)e->process_id, e->rows, first, when, e->error);
 }

@@ -12,11 +12,11 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "store/pgcopy.h"
 #include "common/clock.h"
+#include "common/utc.h"
 
 #define SPOOL_FORMAT 1
 /* The log is copied into the file once it holds this many pages: 4 MiB,
@@ -1095,11 +1095,8 @@ static int try_open(spool_t *sp, bool readonly, bool *created, char *why, size_t
 /* Renames path and its -wal/-shm to path.corrupt-STAMP[-N]. */
 static int move_aside(const char *path, char *to, size_t tolen, char *err, size_t errlen)
 {
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    char stamp[UTC_LEN];
+    utc_format(clock_real_us(), UTC_COMPACT, stamp, sizeof stamp);
     for (int n = 0; n < 100; n++) {
         if (n == 0)
             snprintf(to, tolen, "%s.corrupt-%s", path, stamp);
