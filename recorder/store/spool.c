@@ -14,9 +14,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store/pgcopy.h"
 #include "common/clock.h"
+#include "common/fnv.h"
 #include "common/utc.h"
+#include "store/pgcopy.h"
 
 #define SPOOL_FORMAT 1
 /* The log is copied into the file once it holds this many pages: 4 MiB,
@@ -172,12 +173,7 @@ struct spool {
 /* 64-bit FNV-1a: cheap, and enough to notice a payload changed on disk. */
 static uint64_t payload_hash(const uint8_t *p, size_t n)
 {
-    uint64_t h = 14695981039346656037ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return fnv1a64(FNV1A64_INIT, p, n);
 }
 
 static int db_fail(spool_t *sp, const char *what, char *err, size_t errlen)
