@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/backoff.h"
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 5000
@@ -23,7 +24,7 @@ struct l2redis {
     redisContext *ctx;
     bool up;
     int64_t retry_at_ms;      /* no connect attempt before this */
-    int backoff_ms;
+    backoff_t backoff;
 };
 
 l2redis_t *l2redis_new(const l2redis_opts_t *o)
@@ -36,7 +37,7 @@ l2redis_t *l2redis_new(const l2redis_opts_t *o)
     r->port = o->port;
     r->db = o->db;
     r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 250;
-    r->backoff_ms = BACKOFF_MIN_MS;
+    backoff_init(&r->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS, BACKOFF_JITTER_NONE, 0);
     if (!r->host || !r->password_file) {
         l2redis_free(r);
         errno = ENOMEM;
@@ -73,8 +74,7 @@ static int failed(l2redis_t *r, char *err, size_t errlen, const char *what, cons
 {
     snprintf(err, errlen, "Redis %s:%d: %s: %s", r->host, r->port, what, why);
     drop(r);
-    r->retry_at_ms = clock_mono_ms() + r->backoff_ms;
-    r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+    r->retry_at_ms = clock_mono_ms() + backoff_next(&r->backoff);
     return -1;
 }
 
@@ -167,7 +167,7 @@ static int ensure(l2redis_t *r, char *err, size_t errlen)
             return -1;
     }
     r->up = true;
-    r->backoff_ms = BACKOFF_MIN_MS;
+    backoff_reset(&r->backoff);
     return 0;
 }
 

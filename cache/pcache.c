@@ -19,6 +19,7 @@
 #include "common/pgwait.h"
 #include "cache/snapshot.h"
 #include "common/clock.h"
+#include "common/backoff.h"
 
 #define LISTEN_CHANNEL "aldrec_metadata"
 #define LIVE_TTL_MS 3000          /* the live key outlives two missed renewals */
@@ -729,9 +730,10 @@ static void *refresher_main(void *arg)
     int64_t now = clock_mono_ms();
     int64_t next_connect = now, next_refresh = now + (int64_t)c->refresh_s * 1000;
     int64_t next_live = now, last_requested = now - REQUEST_GAP_MS;
-    int backoff = RECONNECT_MIN_MS;
+    backoff_t backoff;
     bool need_refresh = false, notified = false;
 
+    backoff_init(&backoff, RECONNECT_MIN_MS, RECONNECT_MAX_MS, BACKOFF_JITTER_NONE, 0);
     while (!atomic_load(&c->stopping)) {
         now = clock_mono_ms();
         if (!conn && now >= next_connect) {
@@ -743,10 +745,9 @@ static void *refresher_main(void *arg)
                              " cached parameter map", err);
                 set_listening(c, false, true);
                 count_refresh(c, 0, false);
-                next_connect = clock_mono_ms() + backoff;
-                backoff = backoff * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : backoff * 2;
+                next_connect = clock_mono_ms() + backoff_next(&backoff);
             } else {
-                backoff = RECONNECT_MIN_MS;
+                backoff_reset(&backoff);
                 need_refresh = true;      /* changes may have been missed meanwhile */
                 set_listening(c, true, false);
             }
@@ -786,7 +787,7 @@ static void *refresher_main(void *arg)
                 PQfinish(conn);
                 conn = NULL;
                 set_listening(c, false, true);
-                next_connect = now + backoff;
+                next_connect = now + backoff.step_ms;   /* this step again */
             } else {
                 next_live = now;   /* vouch for the new version right away */
             }

@@ -35,6 +35,7 @@
 #include "common/log.h"
 #include "acq/quality.h"
 #include "common/clock.h"
+#include "common/backoff.h"
 
 #define MAX_RANGES 64
 /* A value isolated after an exception rejoins its neighbours' request after
@@ -92,7 +93,7 @@ struct unit {
     /* device thread only: */
     int max_registers, max_bits;   /* effective: shrink when the device refuses */
     int64_t retry_ns;              /* RTU: not asked before this after a timeout */
-    int backoff_ms;
+    backoff_t backoff;
     complain_t silent;
 };
 
@@ -125,9 +126,8 @@ struct device {
     bool conn_up;
     bool answered;                 /* a request was answered since connecting */
     int64_t conn_retry_ns;
-    int conn_backoff_ms;
+    backoff_t conn_backoff;
     complain_t down;
-    unsigned rnd;                  /* backoff jitter */
     uint16_t regs[MODBUS_MAX_READ_REGISTERS];
     uint8_t bits[MODBUS_MAX_READ_BITS];
     /* shared: */
@@ -150,8 +150,10 @@ device_t *device_new(const device_conn_t *conn, const char *label)
     memcpy(&d->conn, conn, sizeof d->conn);   /* padding too: device_same compares bytes */
     snprintf(d->label, sizeof d->label, "%s", label);
     d->wake_fd = -1;
-    d->conn_backoff_ms = conn->reconnect_min_ms;
-    d->rnd = (unsigned)clock_mono_ns() ^ (unsigned)(uintptr_t)d;
+    /* Jitter uniform in [b/2, b] for the current step b, so devices that
+     * failed together do not retry in lockstep. */
+    backoff_init(&d->conn_backoff, conn->reconnect_min_ms, conn->reconnect_max_ms,
+                 BACKOFF_JITTER_EQUAL, (unsigned)clock_mono_ns() ^ (unsigned)(uintptr_t)d);
     atomic_init(&d->stop, false);
     atomic_init(&d->finish, false);
     atomic_init(&d->exited, true);
@@ -198,7 +200,8 @@ int device_add_unit(device_t *d, int unit_id, const plan_limits_t *lim)
         snprintf(u->name, sizeof u->name, "%s", d->label);
     u->max_registers = lim->max_registers;
     u->max_bits = lim->max_bits;
-    u->backoff_ms = unit_backoff_min(d);
+    backoff_init(&u->backoff, unit_backoff_min(d), d->conn.reconnect_max_ms,
+                 BACKOFF_JITTER_EQUAL, d->conn_backoff.seed ^ (unsigned)unit_id);
     return 0;
 }
 
@@ -301,17 +304,6 @@ static struct item *req_item(struct group *g, const plan_req_t *r, size_t k)
 
 /* ---- connection ---------------------------------------------------------- */
 
-/* Next wait of a capped exponential backoff, with jitter: uniform in
- * [b/2, b] for the current step b, so devices that failed together do not
- * retry in lockstep. */
-static int backoff_next(device_t *d, int *backoff_ms)
-{
-    int b = *backoff_ms;
-    int wait = b / 2 + (int)(rand_r(&d->rnd) % (unsigned)(b / 2 + 1));
-    *backoff_ms = b >= d->conn.reconnect_max_ms / 2 ? d->conn.reconnect_max_ms : b * 2;
-    return wait;
-}
-
 static void conn_close(device_t *d)
 {
     if (d->ctx) {
@@ -359,7 +351,7 @@ static bool conn_open(device_t *d, int64_t now)
 fail:;
     int err = errno;
     conn_close(d);
-    int wait = backoff_next(d, &d->conn_backoff_ms);
+    int wait = backoff_next(&d->conn_backoff);
     log_complain(&d->down, LL_WARN, "device %s: cannot %s: %s; retrying with backoff"
                  " up to %d ms", d->label, c->transport == TR_TCP ? "connect" : "open the line",
                  modbus_strerror(err), c->reconnect_max_ms);
@@ -376,18 +368,18 @@ static void conn_lost(device_t *d, int err, int64_t now)
     bool worked = d->answered;
     conn_close(d);
     if (worked) {
-        d->conn_backoff_ms = d->conn.reconnect_min_ms;
+        backoff_reset(&d->conn_backoff);
         d->conn_retry_ns = now;
     } else {
-        d->conn_retry_ns = now + (int64_t)backoff_next(d, &d->conn_backoff_ms) * 1000000LL;
+        d->conn_retry_ns = now + (int64_t)backoff_next(&d->conn_backoff) * 1000000LL;
     }
 }
 
 static void answered(device_t *d, struct unit *u)
 {
     d->answered = true;
-    d->conn_backoff_ms = d->conn.reconnect_min_ms;
-    u->backoff_ms = unit_backoff_min(d);
+    backoff_reset(&d->conn_backoff);
+    backoff_reset(&u->backoff);
     log_release(&d->down, LL_INFO, "device %s: answering again", d->label);
     log_release(&u->silent, LL_INFO, "device %s: answering again", u->name);
 }
@@ -636,7 +628,7 @@ static void run_group(device_t *d, struct group *g, int64_t start_ns)
         } else if (err == ETIMEDOUT) {
             log_complain(&u->silent, LL_WARN, "device %s: no answer within %d ms;"
                          " backing off", u->name, d->conn.response_timeout_ms);
-            u->retry_ns = clock_mono_ns() + (int64_t)backoff_next(d, &u->backoff_ms) * 1000000LL;
+            u->retry_ns = clock_mono_ns() + (int64_t)backoff_next(&u->backoff) * 1000000LL;
             unit_ok = false;
         } else {
             modbus_flush(d->ctx);   /* bad CRC, garbage: resynchronise the line */

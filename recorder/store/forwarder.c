@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "store/pgsink.h"
 #include "common/clock.h"
+#include "common/backoff.h"
 
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 5000
@@ -41,7 +42,7 @@ struct forwarder {
     size_t rate_next;
     complain_t db_down;
     /* thread only */
-    int backoff_ms;            /* next wait after a failure */
+    backoff_t backoff;         /* the wait after a failure */
     int64_t next_try;          /* mono ms: no connection attempt before */
     int64_t single_until;      /* write batches up to this seq one by one */
     int64_t drain_started, drain_rows_start;
@@ -288,7 +289,7 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
         link_to(f, LINK_CONNECTING);
         if (pgsink_connect(f->sink, err, errlen) < 0)
             return OUT_LINK_FAILED;
-        f->backoff_ms = BACKOFF_MIN_MS;
+        backoff_reset(&f->backoff);
         link_to(f, LINK_UP);
         log_release(&f->db_down, LL_INFO, "PostgreSQL reachable again; %llu batches"
                     " (%llu rows) waiting in the spool", (unsigned long long)ss.batches,
@@ -346,11 +347,12 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
 static void *forwarder_main(void *arg)
 {
     forwarder_t *f = arg;
-    unsigned int seed = (unsigned int)time(NULL) ^ (unsigned int)getpid();
     char err[512];
     enum outcome o;
 
-    f->backoff_ms = BACKOFF_MIN_MS;
+    /* +-25 % jitter so that many recorders do not reconnect in step. */
+    backoff_init(&f->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS, BACKOFF_JITTER_QUARTER,
+                 (unsigned)time(NULL) ^ (unsigned)getpid());
     while ((o = run_once(f, err, sizeof err)) != OUT_EXIT) {
         switch (o) {
         case OUT_AGAIN:
@@ -362,12 +364,7 @@ static void *forwarder_main(void *arg)
             pthread_mutex_unlock(&f->lock);
             log_complain(&f->db_down, LL_WARN, "cannot store batches: %s; spooling, retrying"
                          " with backoff", err);
-            /* Capped exponential backoff, +-25 % jitter so that many
-             * recorders do not reconnect in step. */
-            int b = f->backoff_ms, jitter = b / 4;
-            f->next_try = clock_mono_ms() + b - jitter +
-                          (int)(rand_r(&seed) % (unsigned)(2 * jitter + 1));
-            f->backoff_ms = b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2;
+            f->next_try = clock_mono_ms() + backoff_next(&f->backoff);
             break;
         }
         case OUT_EXIT:
