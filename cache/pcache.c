@@ -16,7 +16,7 @@
 
 #include "cache/l2redis.h"
 #include "common/log.h"
-#include "common/pgwait.h"
+#include "common/pgconn.h"
 #include "cache/snapshot.h"
 #include "common/clock.h"
 #include "common/backoff.h"
@@ -356,13 +356,13 @@ static void redis_outcome(pcache_t *c, bool ok, const char *err)
 }
 
 /* One bulk load over conn. Returns the map, or NULL with err and errno
- * (ENOENT: unknown machine; ETIMEDOUT/EINTR/EIO: the connection is no
+ * (ENOENT: unknown machine; ETIMEDOUT/ECANCELED/EIO: the connection is no
  * longer usable; EPROTO: the server answered with an error). */
 static pmap_t *pg_bulk_load(pcache_t *c, PGconn *conn, int wake_fd, char *err, size_t errlen)
 {
     const char *params[1] = { c->machine };
     int64_t t0 = clock_mono_us();
-    PGresult *res = pgwait_query(conn, pmap_load_sql(), 1, params, c->pg_timeout_ms, wake_fd,
+    PGresult *res = pgconn_query(conn, pmap_load_sql(), 1, params, c->pg_timeout_ms, wake_fd,
                                  err, errlen);
     pmap_t *m = NULL;
     if (res && PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -383,7 +383,7 @@ static pmap_t *pg_bulk_load(pcache_t *c, PGconn *conn, int wake_fd, char *err, s
 /* Connect, load, disconnect. */
 static pmap_t *pg_load_once(pcache_t *c, char *err, size_t errlen)
 {
-    PGconn *conn = pgwait_connect(c->conninfo, c->app_name, c->pg_timeout_ms, -1, err, errlen);
+    PGconn *conn = pgconn_connect(c->conninfo, c->app_name, c->pg_timeout_ms, -1, err, errlen);
     if (!conn) {
         count_refresh(c, 0, false);
         return NULL;
@@ -599,11 +599,11 @@ pcache_result_t pcache_fetch(pcache_t *c, const char *qualified, param_meta_t *o
 /* Connects the refresher's own connection and LISTENs. */
 static PGconn *listen_connect(pcache_t *c, char *err, size_t errlen)
 {
-    PGconn *conn = pgwait_connect(c->conninfo, c->app_name, c->pg_timeout_ms, c->stop_fd,
+    PGconn *conn = pgconn_connect(c->conninfo, c->app_name, c->pg_timeout_ms, c->stop_fd,
                                   err, errlen);
     if (!conn)
         return NULL;
-    PGresult *res = pgwait_query(conn, "LISTEN " LISTEN_CHANNEL, 0, NULL, c->pg_timeout_ms,
+    PGresult *res = pgconn_query(conn, "LISTEN " LISTEN_CHANNEL, 0, NULL, c->pg_timeout_ms,
                                  c->stop_fd, err, errlen);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
         if (res)
@@ -651,7 +651,7 @@ static int refresh(pcache_t *c, PGconn *conn)
     char err[512];
     pmap_t *m = pg_bulk_load(c, conn, c->stop_fd, err, sizeof err);
     if (!m) {
-        if (errno == ETIMEDOUT || errno == EINTR || errno == EIO) {
+        if (errno == ETIMEDOUT || errno == ECANCELED || errno == EIO) {
             if (!atomic_load(&c->stopping))
                 log_complain(&c->pg_down, LL_WARN, "PostgreSQL unreachable (%s): serving"
                              " the cached parameter map", err);
@@ -756,7 +756,7 @@ static void *refresher_main(void *arg)
             int n = take_notifications(c, conn);
             if (n < 0) {
                 log_complain(&c->pg_down, LL_WARN, "PostgreSQL connection lost (%s): serving"
-                             " the cached parameter map", pgwait_errmsg(conn, err, sizeof err));
+                             " the cached parameter map", pgconn_errmsg(conn, err, sizeof err));
                 PQfinish(conn);
                 conn = NULL;
                 set_listening(c, false, true);

@@ -1,11 +1,11 @@
 /* pgsink.c — exactly-once batch writer over libpq's non-blocking API. */
 #include "store/pgsink.h"
 
+#include "common/pgconn.h"
 #include "store/pgcopy.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,33 +99,6 @@ static void conn_error(pgsink_t *s, const char *what, char *err, size_t errlen)
     snprintf(err, errlen, "%s: %.*s", what, (int)n, msg);
 }
 
-/* Waits until the socket is readable (or writable) or the deadline passes.
- * Returns 0, or -1 with errno ETIMEDOUT, ECANCELED or poll's error. */
-static int wait_socket(pgsink_t *s, bool for_read, bool for_write, int64_t deadline)
-{
-    struct pollfd pfd[2] = {
-        { .fd = PQsocket(s->conn),
-          .events = (short)((for_read ? POLLIN : 0) | (for_write ? POLLOUT : 0)) },
-        { .fd = s->cancel_fd, .events = POLLIN },
-    };
-    for (;;) {
-        int64_t left = deadline - clock_mono_ms();
-        if (left <= 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        int rc = poll(pfd, s->cancel_fd >= 0 ? 2 : 1, (int)left);
-        if (rc > 0 && s->cancel_fd >= 0 && pfd[1].revents) {
-            errno = ECANCELED;
-            return -1;
-        }
-        if (rc > 0)
-            return 0;
-        if (rc < 0 && errno != EINTR)
-            return -1;
-    }
-}
-
 /* "WHAT: no answer within N ms" and the like, for a failed wait. */
 static void wait_error(pgsink_t *s, const char *what, char *err, size_t errlen)
 {
@@ -137,63 +110,14 @@ static void wait_error(pgsink_t *s, const char *what, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", what, strerror(errno));
 }
 
-/* Server notices ("terminating connection due to administrator command"
- * and the like) precede an error we report anyway; libpq would print them
- * on stderr. */
-static void ignore_notice(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
 int pgsink_connect(pgsink_t *s, char *err, size_t errlen)
 {
-    char timeout_s[16], user_timeout[16], options[160];
-
     if (s->conn)
         return 0;
-    snprintf(timeout_s, sizeof timeout_s, "%d", (s->timeout_ms + 999) / 1000);
-    snprintf(user_timeout, sizeof user_timeout, "%d", s->timeout_ms);
-    /* The server's end of the session gets the same dead-peer detection. */
-    snprintf(options, sizeof options,
-             "-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1"
-             " -c tcp_keepalives_count=3 -c tcp_user_timeout=%d", s->timeout_ms);
-    /* Our defaults first; the configured conninfo (expanded from "dbname")
-     * comes last so that a site can override any of them. */
-    const char *keys[] = {
-        "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
-        "keepalives_count", "tcp_user_timeout", "application_name", "options", "dbname", NULL,
-    };
-    const char *vals[] = {
-        timeout_s, "1", "2", "1", "3", user_timeout, "aldrecd", options, s->conninfo, NULL,
-    };
-    int64_t deadline = clock_mono_ms() + s->timeout_ms;
-    s->conn = PQconnectStartParams(keys, vals, 1);
-    if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
-        conn_error(s, "connecting to PostgreSQL", err, errlen);
-        pgsink_disconnect(s);
-        return -1;
-    }
-    PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
-    /* libpq's handshake loop: wait for what PQconnectPoll asks, then poll. */
-    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-    while (st != PGRES_POLLING_OK) {
-        if (st == PGRES_POLLING_FAILED) {
-            conn_error(s, "connecting to PostgreSQL", err, errlen);
-            pgsink_disconnect(s);
-            return -1;
-        }
-        if (wait_socket(s, st == PGRES_POLLING_READING, st == PGRES_POLLING_WRITING,
-                        deadline) < 0) {
+    s->conn = pgconn_connect(s->conninfo, "aldrecd", s->timeout_ms, s->cancel_fd, err, errlen);
+    if (!s->conn) {
+        if (errno == ETIMEDOUT || errno == ECANCELED)
             wait_error(s, "connecting to PostgreSQL", err, errlen);
-            pgsink_disconnect(s);
-            return -1;
-        }
-        st = PQconnectPoll(s->conn);
-    }
-    if (PQsetnonblocking(s->conn, 1) != 0) {
-        conn_error(s, "setting non-blocking mode", err, errlen);
-        pgsink_disconnect(s);
         return -1;
     }
     s->rid_literal = PQescapeLiteral(s->conn, s->recorder_id, strlen(s->recorder_id));
@@ -227,36 +151,19 @@ int pgsink_check(pgsink_t *s, char *err, size_t errlen)
  * *failed_wait is set (errno kept) when the wait gave up first. */
 static PGresult *next_result(pgsink_t *s, int64_t deadline, bool *failed_wait)
 {
-    *failed_wait = false;
-    while (PQisBusy(s->conn)) {
-        if (wait_socket(s, true, false, deadline) < 0) {
-            *failed_wait = true;
-            return NULL;
-        }
-        if (!PQconsumeInput(s->conn))
-            return NULL;
-    }
-    return PQgetResult(s->conn);
+    PGresult *res;
+    *failed_wait = pgconn_next_result(s->conn, deadline, s->cancel_fd, &res) < 0 &&
+                   errno != EIO;
+    return res;
 }
 
 /* Flushes libpq's output buffer within the deadline. Returns 0, or -1 with
  * *failed_wait telling whether the wait gave up (errno kept). */
 static int flush_out(pgsink_t *s, int64_t deadline, bool *failed_wait)
 {
-    *failed_wait = false;
-    for (;;) {
-        int rc = PQflush(s->conn);
-        if (rc == 0)
-            return 0;
-        if (rc < 0)
-            return -1;
-        if (wait_socket(s, true, true, deadline) < 0) {
-            *failed_wait = true;
-            return -1;
-        }
-        if (!PQconsumeInput(s->conn))
-            return -1;
-    }
+    int rc = pgconn_flush(s->conn, deadline, s->cancel_fd);
+    *failed_wait = rc < 0 && errno != EIO;
+    return rc;
 }
 
 static bool is_data_error(const PGresult *res)
