@@ -194,7 +194,7 @@ int device_add_unit(device_t *d, int unit_id, const plan_limits_t *lim)
     u->def.nranges = lim->n_no_bridge;
     if (lim->n_no_bridge)
         memcpy(u->def.ranges, lim->no_bridge, lim->n_no_bridge * sizeof *lim->no_bridge);
-    if (d->conn.transport == TR_RTU)
+    if (d->conn.link.transport == TR_RTU)
         snprintf(u->name, sizeof u->name, "%s unit %d", d->label, unit_id);
     else
         snprintf(u->name, sizeof u->name, "%s", d->label);
@@ -306,40 +306,23 @@ static struct item *req_item(struct group *g, const plan_req_t *r, size_t k)
 
 static void conn_close(device_t *d)
 {
-    if (d->ctx) {
-        modbus_close(d->ctx);
-        modbus_free(d->ctx);
-        d->ctx = NULL;
-    }
+    devconn_close(d->ctx);
+    d->ctx = NULL;
     d->conn_up = false;
-}
-
-static void set_timeout(modbus_t *ctx, int ms)
-{
-    modbus_set_response_timeout(ctx, (uint32_t)(ms / 1000), (uint32_t)(ms % 1000) * 1000);
-    modbus_set_byte_timeout(ctx, (uint32_t)(ms / 1000), (uint32_t)(ms % 1000) * 1000);
 }
 
 /* Connects unless connected or backing off. True when connected. */
 static bool conn_open(device_t *d, int64_t now)
 {
-    char port[16];
+    char why[400];
     const device_conn_t *c = &d->conn;
 
     if (d->conn_up)
         return true;
     if (now < d->conn_retry_ns)
         return false;
-    if (c->transport == TR_TCP) {
-        snprintf(port, sizeof port, "%d", c->port);
-        d->ctx = modbus_new_tcp_pi(c->host, port);
-    } else {
-        d->ctx = modbus_new_rtu(c->serial_port, c->baud, c->parity, c->data_bits, c->stop_bits);
-    }
+    d->ctx = devconn_open(&c->link, why, sizeof why);
     if (!d->ctx)
-        goto fail;
-    set_timeout(d->ctx, c->response_timeout_ms);
-    if (modbus_connect(d->ctx) < 0)
         goto fail;
     d->conn_up = true;
     d->answered = false;
@@ -353,7 +336,7 @@ fail:;
     conn_close(d);
     int wait = backoff_next(&d->conn_backoff);
     log_complain(&d->down, LL_WARN, "device %s: cannot %s: %s; retrying with backoff"
-                 " up to %d ms", d->label, c->transport == TR_TCP ? "connect" : "open the line",
+                 " up to %d ms", d->label, c->link.transport == TR_TCP ? "connect" : "open the line",
                  modbus_strerror(err), c->reconnect_max_ms);
     d->conn_retry_ns = now + (int64_t)wait * 1000000LL;
     return false;
@@ -622,12 +605,12 @@ static void run_group(device_t *d, struct group *g, int64_t start_ns)
             mark_request(g, r, quality_of_errno(err), ts);
         }
         /* transport failure */
-        if (d->conn.transport == TR_TCP) {
+        if (d->conn.link.transport == TR_TCP) {
             conn_lost(d, err, clock_mono_ns());
             up = false;
         } else if (err == ETIMEDOUT) {
             log_complain(&u->silent, LL_WARN, "device %s: no answer within %d ms;"
-                         " backing off", u->name, d->conn.response_timeout_ms);
+                         " backing off", u->name, d->conn.link.response_timeout_ms);
             u->retry_ns = clock_mono_ns() + (int64_t)backoff_next(&u->backoff) * 1000000LL;
             unit_ok = false;
         } else {

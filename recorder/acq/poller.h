@@ -5,7 +5,8 @@
  * The parameter map is split into devices: a TCP device per (host, port,
  * unit id), an RTU device per serial line with every unit id on it. A
  * device's settings come from its components' machine_components columns,
- * with the [modbus] defaults of the config where they are NULL; where
+ * with the [modbus] defaults of the config where they are NULL (devconn.h,
+ * as for aldrec get/set); where
  * components sharing a device disagree the most conservative value wins
  * (smallest request limits and gap, longest timeout, the union of no_bridge
  * ranges) and a warning says so; RTU line framing is taken from the first

@@ -185,7 +185,8 @@ int cmd_param_get(const aldrec_config_t *cfg, int argc, char **argv)
     if ((rc = metadata_of(cfg, argv[optind], &p, "get", verbose)) != 0)
         return rc;
 
-    mbio_t *m = mbio_open(&p, cfg->response_timeout_ms, err, sizeof err);
+    devconn_defaults_t modbus = devconn_defaults_from_config(cfg);
+    mbio_t *m = mbio_open(&p, &modbus, err, sizeof err);
     int16_t q = m ? mbio_read(m, &p, words, err, sizeof err) : (int16_t)Q_COMM_ERROR;
     mbio_close(m);
     if (q != Q_GOOD) {
@@ -325,7 +326,8 @@ int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
         }
     }
 
-    mbio_t *m = mbio_open(&p, cfg->response_timeout_ms, err, sizeof err);
+    devconn_defaults_t modbus = devconn_defaults_from_config(cfg);
+    mbio_t *m = mbio_open(&p, &modbus, err, sizeof err);
     if (!m) {
         fprintf(stderr, "aldrec: set %s: %s; nothing written\n", p.qualified, err);
         return 1;
