@@ -12,6 +12,7 @@
 #include "common/ctl.h"
 #include "store/spool.h"
 #include "common/utc.h"
+#include "store/records.h"
 
 #define REPLY_CAP (512 * 1024)
 
@@ -27,7 +28,7 @@ static void print_entry(const spool_qentry_t *e)
     utc_format(e->first_ts_us, UTC_TABLE_MS, first, sizeof first);
     utc_format(e->quarantined_us, UTC_TABLE_MS, when, sizeof when);
     printf("%-8lld %-7s %-9lld %7u  %-23s  %-23s  %s\n", (long long)e->seq,
-           batch_kind_name(e->kind), (long long)e->process_id, e->rows, first, when, e->error);
+           records_name(e->kind), (long long)e->process_id, e->rows, first, when, e->error);
 }
 
 static void print_cb(void *arg, const spool_qentry_t *e)
@@ -53,9 +54,7 @@ static int parse_line(char *line, spool_qentry_t *e)
         .last_ts_us = strtoll(f[5], NULL, 10),
         .quarantined_us = strtoll(f[6], NULL, 10),
     };
-    for (int k = BATCH_KIND_MIN; k <= BATCH_KIND_MAX; k++)
-        if (strcmp(f[1], batch_kind_name(k)) == 0)
-            e->kind = (enum batch_kind)k;
+    e->kind = (enum batch_kind)records_by_name(f[1]);
     snprintf(e->error, sizeof e->error, "%s", f[7]);
     return 0;
 }

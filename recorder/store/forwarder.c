@@ -17,6 +17,7 @@
 #include "store/pgsink.h"
 #include "common/clock.h"
 #include "common/backoff.h"
+#include "store/records.h"
 
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 5000
@@ -156,7 +157,7 @@ static void note_stored(forwarder_t *f, const batch_t *b, size_t n)
     for (size_t i = 0; i < n; i++) {
         f->st.stored_batches++;
         f->st.stored_rows += b[i].rows;
-        if (b[i].kind >= BATCH_KIND_MIN && b[i].kind <= BATCH_KIND_MAX)
+        if (records_known((int)b[i].kind))
             f->st.stored_rows_kind[b[i].kind] += b[i].rows;
     }
     pthread_mutex_unlock(&f->lock);
@@ -214,7 +215,7 @@ static enum settled handle_result(forwarder_t *f, pgsink_result_t r, batch_t *b,
             break;
         log_msg(LL_ERROR, "PostgreSQL refused batch %lld (%u rows, %s, process %lld): %s;"
                 " moved to the spool's quarantine (aldrec spool quarantine list)",
-                (long long)b[0].seq, b[0].rows, batch_kind_name(b[0].kind),
+                (long long)b[0].seq, b[0].rows, records_name(b[0].kind),
                 (long long)b[0].process_id, err);
         if (spool_quarantine(f->sp, b, err, serr, sizeof serr) < 0) {
             spool_trouble(f, "quarantining a batch", serr);

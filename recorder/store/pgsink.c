@@ -3,9 +3,11 @@
 
 #include "common/pgconn.h"
 #include "store/pgcopy.h"
+#include "store/records.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,16 +15,19 @@
 
 #include "common/clock.h"
 
-/* The tables of ARCH.md "Record kinds"; columns in COPY order. */
-static const char *const copy_sql[BATCH_KIND_MAX + 1] = {
-    [BATCH_POINTS] = "COPY process_data_points (" PGCOPY_COLUMNS ") FROM STDIN (FORMAT binary)",
-    [BATCH_EVENTS] = "COPY setpoint_events (process_id, parameter_id, ts, requested, readback,"
-                     " quality, requested_by) FROM STDIN (FORMAT binary)",
-    [BATCH_STEPS] = "COPY process_steps (process_id, step_no, name, started_at)"
-                    " FROM STDIN (FORMAT binary)",
-    [BATCH_GAPS] = "COPY data_gaps (process_id, first_ts, last_ts, points, batches,"
-                   " parameter_ids, reason) FROM STDIN (FORMAT binary)",
-};
+/* The COPY statement of each record kind, built once from its table and
+ * columns (records.h, docs/ARCH.md "Record kinds"). */
+static char copy_sql[BATCH_KIND_MAX + 1][512];
+static pthread_once_t copy_sql_once = PTHREAD_ONCE_INIT;
+
+static void build_copy_sql(void)
+{
+    for (int k = BATCH_KIND_MIN; k <= BATCH_KIND_MAX; k++) {
+        const record_kind_t *rk = records_kind(k);
+        snprintf(copy_sql[k], sizeof copy_sql[k], "COPY %s (%s) FROM STDIN (FORMAT binary)",
+                 rk->table, rk->columns);
+    }
+}
 
 struct pgsink {
     PGconn *conn;
@@ -36,8 +41,9 @@ struct pgsink {
 
 const char *pgsink_copy_sql(enum batch_kind kind)
 {
-    if (kind < BATCH_KIND_MIN || kind > BATCH_KIND_MAX)
+    if (!records_known((int)kind))
         return NULL;
+    pthread_once(&copy_sql_once, build_copy_sql);
     return copy_sql[kind];
 }
 

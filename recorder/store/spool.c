@@ -18,6 +18,7 @@
 #include "common/fnv.h"
 #include "common/utc.h"
 #include "store/pgcopy.h"
+#include "store/records.h"
 
 #define SPOOL_FORMAT 1
 /* The log is copied into the file once it holds this many pages: 4 MiB,
@@ -71,6 +72,9 @@ enum st {
     ST_META_GET, ST_META_PUT, ST_OLDEST, ST_INFO_QUEUED, ST_INFO_QUAR, ST_INFO_PROC,
     ST_INFO_GAP, ST_Q_LIST, ST_Q_RETRY, ST_Q_SELECT, ST_Q_DELETE, ST_COUNT
 };
+
+/* "kind = 1" below is BATCH_POINTS (records.h). */
+_Static_assert(BATCH_POINTS == 1, "the spool's statements select POINTS batches as kind = 1");
 
 static const char *const st_sql[ST_COUNT] = {
     [ST_INSERT] = "INSERT INTO batches (kind, process_id, rows, first_ts, last_ts,"
@@ -446,7 +450,7 @@ static void idset_add_blob(struct idset *s, const void *blob, int bytes)
 
 /* ---- gaps --------------------------------------------------------------- */
 
-/* The one-row data_gaps COPY stream (columns as in pgsink.c). */
+/* The one-row data_gaps COPY stream (columns: records.h, BATCH_GAPS). */
 static uint8_t *gap_payload(int64_t process_id, int64_t first, int64_t last, uint64_t points,
                             uint32_t batches, const int32_t *params, size_t nparams,
                             const char *reason, size_t *len)
@@ -455,7 +459,7 @@ static uint8_t *gap_payload(int64_t process_id, int64_t first, int64_t last, uin
     uint8_t *out = NULL;
     if (!p)
         return NULL;
-    int rc = pgcopy_row(p, 7);
+    int rc = pgcopy_row(p, records_ncolumns(BATCH_GAPS));
     rc |= process_id ? pgcopy_put_int8(p, process_id) : pgcopy_put_null(p);
     rc |= pgcopy_put_ts(p, first);
     rc |= pgcopy_put_ts(p, last);
@@ -1395,6 +1399,10 @@ int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err,
 
     if (sp->readonly) {
         snprintf(err, errlen, "spool %s: opened read-only", sp->path);
+        goto fail;
+    }
+    if (!records_known((int)b->kind)) {   /* no table would ever take it */
+        snprintf(err, errlen, "spool %s: %d is not a record kind", sp->path, (int)b->kind);
         goto fail;
     }
     if (set_sync(sp, true, err, errlen) < 0 || begin(sp, err, errlen) < 0)
