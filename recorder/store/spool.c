@@ -237,6 +237,24 @@ static int begin(spool_t *sp, char *err, size_t errlen)
     return exec(sp, "BEGIN IMMEDIATE", err, errlen);
 }
 
+/* A write transaction whose COMMIT is on disk when it returns
+ * (synchronous = FULL). */
+static int begin_durable(spool_t *sp, char *err, size_t errlen)
+{
+    if (set_sync(sp, true, err, errlen) < 0)
+        return -1;
+    return begin(sp, err, errlen);
+}
+
+/* Refuses writes to a spool opened with spool_open_readonly(). */
+static int check_writable(const spool_t *sp, char *err, size_t errlen)
+{
+    if (!sp->readonly)
+        return 0;
+    snprintf(err, errlen, "spool %s: opened read-only", sp->path);
+    return -1;
+}
+
 /* Recomputes the mirrors from the file (after a rollback, at open). */
 static int reload_counters(spool_t *sp, char *err, size_t errlen)
 {
@@ -1323,9 +1341,7 @@ int spool_get_process(spool_t *sp, int64_t *process_id, bool *known, char *err, 
 int spool_set_process(spool_t *sp, int64_t process_id, char *err, size_t errlen)
 {
     pthread_mutex_lock(&sp->lock);
-    int rc = set_sync(sp, true, err, errlen);
-    if (rc == 0)
-        rc = begin(sp, err, errlen);
+    int rc = begin_durable(sp, err, errlen);
     if (rc == 0) {
         rc = meta_put(sp, "process_id", process_id, err, errlen);
         if (rc == 0)
@@ -1397,15 +1413,13 @@ int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err,
                 (int64_t)(sp->bytes + sp->q_bytes + b->len) <= sp->max_bytes;
     int64_t seq = 0;
 
-    if (sp->readonly) {
-        snprintf(err, errlen, "spool %s: opened read-only", sp->path);
+    if (check_writable(sp, err, errlen) < 0)
         goto fail;
-    }
     if (!records_known((int)b->kind)) {   /* no table would ever take it */
         snprintf(err, errlen, "spool %s: %d is not a record kind", sp->path, (int)b->kind);
         goto fail;
     }
-    if (set_sync(sp, true, err, errlen) < 0 || begin(sp, err, errlen) < 0)
+    if (begin_durable(sp, err, errlen) < 0)
         goto fail;
     if (sp->nlost && flush_lost(sp, err, errlen) < 0)
         goto fail_rollback;
@@ -1490,9 +1504,7 @@ int spool_close_gaps(spool_t *sp, int64_t process_id, bool only_if_room, uint32_
     pthread_mutex_lock(&sp->lock);
     bool room = (int64_t)(sp->bytes + sp->q_bytes + sp->last_len) <= sp->max_bytes;
     if (sp->gaps_open > 0 && (room || !only_if_room)) {
-        rc = set_sync(sp, true, err, errlen);
-        if (rc == 0)
-            rc = begin(sp, err, errlen);
+        rc = begin_durable(sp, err, errlen);
         if (rc == 0) {
             rc = close_gaps(sp, process_id, 0, &n, err, errlen);
             if (rc == 0)
@@ -1522,7 +1534,7 @@ void spool_batches_free(batch_t *b, size_t n)
 static int quarantine_locked(spool_t *sp, int64_t seq, const char *why, char *err,
                              size_t errlen)
 {
-    if (set_sync(sp, true, err, errlen) < 0 || begin(sp, err, errlen) < 0)
+    if (begin_durable(sp, err, errlen) < 0)
         return -1;
     sqlite3_stmt *s = stmt(sp, ST_TO_QUARANTINE);
     sqlite3_bind_int64(s, 1, clock_real_us());
@@ -1803,11 +1815,7 @@ long spool_quarantine_retry(spool_t *sp, int64_t seq, char *err, size_t errlen)
 {
     long n = -1;
     pthread_mutex_lock(&sp->lock);
-    if (sp->readonly) {
-        snprintf(err, errlen, "spool %s: opened read-only", sp->path);
-        goto out;
-    }
-    if (set_sync(sp, true, err, errlen) < 0 || begin(sp, err, errlen) < 0)
+    if (check_writable(sp, err, errlen) < 0 || begin_durable(sp, err, errlen) < 0)
         goto out;
     sqlite3_stmt *s = stmt(sp, ST_Q_RETRY);
     sqlite3_bind_int64(s, 1, seq);
@@ -1834,11 +1842,7 @@ long spool_quarantine_drop(spool_t *sp, int64_t seq, char *err, size_t errlen)
 {
     long n = -1, dropped = 0;
     pthread_mutex_lock(&sp->lock);
-    if (sp->readonly) {
-        snprintf(err, errlen, "spool %s: opened read-only", sp->path);
-        goto out;
-    }
-    if (set_sync(sp, true, err, errlen) < 0 || begin(sp, err, errlen) < 0)
+    if (check_writable(sp, err, errlen) < 0 || begin_durable(sp, err, errlen) < 0)
         goto out;
     /* Gather first, then write: no statement runs while the cursor is open. */
     struct qd {
