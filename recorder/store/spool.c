@@ -1811,6 +1811,23 @@ long spool_quarantine_list(spool_t *sp, void (*fn)(void *arg, const spool_qentry
     return n;
 }
 
+/* Ends a change of the quarantine, inside its transaction (lock held):
+ * empties seq's rows (ST_Q_DELETE), commits and recomputes the counters.
+ * Returns the rows emptied, or -1 with err (rolled back). */
+static long quarantine_finish(spool_t *sp, int64_t seq, char *err, size_t errlen)
+{
+    sqlite3_stmt *s = stmt(sp, ST_Q_DELETE);
+    sqlite3_bind_int64(s, 1, seq);
+    if (step_done(sp, s, "emptying the quarantine", err, errlen) < 0) {
+        rollback(sp);
+        return -1;
+    }
+    long n = sqlite3_changes(sp->db);
+    if (commit(sp, err, errlen) < 0 || reload_counters(sp, err, errlen) < 0)
+        return -1;
+    return n;
+}
+
 long spool_quarantine_retry(spool_t *sp, int64_t seq, char *err, size_t errlen)
 {
     long n = -1;
@@ -1824,15 +1841,8 @@ long spool_quarantine_retry(spool_t *sp, int64_t seq, char *err, size_t errlen)
         goto out;
     }
     long moved = sqlite3_changes(sp->db);
-    s = stmt(sp, ST_Q_DELETE);
-    sqlite3_bind_int64(s, 1, seq);
-    if (step_done(sp, s, "emptying the quarantine", err, errlen) < 0) {
-        rollback(sp);
-        goto out;
-    }
-    if (commit(sp, err, errlen) < 0 || reload_counters(sp, err, errlen) < 0)
-        goto out;
-    n = moved;
+    if (quarantine_finish(sp, seq, err, errlen) >= 0)
+        n = moved;
 out:
     pthread_mutex_unlock(&sp->lock);
     return n;
@@ -1840,7 +1850,7 @@ out:
 
 long spool_quarantine_drop(spool_t *sp, int64_t seq, char *err, size_t errlen)
 {
-    long n = -1, dropped = 0;
+    long n = -1;
     pthread_mutex_lock(&sp->lock);
     if (check_writable(sp, err, errlen) < 0 || begin_durable(sp, err, errlen) < 0)
         goto out;
@@ -1916,12 +1926,6 @@ long spool_quarantine_drop(spool_t *sp, int64_t seq, char *err, size_t errlen)
             rc = step_done(sp, s, "counting dropped points", err, errlen);
         }
     }
-    if (rc == 0) {
-        s = stmt(sp, ST_Q_DELETE);
-        sqlite3_bind_int64(s, 1, seq);
-        rc = step_done(sp, s, "emptying the quarantine", err, errlen);
-        dropped = sqlite3_changes(sp->db);
-    }
     for (size_t i = 0; i < nv; i++)
         free(v[i].params.v);
     free(v);
@@ -1929,9 +1933,7 @@ long spool_quarantine_drop(spool_t *sp, int64_t seq, char *err, size_t errlen)
         rollback(sp);
         goto out;
     }
-    if (commit(sp, err, errlen) < 0 || reload_counters(sp, err, errlen) < 0)
-        goto out;
-    n = dropped;
+    n = quarantine_finish(sp, seq, err, errlen);
 out:
     pthread_mutex_unlock(&sp->lock);
     return n;
