@@ -11,6 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/backoff.h"
+
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 5000
 
@@ -21,15 +24,8 @@ struct l2redis {
     redisContext *ctx;
     bool up;
     int64_t retry_at_ms;      /* no connect attempt before this */
-    int backoff_ms;
+    backoff_t backoff;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 l2redis_t *l2redis_new(const l2redis_opts_t *o)
 {
@@ -41,7 +37,7 @@ l2redis_t *l2redis_new(const l2redis_opts_t *o)
     r->port = o->port;
     r->db = o->db;
     r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 250;
-    r->backoff_ms = BACKOFF_MIN_MS;
+    backoff_init(&r->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS, BACKOFF_JITTER_NONE, 0);
     if (!r->host || !r->password_file) {
         l2redis_free(r);
         errno = ENOMEM;
@@ -78,8 +74,7 @@ static int failed(l2redis_t *r, char *err, size_t errlen, const char *what, cons
 {
     snprintf(err, errlen, "Redis %s:%d: %s: %s", r->host, r->port, what, why);
     drop(r);
-    r->retry_at_ms = mono_ms() + r->backoff_ms;
-    r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+    r->retry_at_ms = clock_mono_ms() + backoff_next(&r->backoff);
     return -1;
 }
 
@@ -136,7 +131,7 @@ static int ensure(l2redis_t *r, char *err, size_t errlen)
 {
     if (r->ctx)
         return 0;
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     if (now < r->retry_at_ms) {
         snprintf(err, errlen, "Redis %s:%d unavailable (next attempt in %lld ms)", r->host,
                  r->port, (long long)(r->retry_at_ms - now));
@@ -172,7 +167,7 @@ static int ensure(l2redis_t *r, char *err, size_t errlen)
             return -1;
     }
     r->up = true;
-    r->backoff_ms = BACKOFF_MIN_MS;
+    backoff_reset(&r->backoff);
     return 0;
 }
 

@@ -12,13 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cache/l2redis.h"
 #include "common/log.h"
-#include "common/pgwait.h"
+#include "common/pgconn.h"
 #include "cache/snapshot.h"
+#include "common/clock.h"
+#include "common/backoff.h"
 
 #define LISTEN_CHANNEL "aldrec_metadata"
 #define LIVE_TTL_MS 3000          /* the live key outlives two missed renewals */
@@ -60,20 +61,11 @@ struct pcache {
     complain_t pg_down, redis_down;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t now_us(const pcache_t *c)
 {
     if (c->clock)
         return c->clock(c->clock_arg);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return clock_real_us();
 }
 
 const char *pcache_source_name(pcache_source_t s)
@@ -364,15 +356,13 @@ static void redis_outcome(pcache_t *c, bool ok, const char *err)
 }
 
 /* One bulk load over conn. Returns the map, or NULL with err and errno
- * (ENOENT: unknown machine; ETIMEDOUT/EINTR/EIO: the connection is no
+ * (ENOENT: unknown machine; ETIMEDOUT/ECANCELED/EIO: the connection is no
  * longer usable; EPROTO: the server answered with an error). */
 static pmap_t *pg_bulk_load(pcache_t *c, PGconn *conn, int wake_fd, char *err, size_t errlen)
 {
-    struct timespec t0, t1;
     const char *params[1] = { c->machine };
-
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    PGresult *res = pgwait_query(conn, pmap_load_sql(), 1, params, c->pg_timeout_ms, wake_fd,
+    int64_t t0 = clock_mono_us();
+    PGresult *res = pgconn_query(conn, pmap_load_sql(), 1, params, c->pg_timeout_ms, wake_fd,
                                  err, errlen);
     pmap_t *m = NULL;
     if (res && PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -385,9 +375,7 @@ static pmap_t *pg_bulk_load(pcache_t *c, PGconn *conn, int wake_fd, char *err, s
     }
     int e = errno;
     PQclear(res);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    count_refresh(c, (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
-                  m != NULL);
+    count_refresh(c, (double)(clock_mono_us() - t0) / 1e3, m != NULL);
     errno = e;
     return m;
 }
@@ -395,7 +383,7 @@ static pmap_t *pg_bulk_load(pcache_t *c, PGconn *conn, int wake_fd, char *err, s
 /* Connect, load, disconnect. */
 static pmap_t *pg_load_once(pcache_t *c, char *err, size_t errlen)
 {
-    PGconn *conn = pgwait_connect(c->conninfo, c->app_name, c->pg_timeout_ms, -1, err, errlen);
+    PGconn *conn = pgconn_connect(c->conninfo, c->app_name, c->pg_timeout_ms, -1, err, errlen);
     if (!conn) {
         count_refresh(c, 0, false);
         return NULL;
@@ -611,11 +599,11 @@ pcache_result_t pcache_fetch(pcache_t *c, const char *qualified, param_meta_t *o
 /* Connects the refresher's own connection and LISTENs. */
 static PGconn *listen_connect(pcache_t *c, char *err, size_t errlen)
 {
-    PGconn *conn = pgwait_connect(c->conninfo, c->app_name, c->pg_timeout_ms, c->stop_fd,
+    PGconn *conn = pgconn_connect(c->conninfo, c->app_name, c->pg_timeout_ms, c->stop_fd,
                                   err, errlen);
     if (!conn)
         return NULL;
-    PGresult *res = pgwait_query(conn, "LISTEN " LISTEN_CHANNEL, 0, NULL, c->pg_timeout_ms,
+    PGresult *res = pgconn_query(conn, "LISTEN " LISTEN_CHANNEL, 0, NULL, c->pg_timeout_ms,
                                  c->stop_fd, err, errlen);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
         if (res)
@@ -663,7 +651,7 @@ static int refresh(pcache_t *c, PGconn *conn)
     char err[512];
     pmap_t *m = pg_bulk_load(c, conn, c->stop_fd, err, sizeof err);
     if (!m) {
-        if (errno == ETIMEDOUT || errno == EINTR || errno == EIO) {
+        if (errno == ETIMEDOUT || errno == ECANCELED || errno == EIO) {
             if (!atomic_load(&c->stopping))
                 log_complain(&c->pg_down, LL_WARN, "PostgreSQL unreachable (%s): serving"
                              " the cached parameter map", err);
@@ -739,14 +727,15 @@ static void *refresher_main(void *arg)
     pcache_t *c = arg;
     PGconn *conn = NULL;
     char err[512];
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     int64_t next_connect = now, next_refresh = now + (int64_t)c->refresh_s * 1000;
     int64_t next_live = now, last_requested = now - REQUEST_GAP_MS;
-    int backoff = RECONNECT_MIN_MS;
+    backoff_t backoff;
     bool need_refresh = false, notified = false;
 
+    backoff_init(&backoff, RECONNECT_MIN_MS, RECONNECT_MAX_MS, BACKOFF_JITTER_NONE, 0);
     while (!atomic_load(&c->stopping)) {
-        now = mono_ms();
+        now = clock_mono_ms();
         if (!conn && now >= next_connect) {
             conn = listen_connect(c, err, sizeof err);
             if (!conn) {
@@ -756,10 +745,9 @@ static void *refresher_main(void *arg)
                              " cached parameter map", err);
                 set_listening(c, false, true);
                 count_refresh(c, 0, false);
-                next_connect = mono_ms() + backoff;
-                backoff = backoff * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : backoff * 2;
+                next_connect = clock_mono_ms() + backoff_next(&backoff);
             } else {
-                backoff = RECONNECT_MIN_MS;
+                backoff_reset(&backoff);
                 need_refresh = true;      /* changes may have been missed meanwhile */
                 set_listening(c, true, false);
             }
@@ -768,17 +756,17 @@ static void *refresher_main(void *arg)
             int n = take_notifications(c, conn);
             if (n < 0) {
                 log_complain(&c->pg_down, LL_WARN, "PostgreSQL connection lost (%s): serving"
-                             " the cached parameter map", pgwait_errmsg(conn, err, sizeof err));
+                             " the cached parameter map", pgconn_errmsg(conn, err, sizeof err));
                 PQfinish(conn);
                 conn = NULL;
                 set_listening(c, false, true);
-                next_connect = mono_ms();
+                next_connect = clock_mono_ms();
                 continue;
             }
             if (n > 0)
                 need_refresh = notified = true;
         }
-        now = mono_ms();
+        now = clock_mono_ms();
         if (atomic_load(&c->refresh_wanted) && now - last_requested >= REQUEST_GAP_MS) {
             atomic_store(&c->refresh_wanted, false);
             last_requested = now;
@@ -793,13 +781,13 @@ static void *refresher_main(void *arg)
                 set_live(c, false);
             int rc = refresh(c, conn);
             need_refresh = notified = false;
-            now = mono_ms();
+            now = clock_mono_ms();
             next_refresh = now + (int64_t)c->refresh_s * 1000;
             if (rc < 0) {
                 PQfinish(conn);
                 conn = NULL;
                 set_listening(c, false, true);
-                next_connect = now + backoff;
+                next_connect = now + backoff.step_ms;   /* this step again */
             } else {
                 next_live = now;   /* vouch for the new version right away */
             }
@@ -808,10 +796,10 @@ static void *refresher_main(void *arg)
         }
         if (conn && now >= next_live) {
             set_live(c, true);
-            next_live = mono_ms() + LIVE_RENEW_MS;
+            next_live = clock_mono_ms() + LIVE_RENEW_MS;
         }
 
-        now = mono_ms();
+        now = clock_mono_ms();
         int64_t wake = next_refresh;
         if (conn)
             wake = min64(wake, next_live);

@@ -10,8 +10,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "common/clock.h"
 
 static int fill_addr(struct sockaddr_un *sa, const char *path, char *err, size_t errlen)
 {
@@ -85,20 +86,13 @@ int ctl_set_group(const char *path, const char *group, char *err, size_t errlen)
     return 0;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int ctl_request(const char *path, const char *line, char *reply, size_t cap,
                 int timeout_ms, char *err, size_t errlen)
 {
     struct sockaddr_un sa;
     int fd = -1;
     size_t len = 0;
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
 
     if (cap == 0 || fill_addr(&sa, path, err, errlen) < 0)
         return -1;
@@ -120,7 +114,7 @@ int ctl_request(const char *path, const char *line, char *reply, size_t cap,
     }
     shutdown(fd, SHUT_WR);
     for (;;) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - clock_mono_ms();
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
         if (left <= 0) {
             snprintf(err, errlen, "aldrecd did not answer within %d ms", timeout_ms);

@@ -6,9 +6,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "common/clock.h"
+#include "common/utc.h"
 
 #define LINE_MAX_LEN 4096
 
@@ -110,18 +111,13 @@ size_t log_format(char *buf, size_t cap, enum log_level level, const char *msg,
                   const log_field_t *fields, size_t n)
 {
     struct out o = { .buf = buf, .cap = cap };
-    struct timeval tv;
-    struct tm tm;
-    char head[128];
+    char head[128], ts[UTC_LEN];
 
     if (cap == 0)
         return 0;
     buf[0] = '\0';
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    size_t h = strftime(head, sizeof head, "ts=%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(head + h, sizeof head - h, ".%03ldZ level=%s prog=", (long)(tv.tv_usec / 1000),
-             log_level_name(level));
+    snprintf(head, sizeof head, "ts=%s level=%s prog=",
+             utc_format(clock_real_us(), UTC_ISO_MS, ts, sizeof ts), log_level_name(level));
     puts_(&o, head);
     if (needs_quotes(log_prog))
         put_quoted(&o, log_prog);

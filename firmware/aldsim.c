@@ -50,7 +50,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <modbus.h>
@@ -58,6 +57,7 @@
 #include "firmware/fault.h"
 #include "common/log.h"
 #include "firmware/reactor.h"
+#include "common/clock.h"
 
 #define MAX_CLIENTS     32
 #define LISTEN_BACKLOG  16
@@ -142,16 +142,9 @@ static void on_signal(int sig)
         stop_requested = 1;
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static double model_time(const struct server *s)
 {
-    return (double)(mono_ns() - s->start_ns) / 1e9;
+    return (double)(clock_mono_ns() - s->start_ns) / 1e9;
 }
 
 /* Advances the reactor model to now, unless the device is frozen (fault
@@ -470,7 +463,7 @@ static void accept_client(struct server *s)
  * discards requests. Either way nothing is answered until refuse_until_ns. */
 static void refuse_start(struct server *s, int ms)
 {
-    s->refuse_until_ns = mono_ns() + ms * NS_PER_MS;
+    s->refuse_until_ns = clock_mono_ns() + ms * NS_PER_MS;
     s->applied.refusals++;
     if (s->opt.rtu) {
         s->conns[0].pending = false;
@@ -489,7 +482,7 @@ static void refuse_end(struct server *s)
     if (!s->opt.rtu && s->listen_fd < 0 && listen_open(s) < 0) {
         log_complain(&s->relisten, LL_WARN, "cannot listen on %s:%d again: %s; retrying",
                      s->opt.bind, s->opt.port, strerror(errno));
-        s->refuse_until_ns = mono_ns() + RELISTEN_RETRY_MS * NS_PER_MS;
+        s->refuse_until_ns = clock_mono_ns() + RELISTEN_RETRY_MS * NS_PER_MS;
         return;
     }
     log_release(&s->relisten, LL_INFO, "listening again");
@@ -638,7 +631,7 @@ static void serve_request(struct server *s, struct conn *c)
     if (s->faults.latency_ms) {
         s->applied.delayed++;
         c->pending = true;
-        c->due_ns = mono_ns() + s->faults.latency_ms * NS_PER_MS;
+        c->due_ns = clock_mono_ns() + s->faults.latency_ms * NS_PER_MS;
         c->exception = code;
         c->req_len = len;
         memcpy(c->req, req, (size_t)len);
@@ -694,7 +687,7 @@ static int next_timeout_ms(const struct server *s, int64_t now, int64_t next_tic
 /* Sends the answers that are due. */
 static void run_timers(struct server *s)
 {
-    int64_t now = mono_ns();
+    int64_t now = clock_mono_ns();
 
     for (int i = 0; i < MAX_CLIENTS; i++) {
         struct conn *c = &s->conns[i];
@@ -713,7 +706,7 @@ static int server_run(struct server *s)
 {
     struct pollfd pfd[1 + MAX_CLIENTS];
     int slot[1 + MAX_CLIENTS];              /* conns index of pfd[k] */
-    int64_t next_tick = mono_ns();
+    int64_t next_tick = clock_mono_ns();
 
     while (!stop_requested) {
         int n = 0, first_conn;
@@ -737,7 +730,7 @@ static int server_run(struct server *s)
             };
         }
 
-        int64_t now = mono_ns();
+        int64_t now = clock_mono_ns();
         if (now >= next_tick) {
             model_step(s);
             next_tick += (int64_t)TICK_MS * NS_PER_MS;
@@ -812,7 +805,7 @@ int main(int argc, char **argv)
         log_msg(LL_ERROR, "cannot create the reactor model: %s", strerror(errno));
         goto fail;
     }
-    s.start_ns = mono_ns();
+    s.start_ns = clock_mono_ns();
     if (server_open(&s) < 0)
         goto fail;
     /* The port is bound (and known) before a refuse_ms at start closes it;

@@ -8,6 +8,7 @@
 
 #include "query/qdb.h"
 #include "query/qtext.h"
+#include "common/utc.h"
 
 /* Rows per FETCH: big enough to amortise the round trip, small enough that
  * a chunk stays a few MiB. */
@@ -62,9 +63,9 @@ static void row_begin(struct writer *w, int64_t ts)
     char b[40];
     if (w->o->format == EXPORT_JSON) {
         fputs(w->first_row ? "\n[" : ",\n[", w->out);
-        put_str(w, qtext_ts(ts, 6, b, sizeof b));
+        put_str(w, utc_format(ts, UTC_ISO_US, b, sizeof b));
     } else {
-        fputs(qtext_ts(ts, 6, b, sizeof b), w->out);
+        fputs(utc_format(ts, UTC_ISO_US, b, sizeof b), w->out);
     }
     w->first_row = false;
 }

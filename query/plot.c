@@ -6,11 +6,12 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "query/downsample.h"
 #include "query/qdb.h"
 #include "query/qtext.h"
+#include "common/clock.h"
+#include "common/utc.h"
 
 #define CHUNK 50000
 #define MARGIN_L 84
@@ -195,7 +196,7 @@ static void svg_head(const struct plot *pl, int height, FILE *f)
     qtext_xml_str(f, s->machine);
     fprintf(f, " \xc2\xb7 from %s \xc2\xb7 %s shown \xc2\xb7 %s \xc2\xb7 %zu samples, drawn "
                "as at most 4 points per pixel column</text>\n",
-            qtext_ts(pl->t0, 3, a, sizeof a), qtext_human_s((pl->t1 - pl->t0) / 1e6, d, sizeof d),
+            utc_format(pl->t0, UTC_ISO_MS, a, sizeof a), qtext_human_s((pl->t1 - pl->t0) / 1e6, d, sizeof d),
             s->status, samples);
 }
 
@@ -323,7 +324,7 @@ static void svg_panel(const struct plot *pl, size_t pi, FILE *f)
                     sp[i].kind == DS_BAD_QUALITY ? "bad" : "nodata", se->p->name, x0, p->y,
                     x1 - x0 < 1.5 ? 1.5 : x1 - x0, PANEL_H, se->p->name,
                     sp[i].kind == DS_BAD_QUALITY ? "bad quality" : "no samples",
-                    qtext_ts(sp[i].from, 3, a1, sizeof a1), qtext_ts(sp[i].to, 3, a2, sizeof a2));
+                    utc_format(sp[i].from, UTC_ISO_MS, a1, sizeof a1), utc_format(sp[i].to, UTC_ISO_MS, a2, sizeof a2));
         }
     }
     for (size_t k = 0; k < s->nparams; k++) {
@@ -360,13 +361,6 @@ static void svg_panel(const struct plot *pl, size_t pi, FILE *f)
             pl->px, p->y, pl->pw, PANEL_H);
 }
 
-static int64_t now_us(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
 int plot_run(PGconn *conn, const qsel_t *s, const plot_opts_t *o, FILE *out,
              char *err, size_t errlen)
 {
@@ -374,7 +368,7 @@ int plot_run(PGconn *conn, const qsel_t *s, const plot_opts_t *o, FILE *out,
     int rc = -1;
 
     pl.t0 = s->from_us != INT64_MIN ? s->from_us : s->started_us;
-    pl.t1 = s->to_us != INT64_MAX ? s->to_us : s->ended_us ? s->ended_us : now_us();
+    pl.t1 = s->to_us != INT64_MAX ? s->to_us : s->ended_us ? s->ended_us : clock_real_us();
     if (pl.t1 <= pl.t0)
         pl.t1 = pl.t0 + 1000000;
     pl.px = MARGIN_L;
@@ -409,8 +403,8 @@ int plot_run(PGconn *conn, const qsel_t *s, const plot_opts_t *o, FILE *out,
 
     char pid[24], ids[4096], from[48], to[48];
     snprintf(pid, sizeof pid, "%lld", (long long)s->process_id);
-    qtext_ts(pl.t0, 6, from, sizeof from);
-    qtext_ts(pl.t1, 6, to, sizeof to);
+    utc_format(pl.t0, UTC_ISO_US, from, sizeof from);
+    utc_format(pl.t1, UTC_ISO_US, to, sizeof to);
     const char *params[4] = { pid, qsel_ids_text(s, ids, sizeof ids), from, to };
     if (qdb_stream(conn,
             "SELECT parameter_id, ts, value, quality FROM process_data_points"

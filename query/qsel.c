@@ -8,6 +8,7 @@
 
 #include "query/qdb.h"
 #include "query/qtext.h"
+#include "common/utc.h"
 
 static qsel_status_t bad(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -255,7 +256,7 @@ static void bound_text(int64_t us, const char *open, char *buf, size_t len)
     if (us == INT64_MIN || us == INT64_MAX)
         snprintf(buf, len, "%s", open);
     else
-        qtext_ts(us, 6, buf, len);
+        utc_format(us, UTC_ISO_US, buf, len);
 }
 
 void qsel_from_text(const qsel_t *s, char *buf, size_t len)

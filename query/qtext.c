@@ -5,7 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "common/utc.h"
 
 int qtext_duration_us(const char *s, int64_t *us)
 {
@@ -47,23 +48,7 @@ int qtext_int(const char *s, long long lo, long long hi, long long *v)
 
 char *qtext_ts(int64_t t, int frac, char *buf, size_t len)
 {
-    int64_t sec = t / 1000000, us = t % 1000000;
-    if (us < 0) {
-        us += 1000000;
-        sec--;
-    }
-    time_t tt = (time_t)sec;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    char base[32];
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (frac == 6)
-        snprintf(buf, len, "%s.%06dZ", base, (int)us);
-    else if (frac == 3)
-        snprintf(buf, len, "%s.%03dZ", base, (int)(us / 1000));
-    else
-        snprintf(buf, len, "%sZ", base);
-    return buf;
+    return utc_format(t, frac == 6 ? UTC_ISO_US : frac == 3 ? UTC_ISO_MS : UTC_ISO, buf, len);
 }
 
 char *qtext_num(double v, char *buf, size_t len)

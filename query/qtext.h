@@ -17,8 +17,9 @@ int qtext_duration_us(const char *s, int64_t *us);
 /* Parses a decimal integer in [lo, hi] (the whole string). Returns 0, or -1. */
 int qtext_int(const char *s, long long lo, long long hi, long long *v);
 
-/* Writes the Unix-epoch µs t as ISO 8601 UTC, "2026-11-24T08:16:11.123456Z"
- * with frac (0, 3 or 6) fractional digits. Returns buf. */
+/* utc_format() (common/utc.h) by digits of the fraction: frac 6
+ * UTC_ISO_US, 3 UTC_ISO_MS, otherwise UTC_ISO. Returns buf. New code calls
+ * utc_format. */
 char *qtext_ts(int64_t t, int frac, char *buf, size_t len);
 
 /* Writes v in the shortest form that reads back as the same double

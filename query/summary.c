@@ -10,6 +10,7 @@
 
 #include "query/qdb.h"
 #include "query/qtext.h"
+#include "common/utc.h"
 
 enum col {
     C_STEP, C_STEP_NAME, C_PARAM_ID, C_PARAM, C_UNITS, C_SAMPLES, C_MIN, C_MAX, C_MEAN,
@@ -29,16 +30,16 @@ static void section_title(const qsel_t *s, const qstep_t *st, FILE *out)
     char a[40], b[40], d[40];
     if (!st) {
         int64_t end = s->ended_us ? s->ended_us : 0;
-        fprintf(out, "whole run  %s", qtext_ts(s->started_us, 3, a, sizeof a));
+        fprintf(out, "whole run  %s", utc_format(s->started_us, UTC_ISO_MS, a, sizeof a));
         if (end)
-            fprintf(out, " .. %s (%s)", qtext_ts(end, 3, b, sizeof b),
+            fprintf(out, " .. %s (%s)", utc_format(end, UTC_ISO_MS, b, sizeof b),
                     qtext_human_s((end - s->started_us) / 1e6, d, sizeof d));
         fputs(end ? "\n" : " .. (running)\n", out);
         return;
     }
-    fprintf(out, "step %d %s  %s", st->no, st->name, qtext_ts(st->start_us, 3, a, sizeof a));
+    fprintf(out, "step %d %s  %s", st->no, st->name, utc_format(st->start_us, UTC_ISO_MS, a, sizeof a));
     if (st->end_us != INT64_MAX)
-        fprintf(out, " .. %s (%s)\n", qtext_ts(st->end_us, 3, b, sizeof b),
+        fprintf(out, " .. %s (%s)\n", utc_format(st->end_us, UTC_ISO_MS, b, sizeof b),
                 qtext_human_s((st->end_us - st->start_us) / 1e6, d, sizeof d));
     else
         fputs(" .. (running)\n", out);
@@ -108,11 +109,11 @@ static void json_step(const qstep_t *st, FILE *out)
     char b[40];
     fprintf(out, "\"step\":%d,\"name\":", st->no);
     qtext_json_str(out, st->name);
-    fprintf(out, ",\"started_at\":\"%s\",\"ended_at\":", qtext_ts(st->start_us, 6, b, sizeof b));
+    fprintf(out, ",\"started_at\":\"%s\",\"ended_at\":", utc_format(st->start_us, UTC_ISO_US, b, sizeof b));
     if (st->end_us == INT64_MAX)
         fputs("null,", out);
     else
-        fprintf(out, "\"%s\",", qtext_ts(st->end_us, 6, b, sizeof b));
+        fprintf(out, "\"%s\",", utc_format(st->end_us, UTC_ISO_US, b, sizeof b));
 }
 
 int summary_run(PGconn *conn, const qsel_t *s, summary_format_t fmt, FILE *out,
@@ -144,9 +145,9 @@ int summary_run(PGconn *conn, const qsel_t *s, summary_format_t fmt, FILE *out,
         fputs(",\"lot\":", out);
         qtext_json_str(out, s->lot);
         fprintf(out, ",\"status\":\"%s\",\"started_at\":\"%s\"", s->status,
-                qtext_ts(s->started_us, 6, b, sizeof b));
+                utc_format(s->started_us, UTC_ISO_US, b, sizeof b));
         if (s->ended_us)
-            fprintf(out, ",\"ended_at\":\"%s\"", qtext_ts(s->ended_us, 6, b, sizeof b));
+            fprintf(out, ",\"ended_at\":\"%s\"", utc_format(s->ended_us, UTC_ISO_US, b, sizeof b));
         else
             fputs(",\"ended_at\":null", out);
     } else {

@@ -11,6 +11,7 @@ PKGS=(
     postgresql postgresql-contrib         # server for demo/tests (pg_stat_statements)
     redis-server                          # L2 metadata cache
     socat                                 # serial pty pairs for Modbus RTU tests
+    strace                                # the line framing aldrec and aldrecd ask for (acq_rtu_get)
     clang libclang-rt-14-dev              # libFuzzer targets (the fuzzer and sanitizer
                                           # runtimes are in libclang-rt-14-dev, only
                                           # recommended by clang)

@@ -34,6 +34,8 @@
 #include "acq/deadband.h"
 #include "common/log.h"
 #include "acq/quality.h"
+#include "common/clock.h"
+#include "common/backoff.h"
 
 #define MAX_RANGES 64
 /* A value isolated after an exception rejoins its neighbours' request after
@@ -91,7 +93,7 @@ struct unit {
     /* device thread only: */
     int max_registers, max_bits;   /* effective: shrink when the device refuses */
     int64_t retry_ns;              /* RTU: not asked before this after a timeout */
-    int backoff_ms;
+    backoff_t backoff;
     complain_t silent;
 };
 
@@ -124,9 +126,8 @@ struct device {
     bool conn_up;
     bool answered;                 /* a request was answered since connecting */
     int64_t conn_retry_ns;
-    int conn_backoff_ms;
+    backoff_t conn_backoff;
     complain_t down;
-    unsigned rnd;                  /* backoff jitter */
     uint16_t regs[MODBUS_MAX_READ_REGISTERS];
     uint8_t bits[MODBUS_MAX_READ_BITS];
     /* shared: */
@@ -141,20 +142,6 @@ struct device {
     device_stats_t st;
 };
 
-int64_t device_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-int64_t device_wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-}
-
 device_t *device_new(const device_conn_t *conn, const char *label)
 {
     device_t *d = calloc(1, sizeof *d);
@@ -163,8 +150,10 @@ device_t *device_new(const device_conn_t *conn, const char *label)
     memcpy(&d->conn, conn, sizeof d->conn);   /* padding too: device_same compares bytes */
     snprintf(d->label, sizeof d->label, "%s", label);
     d->wake_fd = -1;
-    d->conn_backoff_ms = conn->reconnect_min_ms;
-    d->rnd = (unsigned)device_mono_ns() ^ (unsigned)(uintptr_t)d;
+    /* Jitter uniform in [b/2, b] for the current step b, so devices that
+     * failed together do not retry in lockstep. */
+    backoff_init(&d->conn_backoff, conn->reconnect_min_ms, conn->reconnect_max_ms,
+                 BACKOFF_JITTER_EQUAL, (unsigned)clock_mono_ns() ^ (unsigned)(uintptr_t)d);
     atomic_init(&d->stop, false);
     atomic_init(&d->finish, false);
     atomic_init(&d->exited, true);
@@ -205,13 +194,14 @@ int device_add_unit(device_t *d, int unit_id, const plan_limits_t *lim)
     u->def.nranges = lim->n_no_bridge;
     if (lim->n_no_bridge)
         memcpy(u->def.ranges, lim->no_bridge, lim->n_no_bridge * sizeof *lim->no_bridge);
-    if (d->conn.transport == TR_RTU)
+    if (d->conn.link.transport == TR_RTU)
         snprintf(u->name, sizeof u->name, "%s unit %d", d->label, unit_id);
     else
         snprintf(u->name, sizeof u->name, "%s", d->label);
     u->max_registers = lim->max_registers;
     u->max_bits = lim->max_bits;
-    u->backoff_ms = unit_backoff_min(d);
+    backoff_init(&u->backoff, unit_backoff_min(d), d->conn.reconnect_max_ms,
+                 BACKOFF_JITTER_EQUAL, d->conn_backoff.seed ^ (unsigned)unit_id);
     return 0;
 }
 
@@ -314,53 +304,25 @@ static struct item *req_item(struct group *g, const plan_req_t *r, size_t k)
 
 /* ---- connection ---------------------------------------------------------- */
 
-/* Next wait of a capped exponential backoff, with jitter: uniform in
- * [b/2, b] for the current step b, so devices that failed together do not
- * retry in lockstep. */
-static int backoff_next(device_t *d, int *backoff_ms)
-{
-    int b = *backoff_ms;
-    int wait = b / 2 + (int)(rand_r(&d->rnd) % (unsigned)(b / 2 + 1));
-    *backoff_ms = b >= d->conn.reconnect_max_ms / 2 ? d->conn.reconnect_max_ms : b * 2;
-    return wait;
-}
-
 static void conn_close(device_t *d)
 {
-    if (d->ctx) {
-        modbus_close(d->ctx);
-        modbus_free(d->ctx);
-        d->ctx = NULL;
-    }
+    devconn_close(d->ctx);
+    d->ctx = NULL;
     d->conn_up = false;
-}
-
-static void set_timeout(modbus_t *ctx, int ms)
-{
-    modbus_set_response_timeout(ctx, (uint32_t)(ms / 1000), (uint32_t)(ms % 1000) * 1000);
-    modbus_set_byte_timeout(ctx, (uint32_t)(ms / 1000), (uint32_t)(ms % 1000) * 1000);
 }
 
 /* Connects unless connected or backing off. True when connected. */
 static bool conn_open(device_t *d, int64_t now)
 {
-    char port[16];
+    char why[400];
     const device_conn_t *c = &d->conn;
 
     if (d->conn_up)
         return true;
     if (now < d->conn_retry_ns)
         return false;
-    if (c->transport == TR_TCP) {
-        snprintf(port, sizeof port, "%d", c->port);
-        d->ctx = modbus_new_tcp_pi(c->host, port);
-    } else {
-        d->ctx = modbus_new_rtu(c->serial_port, c->baud, c->parity, c->data_bits, c->stop_bits);
-    }
+    d->ctx = devconn_open(&c->link, why, sizeof why);
     if (!d->ctx)
-        goto fail;
-    set_timeout(d->ctx, c->response_timeout_ms);
-    if (modbus_connect(d->ctx) < 0)
         goto fail;
     d->conn_up = true;
     d->answered = false;
@@ -372,9 +334,9 @@ static bool conn_open(device_t *d, int64_t now)
 fail:;
     int err = errno;
     conn_close(d);
-    int wait = backoff_next(d, &d->conn_backoff_ms);
+    int wait = backoff_next(&d->conn_backoff);
     log_complain(&d->down, LL_WARN, "device %s: cannot %s: %s; retrying with backoff"
-                 " up to %d ms", d->label, c->transport == TR_TCP ? "connect" : "open the line",
+                 " up to %d ms", d->label, c->link.transport == TR_TCP ? "connect" : "open the line",
                  modbus_strerror(err), c->reconnect_max_ms);
     d->conn_retry_ns = now + (int64_t)wait * 1000000LL;
     return false;
@@ -389,18 +351,18 @@ static void conn_lost(device_t *d, int err, int64_t now)
     bool worked = d->answered;
     conn_close(d);
     if (worked) {
-        d->conn_backoff_ms = d->conn.reconnect_min_ms;
+        backoff_reset(&d->conn_backoff);
         d->conn_retry_ns = now;
     } else {
-        d->conn_retry_ns = now + (int64_t)backoff_next(d, &d->conn_backoff_ms) * 1000000LL;
+        d->conn_retry_ns = now + (int64_t)backoff_next(&d->conn_backoff) * 1000000LL;
     }
 }
 
 static void answered(device_t *d, struct unit *u)
 {
     d->answered = true;
-    d->conn_backoff_ms = d->conn.reconnect_min_ms;
-    u->backoff_ms = unit_backoff_min(d);
+    backoff_reset(&d->conn_backoff);
+    backoff_reset(&u->backoff);
     log_release(&d->down, LL_INFO, "device %s: answering again", d->label);
     log_release(&u->silent, LL_INFO, "device %s: answering again", u->name);
 }
@@ -570,7 +532,7 @@ static int split_request(device_t *d, struct group *g, const plan_req_t *r, int 
                          uint64_t *nreq, uint64_t nerr[DEVICE_ERR_KINDS])
 {
     if (r->n == 1) {
-        item_refused(d, g, req_item(g, r, 0), err, device_wall_us());
+        item_refused(d, g, req_item(g, r, 0), err, clock_real_us());
         return 0;
     }
     size_t refused = 0;
@@ -578,7 +540,7 @@ static int split_request(device_t *d, struct group *g, const plan_req_t *r, int 
         struct item *it = req_item(g, r, k);
         (*nreq)++;
         int e = do_read(d, it->def.table, it->def.address, regcodec_words(it->def.type));
-        int64_t ts = device_wall_us();
+        int64_t ts = clock_real_us();
         if (e == 0) {
             emit_value(d, g, it, it->def.address, ts);
         } else if (quality_is_exception(e)) {
@@ -619,14 +581,14 @@ static void run_group(device_t *d, struct group *g, int64_t start_ns)
         const plan_req_t *r = &g->reqs[i];
         polled += r->n;
         if (!up || !unit_ok) {
-            mark_request(g, r, Q_COMM_ERROR, device_wall_us());
+            mark_request(g, r, Q_COMM_ERROR, clock_real_us());
             continue;
         }
         if (atomic_load(&d->stop))
             return;   /* being removed: nothing of this cycle is delivered */
         nreq++;
         int err = do_read(d, r->table, r->start, r->count);
-        int64_t ts = device_wall_us();
+        int64_t ts = clock_real_us();
         if (err == 0) {
             answered(d, u);
             for (size_t k = 0; k < r->n; k++)
@@ -643,13 +605,13 @@ static void run_group(device_t *d, struct group *g, int64_t start_ns)
             mark_request(g, r, quality_of_errno(err), ts);
         }
         /* transport failure */
-        if (d->conn.transport == TR_TCP) {
-            conn_lost(d, err, device_mono_ns());
+        if (d->conn.link.transport == TR_TCP) {
+            conn_lost(d, err, clock_mono_ns());
             up = false;
         } else if (err == ETIMEDOUT) {
             log_complain(&u->silent, LL_WARN, "device %s: no answer within %d ms;"
-                         " backing off", u->name, d->conn.response_timeout_ms);
-            u->retry_ns = device_mono_ns() + (int64_t)backoff_next(d, &u->backoff_ms) * 1000000LL;
+                         " backing off", u->name, d->conn.link.response_timeout_ms);
+            u->retry_ns = clock_mono_ns() + (int64_t)backoff_next(&u->backoff) * 1000000LL;
             unit_ok = false;
         } else {
             modbus_flush(d->ctx);   /* bad CRC, garbage: resynchronise the line */
@@ -660,7 +622,7 @@ static void run_group(device_t *d, struct group *g, int64_t start_ns)
     if (g->nout && !atomic_load(&d->stop))
         d->sink(d->sink_arg, d, g->out, g->nout);
 
-    int64_t end_ns = device_mono_ns();
+    int64_t end_ns = clock_mono_ns();
     pthread_mutex_lock(&d->mu);
     /* Up: connected and some unit answers. On an RTU line one silent unit
      * does not make the line down (it is backed off and logged on its own);
@@ -693,7 +655,7 @@ static void schedule(device_t *d, struct group *g)
 {
     int64_t step = (int64_t)g->interval_ms * 1000000LL;
     g->due_ns += step;
-    int64_t now = device_mono_ns();
+    int64_t now = clock_mono_ns();
     if (g->due_ns <= now) {
         int64_t missed = (now - g->due_ns) / step + 1;
         g->due_ns += missed * step;
@@ -705,7 +667,7 @@ static void schedule(device_t *d, struct group *g)
 
 static void wait_until(device_t *d, int64_t due_ns)
 {
-    int64_t now = device_mono_ns();
+    int64_t now = clock_mono_ns();
     struct pollfd pfd = { .fd = d->wake_fd, .events = POLLIN };
     struct timespec ts, *tsp = NULL;
     if (due_ns != INT64_MAX) {
@@ -723,7 +685,7 @@ static void wait_until(device_t *d, int64_t due_ns)
 static void *device_main(void *arg)
 {
     device_t *d = arg;
-    int64_t now = device_mono_ns();
+    int64_t now = clock_mono_ns();
 
     for (size_t i = 0; i < d->ngroups; i++)
         d->groups[i].due_ns = now;
@@ -732,7 +694,7 @@ static void *device_main(void *arg)
         for (size_t i = 0; i < d->ngroups; i++)
             if (!g || d->groups[i].due_ns < g->due_ns)
                 g = &d->groups[i];
-        now = device_mono_ns();
+        now = clock_mono_ns();
         if (!g || g->due_ns > now) {
             wait_until(d, g ? g->due_ns : INT64_MAX);
             continue;

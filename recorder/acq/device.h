@@ -40,22 +40,17 @@
 #include <stdint.h>
 
 #include "common/hist.h"
+#include "acq/devconn.h"
 #include "acq/plan.h"
 #include "acq/pmap.h"
 #include "acq/sample.h"
 
 typedef struct device device_t;
 
-/* How to reach the device; for RTU the line settings shared by its units. */
+/* How to reach the device (for RTU the line settings shared by its units)
+ * and how to retry when it cannot be reached. */
 typedef struct device_conn {
-    transport_t transport;
-    char host[256];              /* TCP */
-    int port;
-    char serial_port[128];       /* RTU */
-    int baud;
-    char parity;                 /* 'N', 'E', 'O' */
-    int data_bits, stop_bits;
-    int response_timeout_ms;
+    devconn_t link;              /* devconn_resolve(), merged over components */
     int reconnect_min_ms, reconnect_max_ms;
 } device_conn_t;
 
@@ -142,10 +137,5 @@ void device_get_stats(device_t *d, device_stats_t *out);
 
 /* "timeout", "comm", "exception". */
 const char *device_err_kind_name(enum device_err_kind k);
-
-/* CLOCK_MONOTONIC in ns, and the wall clock (CLOCK_REALTIME) in µs since
- * the Unix epoch, as samples are stamped. */
-int64_t device_mono_ns(void);
-int64_t device_wall_us(void);
 
 #endif

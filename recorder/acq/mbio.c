@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "acq/devconn.h"
 #include "acq/quality.h"
 #include "acq/sample.h"
 
@@ -13,54 +14,31 @@ struct mbio {
     modbus_t *ctx;
 };
 
-mbio_t *mbio_open(const param_meta_t *p, int timeout_ms, char *err, size_t errlen)
+mbio_t *mbio_open(const param_meta_t *p, const devconn_defaults_t *def, char *err,
+                  size_t errlen)
 {
+    devconn_t c;
     mbio_t *m = calloc(1, sizeof *m);
-    char port[16];
 
     if (!m) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (p->transport == TR_RTU) {
-        m->ctx = modbus_new_rtu(p->serial_port, p->baud ? p->baud : 19200,
-                                p->parity ? p->parity : 'N', p->data_bits ? p->data_bits : 8,
-                                p->stop_bits ? p->stop_bits : 1);
-    } else {
-        snprintf(port, sizeof port, "%d", p->port);
-        m->ctx = modbus_new_tcp_pi(p->host, port);
-    }
+    devconn_resolve(&c, p, def);
+    m->ctx = devconn_open(&c, err, errlen);
     if (!m->ctx) {
-        snprintf(err, errlen, "%s: %s", p->transport == TR_RTU ? p->serial_port : p->host,
-                 modbus_strerror(errno));
-        goto fail;
+        mbio_close(m);
+        return NULL;
     }
-    int ms = p->dev_response_timeout_ms > 0 ? p->dev_response_timeout_ms : timeout_ms;
-    modbus_set_response_timeout(m->ctx, (uint32_t)(ms / 1000), (uint32_t)(ms % 1000) * 1000);
-    modbus_set_byte_timeout(m->ctx, (uint32_t)(ms / 1000), (uint32_t)(ms % 1000) * 1000);
     modbus_set_slave(m->ctx, p->unit_id);
-    if (modbus_connect(m->ctx) < 0) {
-        if (p->transport == TR_RTU)
-            snprintf(err, errlen, "cannot open %s: %s", p->serial_port, modbus_strerror(errno));
-        else
-            snprintf(err, errlen, "cannot connect to %s:%d: %s", p->host, p->port,
-                     modbus_strerror(errno));
-        goto fail;
-    }
     return m;
-fail:
-    mbio_close(m);
-    return NULL;
 }
 
 void mbio_close(mbio_t *m)
 {
     if (!m)
         return;
-    if (m->ctx) {
-        modbus_close(m->ctx);
-        modbus_free(m->ctx);
-    }
+    devconn_close(m->ctx);
     free(m);
 }
 

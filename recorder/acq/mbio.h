@@ -12,14 +12,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "acq/devconn.h"
 #include "acq/pmap.h"
 
 typedef struct mbio mbio_t;
 
-/* Connects to p's device (TCP host:port or RTU serial line, unit id).
- * timeout_ms applies when the component has no response_timeout_ms of its
- * own. Returns the handle, or NULL with err. */
-mbio_t *mbio_open(const param_meta_t *p, int timeout_ms, char *err, size_t errlen);
+/* Connects to p's device (TCP host:port or RTU serial line) and addresses
+ * its unit id; settings the component leaves NULL come from def, as for
+ * aldrecd's device threads (devconn.h). Returns the handle, or NULL with
+ * err. */
+mbio_t *mbio_open(const param_meta_t *p, const devconn_defaults_t *def, char *err,
+                  size_t errlen);
 
 /* Closes and frees m; NULL is fine. */
 void mbio_close(mbio_t *m);

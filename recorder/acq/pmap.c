@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "common/clock.h"
+#include "common/fnv.h"
 
 struct pmap {
     atomic_int refs;
@@ -112,12 +114,7 @@ static void validate(param_meta_t *p, const char *type, const char *order,
 
 static uint32_t hash_name(const char *s)
 {
-    uint32_t h = 2166136261u;
-    while (*s) {
-        h ^= (uint8_t)*s++;
-        h *= 16777619u;
-    }
-    return h;
+    return (uint32_t)fnv1a64(FNV1A64_INIT, s, strlen(s));
 }
 
 static uint32_t hash_id(int32_t id)
@@ -316,9 +313,7 @@ pmap_t *pmap_from_result(const PGresult *res, const char *machine, int64_t loade
 pmap_t *pmap_load(PGconn *conn, const char *machine, char *err, size_t errlen)
 {
     const char *params[1] = { machine };
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    int64_t now_us = clock_real_us();
 
     PGresult *res = PQexecParams(conn, load_sql, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -392,16 +387,6 @@ enum {
     F_HAS_MIN = 1, F_HAS_MAX = 2, F_HAS_SET = 4, F_WRITABLE = 8, F_HAS_DEADBAND = 16,
     F_VALID = 32, F_ALL = 63,
 };
-
-static uint64_t fnv1a64(uint64_t h, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-#define FNV64_INIT 14695981039346656037ull
 
 typedef struct wbuf {
     uint8_t *p;
@@ -519,7 +504,7 @@ uint8_t *pmap_encode(const pmap_t *m, size_t *len)
     store_le(h + 20, w.len - PMAP_BLOB_HEADER, 4);
     store_le(h + 24, (uint64_t)m->version, 8);
     store_le(h + 32, (uint64_t)m->loaded_at_us, 8);
-    uint64_t sum = fnv1a64(fnv1a64(FNV64_INIT, h, 40), h + PMAP_BLOB_HEADER,
+    uint64_t sum = fnv1a64(fnv1a64(FNV1A64_INIT, h, 40), h + PMAP_BLOB_HEADER,
                            w.len - PMAP_BLOB_HEADER);
     store_le(h + 40, sum, 8);
     *len = w.len;
@@ -676,7 +661,7 @@ pmap_t *pmap_decode(const uint8_t *buf, size_t len, char *err, size_t errlen)
         why = "length does not match the header (truncated or trailing bytes)";
         goto bad;
     }
-    if (fnv1a64(fnv1a64(FNV64_INIT, buf, 40), buf + PMAP_BLOB_HEADER, body) != sum) {
+    if (fnv1a64(fnv1a64(FNV1A64_INIT, buf, 40), buf + PMAP_BLOB_HEADER, body) != sum) {
         why = "checksum mismatch";
         goto bad;
     }

@@ -72,7 +72,7 @@ typedef struct param_meta {
     char units[32];
     /* The component's Modbus device (sql/migrations/0003_acquisition.sql).
      * Settings that are NULL in the database are 0 here (-1 for max_gap):
-     * "use the [modbus] default of the config". */
+     * "use the [modbus] default of the config" (devconn_resolve). */
     transport_t transport;
     char host[256];              /* TCP endpoint */
     int port;

@@ -10,8 +10,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "acq/devconn.h"
 #include "acq/device.h"
 #include "common/log.h"
+#include "common/clock.h"
 
 #define QUEUE_MAX_DEFAULT 1000000
 #define MAX_RANGES 64
@@ -39,16 +41,6 @@ struct poller {
     int notify_fd;               /* eventfd */
     bool signalled;
 };
-
-int64_t poller_mono_ns(void)
-{
-    return device_mono_ns();
-}
-
-int64_t poller_wall_us(void)
-{
-    return device_wall_us();
-}
 
 /* ---- building devices from the map --------------------------------------- */
 
@@ -81,14 +73,6 @@ static struct unit_spec *spec_unit(struct dev_spec *s, size_t i)
     return i < 8 ? &s->units[i] : &s->more[i - 8];
 }
 
-static void spec_key(const param_meta_t *pm, char *key, size_t len)
-{
-    if (pm->transport == TR_RTU)
-        snprintf(key, len, "%s", pm->serial_port);
-    else
-        snprintf(key, len, "%.255s:%d unit %d", pm->host, pm->port, pm->unit_id);
-}
-
 /* Two components of one device disagree on a setting: keep the most
  * conservative value and say so. */
 static void merge_setting(const struct dev_spec *s, const char *owner, const param_meta_t *pm,
@@ -105,7 +89,7 @@ static void merge_setting(const struct dev_spec *s, const char *owner, const par
 static struct dev_spec *spec_for(struct build *b, const poller_opts_t *o, const param_meta_t *pm)
 {
     char key[300];
-    spec_key(pm, key, sizeof key);
+    devconn_key(pm, key, sizeof key);
     for (size_t i = 0; i < b->nspecs; i++)
         if (strcmp(b->specs[i].key, key) == 0)
             return &b->specs[i];
@@ -115,23 +99,10 @@ static struct dev_spec *spec_for(struct build *b, const poller_opts_t *o, const 
     s->first = pm;
     device_conn_t *c = &s->conn;
     memset(c, 0, sizeof *c);     /* device_same compares the bytes */
-    c->transport = pm->transport;
-    c->response_timeout_ms = o->response_timeout_ms;
+        devconn_resolve(&c->link, pm, &o->modbus);
     c->reconnect_min_ms = o->reconnect_min_ms;
     c->reconnect_max_ms = o->reconnect_max_ms;
-    if (pm->transport == TR_TCP) {
-        snprintf(c->host, sizeof c->host, "%s", pm->host);
-        c->port = pm->port;
-        snprintf(s->label, sizeof s->label, "%s", key);
-    } else {
-        snprintf(c->serial_port, sizeof c->serial_port, "%s", pm->serial_port);
-        c->baud = pm->baud ? pm->baud : o->baud;
-        c->parity = pm->parity ? pm->parity : o->parity;
-        c->data_bits = pm->data_bits ? pm->data_bits : o->data_bits;
-        c->stop_bits = pm->stop_bits ? pm->stop_bits : o->stop_bits;
-        snprintf(s->label, sizeof s->label, "%.127s (rtu %d %d%c%d)", c->serial_port, c->baud,
-                 c->data_bits, c->parity, c->stop_bits);
-    }
+    devconn_label(&c->link, pm->unit_id, s->label, sizeof s->label);
     return s;
 }
 
@@ -178,7 +149,7 @@ static int spec_merge(struct dev_spec *s, const poller_opts_t *o, const param_me
     int mr = pm->dev_max_registers ? pm->dev_max_registers : o->limits.max_registers;
     int mb = pm->dev_max_bits ? pm->dev_max_bits : o->limits.max_bits;
     int mg = pm->dev_max_gap >= 0 ? pm->dev_max_gap : o->limits.max_gap;
-    int rt = pm->dev_response_timeout_ms ? pm->dev_response_timeout_ms : o->response_timeout_ms;
+        int rt = devconn_timeout_ms(pm, &o->modbus);
     const char *owner = u->last_component;
     if (owner[0] == '\0') {   /* the unit's first component sets its limits */
         u->lim.max_registers = mr;
@@ -190,11 +161,11 @@ static int spec_merge(struct dev_spec *s, const poller_opts_t *o, const param_me
         merge_setting(s, owner, pm, "max_gap", &u->lim.max_gap, mg, false);
     }
     if (pm == s->first)
-        s->conn.response_timeout_ms = rt;
+        s->conn.link.response_timeout_ms = rt;
     else
         merge_setting(s, s->first->component, pm, "response_timeout_ms",
-                      &s->conn.response_timeout_ms, rt, true);
-    const device_conn_t *c = &s->conn;
+                      &s->conn.link.response_timeout_ms, rt, true);
+    const devconn_t *c = &s->conn.link;
     if (pm->transport == TR_RTU && pm != s->first &&
         ((pm->baud && pm->baud != c->baud) || (pm->parity && pm->parity != c->parity) ||
          (pm->data_bits && pm->data_bits != c->data_bits) ||
@@ -270,7 +241,7 @@ static int build_devices(struct build *b, const pmap_t *map, const poller_opts_t
         if (bad[i])
             continue;
         char key[300];
-        spec_key(pm, key, sizeof key);
+        devconn_key(pm, key, sizeof key);
         size_t k;
         for (k = 0; k < b->nspecs; k++)
             if (strcmp(b->specs[k].key, key) == 0)

@@ -5,7 +5,8 @@
  * The parameter map is split into devices: a TCP device per (host, port,
  * unit id), an RTU device per serial line with every unit id on it. A
  * device's settings come from its components' machine_components columns,
- * with the [modbus] defaults of the config where they are NULL; where
+ * with the [modbus] defaults of the config where they are NULL (devconn.h,
+ * as for aldrec get/set); where
  * components sharing a device disagree the most conservative value wins
  * (smallest request limits and gap, longest timeout, the union of no_bridge
  * ranges) and a warning says so; RTU line framing is taken from the first
@@ -22,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "acq/devconn.h"
 #include "acq/device.h"
 #include "common/hist.h"
 #include "acq/plan.h"
@@ -31,11 +33,8 @@
 typedef struct poller poller_t;
 
 typedef struct poller_opts {
-    int response_timeout_ms;     /* [modbus] defaults for every device */
+    devconn_defaults_t modbus;   /* [modbus] defaults for every device */
     plan_limits_t limits;        /* no_bridge unused: it is per component */
-    int baud;
-    char parity;
-    int data_bits, stop_bits;
     int reconnect_min_ms, reconnect_max_ms;
     size_t queue_max;            /* samples waiting for poller_drain; 0 = 1,000,000 */
 } poller_opts_t;
@@ -101,10 +100,5 @@ size_t poller_get_device_stats(poller_t *p, device_stats_t *out, size_t max);
 /* One line per device for `aldrec status` ("device LABEL: ...\n"), into
  * buf (NUL-terminated, truncated to len). Returns the length written. */
 size_t poller_format_devices(poller_t *p, char *buf, size_t len);
-
-/* CLOCK_MONOTONIC (ns) and wall clock (µs since the epoch) helpers shared
- * by the daemon. */
-int64_t poller_mono_ns(void);
-int64_t poller_wall_us(void);
 
 #endif

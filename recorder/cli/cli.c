@@ -7,25 +7,29 @@
 
 #include "common/ctl.h"
 
+/* "aldrec: MESSAGE" and then tail, on stderr. */
+static void say(const char *tail, const char *fmt, va_list ap)
+{
+    fputs("aldrec: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(tail, stderr);
+}
+
 int cli_usage_error(const char *fmt, ...)
 {
     va_list ap;
-    fputs("aldrec: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say("\nTry 'aldrec --help'.\n", fmt, ap);
     va_end(ap);
-    fputs("\nTry 'aldrec --help'.\n", stderr);
     return 2;
 }
 
 int cli_fail(const char *fmt, ...)
 {
     va_list ap;
-    fputs("aldrec: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say("\n", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return 1;
 }
 

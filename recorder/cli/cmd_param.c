@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -26,6 +25,7 @@
 #include "cache/pcache.h"
 #include "acq/quality.h"
 #include "acq/sample.h"
+#include "common/clock.h"
 
 static void format_limits(char *buf, size_t cap, const param_meta_t *p)
 {
@@ -185,7 +185,8 @@ int cmd_param_get(const aldrec_config_t *cfg, int argc, char **argv)
     if ((rc = metadata_of(cfg, argv[optind], &p, "get", verbose)) != 0)
         return rc;
 
-    mbio_t *m = mbio_open(&p, cfg->response_timeout_ms, err, sizeof err);
+    devconn_defaults_t modbus = devconn_defaults_from_config(cfg);
+    mbio_t *m = mbio_open(&p, &modbus, err, sizeof err);
     int16_t q = m ? mbio_read(m, &p, words, err, sizeof err) : (int16_t)Q_COMM_ERROR;
     mbio_close(m);
     if (q != Q_GOOD) {
@@ -325,7 +326,8 @@ int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
         }
     }
 
-    mbio_t *m = mbio_open(&p, cfg->response_timeout_ms, err, sizeof err);
+    devconn_defaults_t modbus = devconn_defaults_from_config(cfg);
+    mbio_t *m = mbio_open(&p, &modbus, err, sizeof err);
     if (!m) {
         fprintf(stderr, "aldrec: set %s: %s; nothing written\n", p.qualified, err);
         return 1;
@@ -339,11 +341,9 @@ int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
                 quality_name(q));
         return 1;
     }
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
     ctlrec_event_t ev = {
         .parameter_id = p.id,
-        .ts_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec,
+        .ts_us = clock_real_us(),
         .requested = value,
     };
     who_asked(ev.requested_by, sizeof ev.requested_by, by);

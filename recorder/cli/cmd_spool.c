@@ -7,22 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "common/ctl.h"
 #include "store/spool.h"
+#include "common/utc.h"
+#include "store/records.h"
 
 #define REPLY_CAP (512 * 1024)
-
-static void fmt_time(int64_t us, char *out, size_t len)
-{
-    time_t s = (time_t)(us / 1000000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(out + n, len - n, ".%03d", (int)(us % 1000000 / 1000));
-}
 
 static void print_header(void)
 {
@@ -33,10 +25,10 @@ static void print_header(void)
 static void print_entry(const spool_qentry_t *e)
 {
     char first[40], when[40];
-    fmt_time(e->first_ts_us, first, sizeof first);
-    fmt_time(e->quarantined_us, when, sizeof when);
+    utc_format(e->first_ts_us, UTC_TABLE_MS, first, sizeof first);
+    utc_format(e->quarantined_us, UTC_TABLE_MS, when, sizeof when);
     printf("%-8lld %-7s %-9lld %7u  %-23s  %-23s  %s\n", (long long)e->seq,
-           batch_kind_name(e->kind), (long long)e->process_id, e->rows, first, when, e->error);
+           records_name(e->kind), (long long)e->process_id, e->rows, first, when, e->error);
 }
 
 static void print_cb(void *arg, const spool_qentry_t *e)
@@ -62,9 +54,7 @@ static int parse_line(char *line, spool_qentry_t *e)
         .last_ts_us = strtoll(f[5], NULL, 10),
         .quarantined_us = strtoll(f[6], NULL, 10),
     };
-    for (int k = BATCH_KIND_MIN; k <= BATCH_KIND_MAX; k++)
-        if (strcmp(f[1], batch_kind_name(k)) == 0)
-            e->kind = (enum batch_kind)k;
+    e->kind = (enum batch_kind)records_by_name(f[1]);
     snprintf(e->error, sizeof e->error, "%s", f[7]);
     return 0;
 }

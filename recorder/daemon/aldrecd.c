@@ -47,12 +47,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "acq/devconn.h"
 #include "acq/pmap.h"
 #include "acq/poller.h"
 #include "cache/pcache.h"
 #include "common/config.h"
 #include "common/log.h"
-#include "common/pgwait.h"
+#include "common/pgconn.h"
 #include "daemon/batcher.h"
 #include "daemon/ctlsrv.h"
 #include "ops/ops.h"
@@ -124,7 +126,7 @@ static void take_snapshot(void *arg, svc_snapshot_t *s)
     snprintf(s->spool_path, sizeof s->spool_path, "%s", r->cfg.spool_path);
     s->pid = (int)getpid();
     s->ready = r->ready;
-    s->uptime_s = (double)(poller_mono_ns() - r->started_ns) / 1e9;
+    s->uptime_s = (double)(clock_mono_ns() - r->started_ns) / 1e9;
     batcher_stats_t bs = { 0 };
     if (r->batcher)
         batcher_get_stats(r->batcher, &bs);
@@ -301,10 +303,10 @@ static int process_from_database(struct recorder *r, int64_t *pid)
         int tmo_ms = r->cfg.connect_timeout_s * 1000;
         /* Every wait has a deadline: a black-holed database costs
          * connect_timeout_s per attempt, never a hang. */
-        PGconn *conn = pgwait_connect(r->cfg.conninfo, "aldrecd", tmo_ms, -1, err, sizeof err);
+        PGconn *conn = pgconn_connect(r->cfg.conninfo, "aldrecd", tmo_ms, -1, err, sizeof err);
         if (conn) {
             const char *p[2] = { r->cfg.machine, r->cfg.recorder_id };
-            PGresult *res = pgwait_query(conn,
+            PGresult *res = pgconn_query(conn,
                 "SELECT (SELECT p.id FROM processes p WHERE p.machine_id = m.id"
                 "        AND p.recorder_id = $2 AND p.status = 'running'"
                 "        ORDER BY p.id DESC LIMIT 1)"
@@ -396,11 +398,9 @@ static int note_process(struct recorder *r, int64_t pid)
 static int start_recording(struct recorder *r, int64_t pid)
 {
     poller_opts_t po = {
-        .response_timeout_ms = r->cfg.response_timeout_ms,
+        .modbus = devconn_defaults_from_config(&r->cfg),
         .limits = { .max_registers = r->cfg.max_registers, .max_bits = r->cfg.max_bits,
                     .max_gap = r->cfg.max_gap },
-        .baud = r->cfg.baud, .parity = (char)r->cfg.parity,
-        .data_bits = r->cfg.data_bits, .stop_bits = r->cfg.stop_bits,
         .reconnect_min_ms = 100, .reconnect_max_ms = r->cfg.reconnect_max_ms,
     };
     batcher_opts_t bo = {
@@ -526,7 +526,7 @@ static void run(struct recorder *r)
         pfd[FD_CACHE] = (struct pollfd){ .fd = pcache_change_fd(r->cache), .events = POLLIN };
         int64_t wake = batcher_deadline(r->batcher);
         size_t nctl = ctlsrv_pollfds(r->ctl, pfd + FD_CTL, &wake);
-        int64_t now = poller_mono_ns();
+        int64_t now = clock_mono_ns();
         int64_t wait_ms = wake == INT64_MAX ? 1000 : (wake - now + 999999) / 1000000;
         if (wait_ms < 0)
             wait_ms = 0;
@@ -546,18 +546,18 @@ static void run(struct recorder *r)
                 apply_map_change(r);
             ctlsrv_handle(r->ctl, pfd + FD_CTL, nctl);
         }
-        batcher_flush_due(r->batcher, poller_mono_ns());
+        batcher_flush_due(r->batcher, clock_mono_ns());
         if (reload_requested) {
             reload_requested = 0;
             reload(r);
         }
-        now = poller_mono_ns();
+        now = clock_mono_ns();
         if (now >= r->next_tick_ns) {
             r->next_tick_ns = now + TICK_NS;
             service_tick(r);
             tick(r);
         }
-        ctlsrv_check_waiters(r->ctl, poller_mono_ns());
+        ctlsrv_check_waiters(r->ctl, clock_mono_ns());
     }
 }
 
@@ -706,7 +706,7 @@ int main(int argc, char **argv)
     if (load_config(&r) < 0)
         return 2;
     catch_signals();
-    r.started_ns = poller_mono_ns();
+    r.started_ns = clock_mono_ns();
     status = 1;
     if (start_control(&r) < 0)
         goto out;

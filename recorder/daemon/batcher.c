@@ -7,9 +7,11 @@
 #include <stdlib.h>
 
 #include "acq/poller.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "store/batch.h"
 #include "store/pgcopy.h"
+#include "store/records.h"
 
 struct batcher {
     spool_t *spool;
@@ -120,9 +122,9 @@ void batcher_flush(batcher_t *b)
     };
     spool_append_result_t res;
     char err[512];
-    int64_t t0 = poller_mono_ns();
+    int64_t t0 = clock_mono_ns();
     int rc = spool_append(b->spool, &batch, &res, err, sizeof err);
-    double ms = (double)(poller_mono_ns() - t0) / 1e6;
+    double ms = (double)(clock_mono_ns() - t0) / 1e6;
     b->append_last_ms = ms;
     if (ms > b->append_max_ms)
         b->append_max_ms = ms;
@@ -151,7 +153,7 @@ void batcher_on_sample(void *arg, const sample_t *s)
         return;
     if (pgcopy_rows(b->enc) == 0) {
         b->first_ts = s->ts_us;
-        b->flush_deadline_ns = poller_mono_ns() + (int64_t)b->flush_interval_ms * 1000000LL;
+        b->flush_deadline_ns = clock_mono_ns() + (int64_t)b->flush_interval_ms * 1000000LL;
     }
     if (pgcopy_add(b->enc, b->process_id, s) < 0) {
         log_msg(LL_ERROR, "out of memory adding a sample of parameter %d", s->parameter_id);
@@ -178,7 +180,7 @@ void batcher_set_limits(batcher_t *b, int batch_rows, int flush_interval_ms)
 {
     if (flush_interval_ms != b->flush_interval_ms && pgcopy_rows(b->enc) > 0) {
         /* the open batch: its deadline by the new interval, if sooner */
-        int64_t d = poller_mono_ns() + (int64_t)flush_interval_ms * 1000000LL;
+        int64_t d = clock_mono_ns() + (int64_t)flush_interval_ms * 1000000LL;
         if (d < b->flush_deadline_ns)
             b->flush_deadline_ns = d;
     }
@@ -234,7 +236,7 @@ static int append_record(batcher_t *b, enum batch_kind kind, int64_t ts_us,
     free(data);
     if (rc < 0) {
         log_msg(LL_ERROR, "cannot write a %s record to the spool: %s (its sender was told)",
-                batch_kind_name(kind), why);
+                records_name(kind), why);
         snprintf(err, errlen, "cannot write to the spool: %s", why);
         return -1;
     }

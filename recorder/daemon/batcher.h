@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/clock.h"
 #include "acq/sample.h"
 #include "common/hist.h"
 #include "store/ctlrec.h"
@@ -72,7 +73,7 @@ void batcher_on_sample(void *arg, const sample_t *s);
 /* Flushes the open batch into the spool now (nothing when it is empty). */
 void batcher_flush(batcher_t *b);
 
-/* When the open batch is due (CLOCK_MONOTONIC ns, as poller_mono_ns()),
+/* When the open batch is due (CLOCK_MONOTONIC ns, as clock_mono_ns()),
  * INT64_MAX when nothing is pending. */
 int64_t batcher_deadline(const batcher_t *b);
 

@@ -12,10 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/ctl.h"
 #include "common/log.h"
+#include "common/utc.h"
 #include "store/batch.h"
 #include "store/ctlrec.h"
+#include "store/records.h"
 
 #define REPLY_MAX 16384        /* a short reply, "OK\n" included */
 #define QLIST_MAX 200          /* quarantine entries in one reply */
@@ -120,8 +123,8 @@ static void client_reply(struct client *c, const char *fmt, ...)
 static void send_all(struct client *c, const char *buf, size_t len)
 {
     /* The socket is non-blocking; a long answer gets 1 s to be read. */
-    int64_t deadline = poller_mono_ns() + 1000000000LL;
-    while (len > 0 && poller_mono_ns() < deadline) {
+    int64_t deadline = clock_mono_ns() + 1000000000LL;
+    while (len > 0 && clock_mono_ns() < deadline) {
         ssize_t w = send(c->fd, buf, len, MSG_NOSIGNAL);
         if (w > 0) {
             buf += w;
@@ -248,7 +251,7 @@ static void cmd_stop(ctlsrv_t *s, struct client *c, char *arg)
     /* Answer once the spool holds nothing more of the process, so the
      * caller can read the complete run right after "stop" returns. */
     c->wait_process = pid;
-    c->wait_deadline_ns = poller_mono_ns() + (int64_t)CTLSRV_STOP_WAIT_MS * 1000000LL;
+    c->wait_deadline_ns = clock_mono_ns() + (int64_t)CTLSRV_STOP_WAIT_MS * 1000000LL;
 }
 
 /* STOP's answer: what happened to every row of the process. It says "all
@@ -297,16 +300,6 @@ void ctlsrv_check_waiters(ctlsrv_t *s, int64_t now)
 }
 
 /* ---- STEP, EVENT ------------------------------------------------------------ */
-
-static void format_utc(char *buf, size_t cap, int64_t us)
-{
-    time_t t = (time_t)(us / 1000000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char day[32];
-    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, cap, "%s.%06dZ", day, (int)(us % 1000000));
-}
 
 /* EVENT PARAM_ID TS_US REQUESTED READBACK|- QUALITY REQUESTED_BY (ctlrec.h),
  * sent by `aldrec set` after a write: recorded with the process being
@@ -382,12 +375,12 @@ static void cmd_step(ctlsrv_t *s, struct client *c, char *arg)
                      " are unique within a run\n", st.step_no, (long long)pid);
         return;
     }
-    int64_t ts = poller_wall_us();
+    int64_t ts = clock_real_us();
     if (batcher_add_step(s->env.batcher, &st, ts, err, sizeof err) < 0) {
         client_reply(c, "ERR STEP: %s\n", err);
         return;
     }
-    format_utc(when, sizeof when, ts);
+    utc_format(ts, UTC_ISO_US, when, sizeof when);
     log_msg(LL_INFO, "process %lld: step %d \"%s\" from %s", (long long)pid, st.step_no,
             st.name, when);
     client_reply(c, "OK process %lld: step %d \"%s\" from %s\n", (long long)pid, st.step_no,
@@ -417,7 +410,7 @@ static void qlist_add(void *arg, const spool_qentry_t *e)
             *p = ' ';
     char line[800];
     int n = snprintf(line, sizeof line, "%lld\t%s\t%lld\t%u\t%lld\t%lld\t%lld\t%s\n",
-                     (long long)e->seq, batch_kind_name(e->kind), (long long)e->process_id,
+                     (long long)e->seq, records_name(e->kind), (long long)e->process_id,
                      e->rows, (long long)e->first_ts_us, (long long)e->last_ts_us,
                      (long long)e->quarantined_us, error);
     if (n < 0)

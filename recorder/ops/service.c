@@ -10,22 +10,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "store/batch.h"
+#include "common/clock.h"
 #include "common/log.h"
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-}
+#include "store/batch.h"
+#include "store/records.h"
 
 /* ---- snapshot ----------------------------------------------------------- */
 
@@ -50,7 +38,7 @@ int svc_collect(svc_snapshot_t *s, poller_t *p, forwarder_t *f, spool_t *sp, pca
 {
     int rc = 0;
     svc_snapshot_clear(s);
-    s->taken_ns = mono_ns();
+    s->taken_ns = clock_mono_ns();
     memset(&s->poll, 0, sizeof s->poll);
     if (p) {
         poller_get_stats(p, &s->poll);
@@ -75,7 +63,7 @@ int svc_collect(svc_snapshot_t *s, poller_t *p, forwarder_t *f, spool_t *sp, pca
     if (sp) {
         spool_get_stats(sp, &s->spool);
         s->queue_oldest_s = s->spool.oldest_spooled_us
-            ? (double)(wall_us() - s->spool.oldest_spooled_us) / 1e6 : 0.0;
+            ? (double)(clock_real_us() - s->spool.oldest_spooled_us) / 1e6 : 0.0;
         if (s->queue_oldest_s < 0)
             s->queue_oldest_s = 0;
     }
@@ -683,7 +671,7 @@ static void render_store(const svc_snapshot_t *s, metrics_t *m)
         metrics_family(m, "aldrec_rows_written_total", METRIC_COUNTER,
                        "Rows committed to PostgreSQL by kind.");
         for (int k = BATCH_KIND_MIN; k <= BATCH_KIND_MAX; k++) {
-            l = L("kind", batch_kind_name((enum batch_kind)k));
+            l = L("kind", records_name((enum batch_kind)k));
             metrics_sample(m, "aldrec_rows_written_total", &l, 1,
                            (double)s->fwd.stored_rows_kind[k]);
         }

@@ -1,10 +1,10 @@
 /* batch.h — the unit that travels from aldrecd's main loop through the spool
  * to PostgreSQL: ready-made binary COPY data for one table plus its identity.
  *
- * The kind says which table the rows are for (pgsink maps it to the COPY
- * statement; the column lists are in pgsink.c and in ARCH.md "Record
- * kinds"). The identity (spool_id, seq) is the batch's ingest_ledger key
- * together with the recorder id: unique for ever, so a replay is detected. */
+ * The kind says which table the rows are for (records.h: its table and
+ * columns, docs/ARCH.md "Record kinds"). The identity (spool_id, seq) is
+ * the batch's ingest_ledger key together with the recorder id: unique for
+ * ever, so a replay is detected. */
 #ifndef ALDREC_BATCH_H
 #define ALDREC_BATCH_H
 
@@ -12,15 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Stored in the spool and in ingest_ledger.kind: never renumber. */
-enum batch_kind {
-    BATCH_POINTS = 1,   /* process_data_points */
-    BATCH_EVENTS = 2,   /* setpoint_events (migration 0005) */
-    BATCH_STEPS = 3,    /* process_steps (migration 0006) */
-    BATCH_GAPS = 4,     /* data_gaps (migration 0004) */
-};
-#define BATCH_KIND_MIN BATCH_POINTS
-#define BATCH_KIND_MAX BATCH_GAPS
+#include "store/records.h"
 
 typedef struct batch {
     enum batch_kind kind;
@@ -37,22 +29,5 @@ typedef struct batch {
     bool marks_step;
     int32_t step_no;
 } batch_t;
-
-/* "points", "events", "steps", "gaps", or "?" for a value out of range. */
-static inline const char *batch_kind_name(int kind)
-{
-    switch (kind) {
-    case BATCH_POINTS:
-        return "points";
-    case BATCH_EVENTS:
-        return "events";
-    case BATCH_STEPS:
-        return "steps";
-    case BATCH_GAPS:
-        return "gaps";
-    default:
-        return "?";
-    }
-}
 
 #endif

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/records.h"
+
 /* Timestamps outside [2000-01-01, 2100-01-01) are a broken clock or a
  * broken caller, never a set point. */
 #define TS_MIN_US 946684800000000LL
@@ -228,7 +230,7 @@ int ctlrec_step_line(const ctlrec_step_t *st, char *buf, size_t cap, char *err, 
 
 int ctlrec_event_row(pgcopy_t *p, int64_t process_id, const ctlrec_event_t *ev)
 {
-    if (pgcopy_row(p, 7) < 0 ||
+    if (pgcopy_row(p, records_ncolumns(BATCH_EVENTS)) < 0 ||
         (process_id > 0 ? pgcopy_put_int8(p, process_id) : pgcopy_put_null(p)) < 0 ||
         pgcopy_put_int4(p, ev->parameter_id) < 0 ||
         pgcopy_put_ts(p, ev->ts_us) < 0 ||
@@ -243,7 +245,7 @@ int ctlrec_event_row(pgcopy_t *p, int64_t process_id, const ctlrec_event_t *ev)
 int ctlrec_step_row(pgcopy_t *p, int64_t process_id, const ctlrec_step_t *st,
                     int64_t started_us)
 {
-    if (pgcopy_row(p, 4) < 0 ||
+    if (pgcopy_row(p, records_ncolumns(BATCH_STEPS)) < 0 ||
         pgcopy_put_int8(p, process_id) < 0 ||
         pgcopy_put_int4(p, st->step_no) < 0 ||
         pgcopy_put_text(p, st->name, strlen(st->name)) < 0 ||

@@ -10,7 +10,8 @@
  *   EVENT PARAM_ID TS_US REQUESTED READBACK|- QUALITY REQUESTED_BY
  *   STEP NUMBER NAME
  *
- * COPY rows (the columns of ARCH.md "Record kinds"; pgsink.c sends them):
+ * COPY rows (the columns of docs/ARCH.md "Record kinds", records.h; pgsink.c
+ * sends them):
  *   setpoint_events (process_id int8 NULL, parameter_id int4, ts timestamptz,
  *                    requested float8, readback float8 NULL, quality int2,
  *                    requested_by text)                  migration 0005

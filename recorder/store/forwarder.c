@@ -15,6 +15,9 @@
 
 #include "common/log.h"
 #include "store/pgsink.h"
+#include "common/clock.h"
+#include "common/backoff.h"
+#include "store/records.h"
 
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 5000
@@ -40,27 +43,12 @@ struct forwarder {
     size_t rate_next;
     complain_t db_down;
     /* thread only */
-    int backoff_ms;            /* next wait after a failure */
+    backoff_t backoff;         /* the wait after a failure */
     int64_t next_try;          /* mono ms: no connection attempt before */
     int64_t single_until;      /* write batches up to this seq one by one */
     int64_t drain_started, drain_rows_start;
     long crash_after;          /* test hook, see forwarder.h; 0: off */
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* CLOCK_MONOTONIC in µs, for latency histograms. */
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 const char *forwarder_link_name(enum link_state s)
 {
@@ -97,7 +85,7 @@ static void set_link(forwarder_t *f, enum link_state s)
     if (f->st.link == s)
         return;
     f->st.link = s;
-    f->link_since = mono_ms();
+    f->link_since = clock_mono_ms();
 }
 
 static void link_to(forwarder_t *f, enum link_state s)
@@ -111,7 +99,7 @@ static void link_to(forwarder_t *f, enum link_state s)
 static bool should_exit(forwarder_t *f, bool queue_empty)
 {
     pthread_mutex_lock(&f->lock);
-    bool out = f->stopping && (queue_empty || mono_ms() >= f->stop_deadline);
+    bool out = f->stopping && (queue_empty || clock_mono_ms() >= f->stop_deadline);
     pthread_mutex_unlock(&f->lock);
     return out;
 }
@@ -127,7 +115,7 @@ static bool wait_until(forwarder_t *f, int64_t until, int sock, bool wake_ends)
         if (stopping && f->stop_deadline < until)
             until = f->stop_deadline;
         pthread_mutex_unlock(&f->lock);
-        int64_t left = until - mono_ms();
+        int64_t left = until - clock_mono_ms();
         if (left <= 0)
             return false;
         struct pollfd pfd[2] = {
@@ -169,7 +157,7 @@ static void note_stored(forwarder_t *f, const batch_t *b, size_t n)
     for (size_t i = 0; i < n; i++) {
         f->st.stored_batches++;
         f->st.stored_rows += b[i].rows;
-        if (b[i].kind >= BATCH_KIND_MIN && b[i].kind <= BATCH_KIND_MAX)
+        if (records_known((int)b[i].kind))
             f->st.stored_rows_kind[b[i].kind] += b[i].rows;
     }
     pthread_mutex_unlock(&f->lock);
@@ -227,7 +215,7 @@ static enum settled handle_result(forwarder_t *f, pgsink_result_t r, batch_t *b,
             break;
         log_msg(LL_ERROR, "PostgreSQL refused batch %lld (%u rows, %s, process %lld): %s;"
                 " moved to the spool's quarantine (aldrec spool quarantine list)",
-                (long long)b[0].seq, b[0].rows, batch_kind_name(b[0].kind),
+                (long long)b[0].seq, b[0].rows, records_name(b[0].kind),
                 (long long)b[0].process_id, err);
         if (spool_quarantine(f->sp, b, err, serr, sizeof serr) < 0) {
             spool_trouble(f, "quarantining a batch", serr);
@@ -260,7 +248,7 @@ static void log_drain(forwarder_t *f, bool draining, uint64_t queued_rows)
     pthread_mutex_lock(&f->lock);
     uint64_t stored = f->st.stored_rows;
     pthread_mutex_unlock(&f->lock);
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     if (draining && f->drain_started == 0) {
         f->drain_started = now;
         f->drain_rows_start = (int64_t)stored;
@@ -280,7 +268,7 @@ enum outcome { OUT_AGAIN, OUT_LINK_FAILED, OUT_EXIT };
 /* One turn of the loop: connect if needed, claim, write, settle. */
 static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
 {
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     pthread_mutex_lock(&f->lock);
     sample_rate(f, now);
     pthread_mutex_unlock(&f->lock);
@@ -302,7 +290,7 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
         link_to(f, LINK_CONNECTING);
         if (pgsink_connect(f->sink, err, errlen) < 0)
             return OUT_LINK_FAILED;
-        f->backoff_ms = BACKOFF_MIN_MS;
+        backoff_reset(&f->backoff);
         link_to(f, LINK_UP);
         log_release(&f->db_down, LL_INFO, "PostgreSQL reachable again; %llu batches"
                     " (%llu rows) waiting in the spool", (unsigned long long)ss.batches,
@@ -315,7 +303,7 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
     size_t maxb = f->single_until ? 1 : f->drain_batches;
     if (spool_claim(f->sp, maxb, f->drain_rows, &b, &n, &bad, err, errlen) < 0) {
         spool_trouble(f, "reading the spool", err);
-        wait_until(f, mono_ms() + IDLE_WAKE_MS, -1, false);
+        wait_until(f, clock_mono_ms() + IDLE_WAKE_MS, -1, false);
         return OUT_AGAIN;
     }
     if (bad)
@@ -327,7 +315,7 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
         f->single_until = 0;
         /* Idle: watch the connection, so that a server that goes away is
          * noticed (and shown) before the next batch needs it. */
-        if (wait_until(f, mono_ms() + IDLE_WAKE_MS, pgsink_socket(f->sink), true) &&
+        if (wait_until(f, clock_mono_ms() + IDLE_WAKE_MS, pgsink_socket(f->sink), true) &&
             pgsink_check(f->sink, err, errlen) < 0)
             return OUT_LINK_FAILED;
         return OUT_AGAIN;
@@ -336,10 +324,10 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
     link_to(f, draining ? LINK_DRAINING : LINK_UP);
     log_drain(f, draining, ss.rows);
 
-    int64_t t0 = mono_us();
+    int64_t t0 = clock_mono_us();
     pgsink_result_t r = pgsink_write(f->sink, b, n, err, errlen);
     if (r == PGSINK_STORED) {
-        int64_t us = mono_us() - t0;
+        int64_t us = clock_mono_us() - t0;
         pthread_mutex_lock(&f->lock);
         hist_add(&f->st.write_us, us > 0 ? (uint64_t)us : 0);
         pthread_mutex_unlock(&f->lock);
@@ -360,11 +348,12 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
 static void *forwarder_main(void *arg)
 {
     forwarder_t *f = arg;
-    unsigned int seed = (unsigned int)time(NULL) ^ (unsigned int)getpid();
     char err[512];
     enum outcome o;
 
-    f->backoff_ms = BACKOFF_MIN_MS;
+    /* +-25 % jitter so that many recorders do not reconnect in step. */
+    backoff_init(&f->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS, BACKOFF_JITTER_QUARTER,
+                 (unsigned)time(NULL) ^ (unsigned)getpid());
     while ((o = run_once(f, err, sizeof err)) != OUT_EXIT) {
         switch (o) {
         case OUT_AGAIN:
@@ -376,12 +365,7 @@ static void *forwarder_main(void *arg)
             pthread_mutex_unlock(&f->lock);
             log_complain(&f->db_down, LL_WARN, "cannot store batches: %s; spooling, retrying"
                          " with backoff", err);
-            /* Capped exponential backoff, +-25 % jitter so that many
-             * recorders do not reconnect in step. */
-            int b = f->backoff_ms, jitter = b / 4;
-            f->next_try = mono_ms() + b - jitter +
-                          (int)(rand_r(&seed) % (unsigned)(2 * jitter + 1));
-            f->backoff_ms = b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2;
+            f->next_try = clock_mono_ms() + backoff_next(&f->backoff);
             break;
         }
         case OUT_EXIT:
@@ -418,7 +402,7 @@ forwarder_t *forwarder_start(const forwarder_opts_t *o, spool_t *sp, char *err, 
     f->drain_batches = o->drain_batches ? o->drain_batches : 1;
     f->drain_rows = o->drain_rows ? o->drain_rows : 1;
     f->st.link = LINK_SPOOLING;
-    f->link_since = mono_ms();
+    f->link_since = clock_mono_ms();
     const char *crash = getenv("ALDREC_TEST_CRASH_AFTER_COMMIT");
     f->crash_after = crash ? atol(crash) : 0;
     if (pipe2(f->wake, O_NONBLOCK | O_CLOEXEC) < 0 ||
@@ -471,7 +455,7 @@ void forwarder_drain_notify(forwarder_t *f)
 
 void forwarder_get_stats(forwarder_t *f, forwarder_stats_t *out)
 {
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     pthread_mutex_lock(&f->lock);
     *out = f->st;
     out->link_for_s = (double)(now - f->link_since) / 1000.0;
@@ -495,7 +479,7 @@ void forwarder_stop(forwarder_t *f, int drain_ms)
     struct timespec ts;
     pthread_mutex_lock(&f->lock);
     f->stopping = true;
-    f->stop_deadline = mono_ms() + drain_ms;
+    f->stop_deadline = clock_mono_ms() + drain_ms;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += drain_ms / 1000;
     ts.tv_nsec += (long)(drain_ms % 1000) * 1000000L;

@@ -1,8 +1,7 @@
-/* pgcopy.h — encode rows as PostgreSQL binary COPY data: samples for
- *   COPY process_data_points (process_id, parameter_id, ts, value, quality)
- *   FROM STDIN (FORMAT binary)
- * through pgcopy_add(), and rows of any other table field by field through
- * pgcopy_row() and the pgcopy_put_*() functions.
+/* pgcopy.h — encode rows as PostgreSQL binary COPY data: samples as
+ * process_data_points rows (record kind BATCH_POINTS, records.h, for its
+ * columns) through pgcopy_add(), and rows of any other table field by
+ * field through pgcopy_row() and the pgcopy_put_*() functions.
  *
  * Layout (PostgreSQL docs, "COPY ... Binary Format"): an 11-byte signature,
  * int32 flags, int32 header-extension length; per row an int16 field count
@@ -19,8 +18,6 @@
 #include "acq/sample.h"
 
 typedef struct pgcopy pgcopy_t;
-
-#define PGCOPY_COLUMNS "process_id, parameter_id, ts, value, quality"
 
 /* Returns an empty encoder with the header written, or NULL (ENOMEM). */
 pgcopy_t *pgcopy_new(void);

@@ -1,27 +1,33 @@
 /* pgsink.c — exactly-once batch writer over libpq's non-blocking API. */
 #include "store/pgsink.h"
 
+#include "common/pgconn.h"
 #include "store/pgcopy.h"
+#include "store/records.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
-#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-/* The tables of ARCH.md "Record kinds"; columns in COPY order. */
-static const char *const copy_sql[BATCH_KIND_MAX + 1] = {
-    [BATCH_POINTS] = "COPY process_data_points (" PGCOPY_COLUMNS ") FROM STDIN (FORMAT binary)",
-    [BATCH_EVENTS] = "COPY setpoint_events (process_id, parameter_id, ts, requested, readback,"
-                     " quality, requested_by) FROM STDIN (FORMAT binary)",
-    [BATCH_STEPS] = "COPY process_steps (process_id, step_no, name, started_at)"
-                    " FROM STDIN (FORMAT binary)",
-    [BATCH_GAPS] = "COPY data_gaps (process_id, first_ts, last_ts, points, batches,"
-                   " parameter_ids, reason) FROM STDIN (FORMAT binary)",
-};
+#include "common/clock.h"
+
+/* The COPY statement of each record kind, built once from its table and
+ * columns (records.h, docs/ARCH.md "Record kinds"). */
+static char copy_sql[BATCH_KIND_MAX + 1][512];
+static pthread_once_t copy_sql_once = PTHREAD_ONCE_INIT;
+
+static void build_copy_sql(void)
+{
+    for (int k = BATCH_KIND_MIN; k <= BATCH_KIND_MAX; k++) {
+        const record_kind_t *rk = records_kind(k);
+        snprintf(copy_sql[k], sizeof copy_sql[k], "COPY %s (%s) FROM STDIN (FORMAT binary)",
+                 rk->table, rk->columns);
+    }
+}
 
 struct pgsink {
     PGconn *conn;
@@ -33,17 +39,11 @@ struct pgsink {
     bool answered;          /* the last command got at least one result */
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 const char *pgsink_copy_sql(enum batch_kind kind)
 {
-    if (kind < BATCH_KIND_MIN || kind > BATCH_KIND_MAX)
+    if (!records_known((int)kind))
         return NULL;
+    pthread_once(&copy_sql_once, build_copy_sql);
     return copy_sql[kind];
 }
 
@@ -105,33 +105,6 @@ static void conn_error(pgsink_t *s, const char *what, char *err, size_t errlen)
     snprintf(err, errlen, "%s: %.*s", what, (int)n, msg);
 }
 
-/* Waits until the socket is readable (or writable) or the deadline passes.
- * Returns 0, or -1 with errno ETIMEDOUT, ECANCELED or poll's error. */
-static int wait_socket(pgsink_t *s, bool for_read, bool for_write, int64_t deadline)
-{
-    struct pollfd pfd[2] = {
-        { .fd = PQsocket(s->conn),
-          .events = (short)((for_read ? POLLIN : 0) | (for_write ? POLLOUT : 0)) },
-        { .fd = s->cancel_fd, .events = POLLIN },
-    };
-    for (;;) {
-        int64_t left = deadline - mono_ms();
-        if (left <= 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        int rc = poll(pfd, s->cancel_fd >= 0 ? 2 : 1, (int)left);
-        if (rc > 0 && s->cancel_fd >= 0 && pfd[1].revents) {
-            errno = ECANCELED;
-            return -1;
-        }
-        if (rc > 0)
-            return 0;
-        if (rc < 0 && errno != EINTR)
-            return -1;
-    }
-}
-
 /* "WHAT: no answer within N ms" and the like, for a failed wait. */
 static void wait_error(pgsink_t *s, const char *what, char *err, size_t errlen)
 {
@@ -143,63 +116,14 @@ static void wait_error(pgsink_t *s, const char *what, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", what, strerror(errno));
 }
 
-/* Server notices ("terminating connection due to administrator command"
- * and the like) precede an error we report anyway; libpq would print them
- * on stderr. */
-static void ignore_notice(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
 int pgsink_connect(pgsink_t *s, char *err, size_t errlen)
 {
-    char timeout_s[16], user_timeout[16], options[160];
-
     if (s->conn)
         return 0;
-    snprintf(timeout_s, sizeof timeout_s, "%d", (s->timeout_ms + 999) / 1000);
-    snprintf(user_timeout, sizeof user_timeout, "%d", s->timeout_ms);
-    /* The server's end of the session gets the same dead-peer detection. */
-    snprintf(options, sizeof options,
-             "-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1"
-             " -c tcp_keepalives_count=3 -c tcp_user_timeout=%d", s->timeout_ms);
-    /* Our defaults first; the configured conninfo (expanded from "dbname")
-     * comes last so that a site can override any of them. */
-    const char *keys[] = {
-        "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
-        "keepalives_count", "tcp_user_timeout", "application_name", "options", "dbname", NULL,
-    };
-    const char *vals[] = {
-        timeout_s, "1", "2", "1", "3", user_timeout, "aldrecd", options, s->conninfo, NULL,
-    };
-    int64_t deadline = mono_ms() + s->timeout_ms;
-    s->conn = PQconnectStartParams(keys, vals, 1);
-    if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
-        conn_error(s, "connecting to PostgreSQL", err, errlen);
-        pgsink_disconnect(s);
-        return -1;
-    }
-    PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
-    /* libpq's handshake loop: wait for what PQconnectPoll asks, then poll. */
-    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-    while (st != PGRES_POLLING_OK) {
-        if (st == PGRES_POLLING_FAILED) {
-            conn_error(s, "connecting to PostgreSQL", err, errlen);
-            pgsink_disconnect(s);
-            return -1;
-        }
-        if (wait_socket(s, st == PGRES_POLLING_READING, st == PGRES_POLLING_WRITING,
-                        deadline) < 0) {
+    s->conn = pgconn_connect(s->conninfo, "aldrecd", s->timeout_ms, s->cancel_fd, err, errlen);
+    if (!s->conn) {
+        if (errno == ETIMEDOUT || errno == ECANCELED)
             wait_error(s, "connecting to PostgreSQL", err, errlen);
-            pgsink_disconnect(s);
-            return -1;
-        }
-        st = PQconnectPoll(s->conn);
-    }
-    if (PQsetnonblocking(s->conn, 1) != 0) {
-        conn_error(s, "setting non-blocking mode", err, errlen);
-        pgsink_disconnect(s);
         return -1;
     }
     s->rid_literal = PQescapeLiteral(s->conn, s->recorder_id, strlen(s->recorder_id));
@@ -233,36 +157,19 @@ int pgsink_check(pgsink_t *s, char *err, size_t errlen)
  * *failed_wait is set (errno kept) when the wait gave up first. */
 static PGresult *next_result(pgsink_t *s, int64_t deadline, bool *failed_wait)
 {
-    *failed_wait = false;
-    while (PQisBusy(s->conn)) {
-        if (wait_socket(s, true, false, deadline) < 0) {
-            *failed_wait = true;
-            return NULL;
-        }
-        if (!PQconsumeInput(s->conn))
-            return NULL;
-    }
-    return PQgetResult(s->conn);
+    PGresult *res;
+    *failed_wait = pgconn_next_result(s->conn, deadline, s->cancel_fd, &res) < 0 &&
+                   errno != EIO;
+    return res;
 }
 
 /* Flushes libpq's output buffer within the deadline. Returns 0, or -1 with
  * *failed_wait telling whether the wait gave up (errno kept). */
 static int flush_out(pgsink_t *s, int64_t deadline, bool *failed_wait)
 {
-    *failed_wait = false;
-    for (;;) {
-        int rc = PQflush(s->conn);
-        if (rc == 0)
-            return 0;
-        if (rc < 0)
-            return -1;
-        if (wait_socket(s, true, true, deadline) < 0) {
-            *failed_wait = true;
-            return -1;
-        }
-        if (!PQconsumeInput(s->conn))
-            return -1;
-    }
+    int rc = pgconn_flush(s->conn, deadline, s->cancel_fd);
+    *failed_wait = rc < 0 && errno != EIO;
+    return rc;
 }
 
 static bool is_data_error(const PGresult *res)
@@ -342,7 +249,7 @@ static enum step send_and_finish(pgsink_t *s, const char *sql, const char *what,
         conn_error(s, what, err, errlen);
         return STEP_RETRY;
     }
-    return finish_command(s, mono_ms() + s->timeout_ms, what, in_copy, cmd_status, cslen, err,
+    return finish_command(s, clock_mono_ms() + s->timeout_ms, what, in_copy, cmd_status, cslen, err,
                           errlen);
 }
 
@@ -373,7 +280,7 @@ static enum step put_bytes(pgsink_t *s, const uint8_t *p, size_t len, char *err,
             continue;
         }
         /* rc == 0: libpq's buffer is full; wait until the socket drains. */
-        if (flush_out(s, mono_ms() + s->timeout_ms, &failed_wait) < 0) {
+        if (flush_out(s, clock_mono_ms() + s->timeout_ms, &failed_wait) < 0) {
             if (failed_wait)
                 wait_error(s, "sending COPY data", err, errlen);
             else
@@ -402,7 +309,7 @@ static enum step put_copy_data(pgsink_t *s, const batch_t *b, size_t n, char *er
         conn_error(s, "ending COPY", err, errlen);
         return STEP_RETRY;
     }
-    return finish_command(s, mono_ms() + s->timeout_ms, "COPY", NULL, NULL, 0, err, errlen);
+    return finish_command(s, clock_mono_ms() + s->timeout_ms, "COPY", NULL, NULL, 0, err, errlen);
 }
 
 /* A growing SQL text. */

@@ -79,7 +79,8 @@ void pgsink_disconnect(pgsink_t *s);
  * err; on RETRY and IN_DOUBT the connection has been dropped. */
 pgsink_result_t pgsink_write(pgsink_t *s, const batch_t *b, size_t n, char *err, size_t errlen);
 
-/* The COPY statement for a kind, or NULL if the kind is unknown. */
+/* The COPY statement for a kind, built from its table and columns
+ * (records.h; static storage), or NULL if the kind is unknown. */
 const char *pgsink_copy_sql(enum batch_kind kind);
 
 #endif

@@ -14,31 +14,22 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/fnv.h"
+#include "common/utc.h"
 #include "store/pgcopy.h"
+#include "store/records.h"
 
 #include "store/spool_impl.h"
 
 /* ---- small helpers ------------------------------------------------------ */
 
-int64_t sp_wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-}
-
 /* 64-bit FNV-1a: cheap, and enough to notice a payload changed on disk. */
 uint64_t sp_payload_hash(const uint8_t *p, size_t n)
 {
-    uint64_t h = 14695981039346656037ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return fnv1a64(FNV1A64_INIT, p, n);
 }
 
 int sp_db_fail(spool_t *sp, const char *what, char *err, size_t errlen)
@@ -96,6 +87,24 @@ int sp_set_sync(spool_t *sp, bool full, char *err, size_t errlen)
 int sp_begin(spool_t *sp, char *err, size_t errlen)
 {
     return sp_exec(sp, "BEGIN IMMEDIATE", err, errlen);
+}
+
+/* A write transaction whose COMMIT is on disk when it returns
+ * (synchronous = FULL). */
+int sp_begin_durable(spool_t *sp, char *err, size_t errlen)
+{
+    if (sp_set_sync(sp, true, err, errlen) < 0)
+        return -1;
+    return sp_begin(sp, err, errlen);
+}
+
+/* Refuses writes to a spool opened with spool_open_readonly(). */
+int sp_check_writable(const spool_t *sp, char *err, size_t errlen)
+{
+    if (!sp->readonly)
+        return 0;
+    snprintf(err, errlen, "spool %s: opened read-only", sp->path);
+    return -1;
 }
 
 /* Recomputes the mirrors from the file (after a rollback, at open). */
@@ -217,9 +226,7 @@ int spool_get_process(spool_t *sp, int64_t *process_id, bool *known, char *err, 
 int spool_set_process(spool_t *sp, int64_t process_id, char *err, size_t errlen)
 {
     pthread_mutex_lock(&sp->lock);
-    int rc = sp_set_sync(sp, true, err, errlen);
-    if (rc == 0)
-        rc = sp_begin(sp, err, errlen);
+    int rc = sp_begin_durable(sp, err, errlen);
     if (rc == 0) {
         rc = sp_meta_put(sp, "process_id", process_id, err, errlen);
         if (rc == 0)
@@ -291,11 +298,13 @@ int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err,
                 (int64_t)(sp->bytes + sp->q_bytes + b->len) <= sp->max_bytes;
     int64_t seq = 0;
 
-    if (sp->readonly) {
-        snprintf(err, errlen, "spool %s: opened read-only", sp->path);
+    if (sp_check_writable(sp, err, errlen) < 0)
+        goto fail;
+    if (!records_known((int)b->kind)) {   /* no table would ever take it */
+        snprintf(err, errlen, "spool %s: %d is not a record kind", sp->path, (int)b->kind);
         goto fail;
     }
-    if (sp_set_sync(sp, true, err, errlen) < 0 || sp_begin(sp, err, errlen) < 0)
+    if (sp_begin_durable(sp, err, errlen) < 0)
         goto fail;
     if (sp->nlost && sp_flush_lost(sp, err, errlen) < 0)
         goto fail_rollback;
@@ -380,9 +389,7 @@ int spool_close_gaps(spool_t *sp, int64_t process_id, bool only_if_room, uint32_
     pthread_mutex_lock(&sp->lock);
     bool room = (int64_t)(sp->bytes + sp->q_bytes + sp->last_len) <= sp->max_bytes;
     if (sp->gaps_open > 0 && (room || !only_if_room)) {
-        rc = sp_set_sync(sp, true, err, errlen);
-        if (rc == 0)
-            rc = sp_begin(sp, err, errlen);
+        rc = sp_begin_durable(sp, err, errlen);
         if (rc == 0) {
             rc = sp_close_gaps(sp, process_id, 0, &n, err, errlen);
             if (rc == 0)
@@ -412,10 +419,10 @@ void spool_batches_free(batch_t *b, size_t n)
 static int quarantine_locked(spool_t *sp, int64_t seq, const char *why, char *err,
                              size_t errlen)
 {
-    if (sp_set_sync(sp, true, err, errlen) < 0 || sp_begin(sp, err, errlen) < 0)
+    if (sp_begin_durable(sp, err, errlen) < 0)
         return -1;
     sqlite3_stmt *s = sp_stmt(sp, ST_TO_QUARANTINE);
-    sqlite3_bind_int64(s, 1, sp_wall_us());
+    sqlite3_bind_int64(s, 1, clock_real_us());
     sqlite3_bind_text(s, 2, why, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 3, seq);
     if (sp_step_done(sp, s, "quarantining a batch", err, errlen) < 0)

@@ -160,7 +160,8 @@ typedef struct spool_append_result {
  * copied), durably, in one transaction. Sets b->spool_id and b->seq. When
  * a POINTS batch would exceed the cap the full policy applies (see res);
  * other kinds are always stored (invariant 5). Returns 0, or -1 with err
- * when the file could not be written: a POINTS batch's points are then
+ * when b's kind is not a record kind (records.h) or the file could not be
+ * written: a POINTS batch's points are then
  * counted as dropped and a gap record is queued with the next append that
  * succeeds; other kinds are not counted (the caller reports the failure). */
 int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err, size_t errlen);

@@ -96,6 +96,8 @@ struct drop {
 
 /* spool.c */
 int sp_begin(spool_t *sp, char *err, size_t errlen);
+int sp_begin_durable(spool_t *sp, char *err, size_t errlen);
+int sp_check_writable(const spool_t *sp, char *err, size_t errlen);
 int sp_commit(spool_t *sp, char *err, size_t errlen);
 int sp_db_fail(spool_t *sp, const char *what, char *err, size_t errlen);
 int sp_exec(spool_t *sp, const char *sql, char *err, size_t errlen);
@@ -104,7 +106,6 @@ int sp_meta_put(spool_t *sp, const char *key, int64_t v, char *err, size_t errle
 int sp_reload_counters(spool_t *sp, char *err, size_t errlen);
 int sp_set_sync(spool_t *sp, bool full, char *err, size_t errlen);
 int sp_step_done(spool_t *sp, sqlite3_stmt *s, const char *what, char *err, size_t errlen);
-int64_t sp_wall_us(void);
 sqlite3_stmt *sp_stmt(spool_t *sp, enum st i);
 uint64_t sp_payload_hash(const uint8_t *p, size_t n);
 void sp_rollback(spool_t *sp);

@@ -15,10 +15,13 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/fnv.h"
+#include "common/utc.h"
 #include "store/pgcopy.h"
+#include "store/records.h"
 
 #include "store/spool_impl.h"
 
@@ -78,7 +81,7 @@ static void idset_add_blob(struct idset *s, const void *blob, int bytes)
 
 /* ---- gaps --------------------------------------------------------------- */
 
-/* The one-row data_gaps COPY stream (columns as in pgsink.c). */
+/* The one-row data_gaps COPY stream (columns: records.h, BATCH_GAPS). */
 static uint8_t *gap_payload(int64_t process_id, int64_t first, int64_t last, uint64_t points,
                             uint32_t batches, const int32_t *params, size_t nparams,
                             const char *reason, size_t *len)
@@ -87,7 +90,7 @@ static uint8_t *gap_payload(int64_t process_id, int64_t first, int64_t last, uin
     uint8_t *out = NULL;
     if (!p)
         return NULL;
-    int rc = pgcopy_row(p, 7);
+    int rc = pgcopy_row(p, records_ncolumns(BATCH_GAPS));
     rc |= process_id ? pgcopy_put_int8(p, process_id) : pgcopy_put_null(p);
     rc |= pgcopy_put_ts(p, first);
     rc |= pgcopy_put_ts(p, last);
@@ -115,7 +118,7 @@ int sp_insert_batch(spool_t *sp, enum batch_kind kind, int64_t process_id, uint3
     sqlite3_bind_int64(s, 3, rows);
     sqlite3_bind_int64(s, 4, first);
     sqlite3_bind_int64(s, 5, last);
-    sqlite3_bind_int64(s, 6, sp_wall_us());
+    sqlite3_bind_int64(s, 6, clock_real_us());
     sqlite3_bind_int64(s, 7, (int64_t)sp_payload_hash(data, len));
     sqlite3_bind_blob(s, 8, data, (int)len, SQLITE_STATIC);
     if (sp_step_done(sp, s, "appending a batch", err, errlen) < 0)
@@ -309,7 +312,7 @@ int sp_gap_add(spool_t *sp, struct drop *d, char *err, size_t errlen)
     sqlite3_bind_blob(s, 7, d->params.v ? (const void *)d->params.v : "",
                       (int)(d->params.n * sizeof(int32_t)), SQLITE_STATIC);
     sqlite3_bind_text(s, 8, d->detail, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 9, sp_wall_us());
+    sqlite3_bind_int64(s, 9, clock_real_us());
     sqlite3_bind_int64(s, 10, existed ? first_seq : seq);
     sqlite3_bind_int64(s, 11, seq);
     if (sp_step_done(sp, s, "recording a gap", err, errlen) < 0)
@@ -478,15 +481,28 @@ long spool_quarantine_list(spool_t *sp, void (*fn)(void *arg, const spool_qentry
     return n;
 }
 
+/* Ends a change of the quarantine, inside its transaction (lock held):
+ * empties seq's rows (ST_Q_DELETE), commits and recomputes the counters.
+ * Returns the rows emptied, or -1 with err (rolled back). */
+static long quarantine_finish(spool_t *sp, int64_t seq, char *err, size_t errlen)
+{
+    sqlite3_stmt *s = sp_stmt(sp, ST_Q_DELETE);
+    sqlite3_bind_int64(s, 1, seq);
+    if (sp_step_done(sp, s, "emptying the quarantine", err, errlen) < 0) {
+        sp_rollback(sp);
+        return -1;
+    }
+    long n = sqlite3_changes(sp->db);
+    if (sp_commit(sp, err, errlen) < 0 || sp_reload_counters(sp, err, errlen) < 0)
+        return -1;
+    return n;
+}
+
 long spool_quarantine_retry(spool_t *sp, int64_t seq, char *err, size_t errlen)
 {
     long n = -1;
     pthread_mutex_lock(&sp->lock);
-    if (sp->readonly) {
-        snprintf(err, errlen, "spool %s: opened read-only", sp->path);
-        goto out;
-    }
-    if (sp_set_sync(sp, true, err, errlen) < 0 || sp_begin(sp, err, errlen) < 0)
+    if (sp_check_writable(sp, err, errlen) < 0 || sp_begin_durable(sp, err, errlen) < 0)
         goto out;
     sqlite3_stmt *s = sp_stmt(sp, ST_Q_RETRY);
     sqlite3_bind_int64(s, 1, seq);
@@ -495,15 +511,8 @@ long spool_quarantine_retry(spool_t *sp, int64_t seq, char *err, size_t errlen)
         goto out;
     }
     long moved = sqlite3_changes(sp->db);
-    s = sp_stmt(sp, ST_Q_DELETE);
-    sqlite3_bind_int64(s, 1, seq);
-    if (sp_step_done(sp, s, "emptying the quarantine", err, errlen) < 0) {
-        sp_rollback(sp);
-        goto out;
-    }
-    if (sp_commit(sp, err, errlen) < 0 || sp_reload_counters(sp, err, errlen) < 0)
-        goto out;
-    n = moved;
+    if (quarantine_finish(sp, seq, err, errlen) >= 0)
+        n = moved;
 out:
     pthread_mutex_unlock(&sp->lock);
     return n;
@@ -511,13 +520,9 @@ out:
 
 long spool_quarantine_drop(spool_t *sp, int64_t seq, char *err, size_t errlen)
 {
-    long n = -1, dropped = 0;
+    long n = -1;
     pthread_mutex_lock(&sp->lock);
-    if (sp->readonly) {
-        snprintf(err, errlen, "spool %s: opened read-only", sp->path);
-        goto out;
-    }
-    if (sp_set_sync(sp, true, err, errlen) < 0 || sp_begin(sp, err, errlen) < 0)
+    if (sp_check_writable(sp, err, errlen) < 0 || sp_begin_durable(sp, err, errlen) < 0)
         goto out;
     /* Gather first, then write: no statement runs while the cursor is open. */
     struct qd {
@@ -591,12 +596,6 @@ long spool_quarantine_drop(spool_t *sp, int64_t seq, char *err, size_t errlen)
             rc = sp_step_done(sp, s, "counting dropped points", err, errlen);
         }
     }
-    if (rc == 0) {
-        s = sp_stmt(sp, ST_Q_DELETE);
-        sqlite3_bind_int64(s, 1, seq);
-        rc = sp_step_done(sp, s, "emptying the quarantine", err, errlen);
-        dropped = sqlite3_changes(sp->db);
-    }
     for (size_t i = 0; i < nv; i++)
         free(v[i].params.v);
     free(v);
@@ -604,9 +603,7 @@ long spool_quarantine_drop(spool_t *sp, int64_t seq, char *err, size_t errlen)
         sp_rollback(sp);
         goto out;
     }
-    if (sp_commit(sp, err, errlen) < 0 || sp_reload_counters(sp, err, errlen) < 0)
-        goto out;
-    n = dropped;
+    n = quarantine_finish(sp, seq, err, errlen);
 out:
     pthread_mutex_unlock(&sp->lock);
     return n;

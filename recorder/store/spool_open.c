@@ -13,10 +13,13 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/fnv.h"
+#include "common/utc.h"
 #include "store/pgcopy.h"
+#include "store/records.h"
 
 #include "store/spool_impl.h"
 
@@ -51,6 +54,9 @@ static const char steps_sql[] =
     "CREATE TABLE IF NOT EXISTS steps_marked ("
     "  process_id INTEGER NOT NULL, step_no INTEGER NOT NULL,"
     "  PRIMARY KEY (process_id, step_no)) WITHOUT ROWID;";
+
+/* "kind = 1" below is BATCH_POINTS (records.h). */
+_Static_assert(BATCH_POINTS == 1, "the spool's statements select POINTS batches as kind = 1");
 
 static const char *const st_sql[ST_COUNT] = {
     [ST_INSERT] = "INSERT INTO batches (kind, process_id, rows, first_ts, last_ts,"
@@ -298,7 +304,7 @@ static int create_schema(spool_t *sp, char *err, size_t errlen)
     char sql[256];
     snprintf(sql, sizeof sql,
              "INSERT INTO meta VALUES ('format', %d), ('spool_id', %lld), ('created_us', %lld);",
-             SPOOL_FORMAT, (long long)id, (long long)sp_wall_us());
+             SPOOL_FORMAT, (long long)id, (long long)clock_real_us());
     if (sp_begin(sp, err, errlen) < 0)
         return -1;
     if (sp_exec(sp, schema_sql, err, errlen) < 0 || sp_exec(sp, sql, err, errlen) < 0) {
@@ -456,11 +462,8 @@ static int try_open(spool_t *sp, bool readonly, bool *created, char *why, size_t
 /* Renames path and its -wal/-shm to path.corrupt-STAMP[-N]. */
 static int move_aside(const char *path, char *to, size_t tolen, char *err, size_t errlen)
 {
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    char stamp[UTC_LEN];
+    utc_format(clock_real_us(), UTC_COMPACT, stamp, sizeof stamp);
     for (int n = 0; n < 100; n++) {
         if (n == 0)
             snprintf(to, tolen, "%s.corrupt-%s", path, stamp);

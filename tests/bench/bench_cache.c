@@ -21,7 +21,7 @@
 #include "common/log.h"
 #include "nplus1.h"
 #include "cache/pcache.h"
-#include "common/pgwait.h"
+#include "common/pgconn.h"
 
 static double now_ns(void)
 {

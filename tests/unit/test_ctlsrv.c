@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "daemon/batcher.h"
 #include "daemon/ctlsrv.h"
@@ -78,7 +79,7 @@ static const char *request(const char *line)
     int fd = send_request(line);
     if (fd < 0)
         return "(socketpair failed)";
-    if (!serve(fd, poller_mono_ns(), 200, buf, sizeof buf))
+    if (!serve(fd, clock_mono_ns(), 200, buf, sizeof buf))
         snprintf(buf, sizeof buf, "(no answer)");
     close(fd);
     return buf;
@@ -280,13 +281,13 @@ static void test_table(void)
     /* STOP: flushed, not answered while the spool holds the process */
     char buf[4096] = "";
     int fd = send_request("STOP");
-    T_EQ_INT(serve(fd, poller_mono_ns(), 20, buf, sizeof buf), 0);
+    T_EQ_INT(serve(fd, clock_mono_ns(), 20, buf, sizeof buf), 0);
     T_EQ_INT(batcher_process(bat), 0);
     T_EQ_STR(buf, "");
     struct pollfd pfd[CTLSRV_MAX_FDS];
     int64_t wake = INT64_MAX;
     T_EQ_INT(ctlsrv_pollfds(srv, pfd, &wake), 0);    /* a waiter is not read */
-    T_CHECK(wake > poller_mono_ns() && wake <= poller_mono_ns() + CTLSRV_STOP_WAIT_MS * 1000000LL);
+    T_CHECK(wake > clock_mono_ns() && wake <= clock_mono_ns() + CTLSRV_STOP_WAIT_MS * 1000000LL);
     /* ... answered at its deadline, saying what is still spooled */
     T_EQ_INT(serve(fd, INT64_MAX, 5, buf, sizeof buf), 1);
     T_CHECK(starts_with(buf, "OK stopped process 42: 3 rows recorded; 0 stored, "));
@@ -299,7 +300,7 @@ static void test_table(void)
     batcher_on_sample(bat, &s);
     buf[0] = '\0';
     fd = send_request("STOP");
-    T_EQ_INT(serve(fd, poller_mono_ns(), 10, buf, sizeof buf), 0);
+    T_EQ_INT(serve(fd, clock_mono_ns(), 10, buf, sizeof buf), 0);
     /* the forwarder's part: every batch committed, in claims of one kind */
     size_t n, total = 0;
     do {
@@ -312,7 +313,7 @@ static void test_table(void)
         total += n;
     } while (n > 0);
     T_CHECK(total >= 2);
-    T_EQ_INT(serve(fd, poller_mono_ns(), 10, buf, sizeof buf), 1);
+    T_EQ_INT(serve(fd, clock_mono_ns(), 10, buf, sizeof buf), 1);
     T_EQ_STR(buf, "OK stopped process 44: 1 rows recorded, all stored\n");
     close(fd);
 }

@@ -26,11 +26,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "../bench/nplus1.h"
 #include "cache/l2redis.h"
 #include "common/log.h"
 #include "cache/pcache.h"
-#include "common/pgwait.h"
+#include "common/pgconn.h"
 #include "t.h"
 
 static PGconn *admin;
@@ -473,7 +474,7 @@ static void test_black_holes(void)
     char dsn[128];
     snprintf(dsn, sizeof dsn, "host=127.0.0.1 port=%d dbname=x user=x", port);
     t0 = mono_ms();
-    PGconn *conn = pgwait_connect(dsn, "t", 300, -1, err, sizeof err);
+    PGconn *conn = pgconn_connect(dsn, "t", 300, -1, err, sizeof err);
     took = mono_ms() - t0;
     printf("# black-holed PostgreSQL: connect failed after %lld ms (%s)\n", (long long)took, err);
     T_CHECK(conn == NULL && errno == ETIMEDOUT);

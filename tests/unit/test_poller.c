@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "acq/pmap.h"
 #include "acq/poller.h"
@@ -97,8 +98,8 @@ static void count(void *arg, const sample_t *s)
 /* Drains for ms milliseconds. */
 static void run_for(poller_t *p, int ms, struct counts *c)
 {
-    int64_t end = poller_mono_ns() + (int64_t)ms * 1000000;
-    for (int64_t now; (now = poller_mono_ns()) < end;) {
+    int64_t end = clock_mono_ns() + (int64_t)ms * 1000000;
+    for (int64_t now; (now = clock_mono_ns()) < end;) {
         struct pollfd pfd = { .fd = poller_notify_fd(p), .events = POLLIN };
         poll(&pfd, 1, (int)((end - now) / 1000000) + 1);
         poller_drain(p, count, c);
@@ -182,9 +183,9 @@ int main(int argc, char **argv)
     struct counts n = { .id_a = param_id(c, "a", "rc"), .id_b = param_id(c, "b", "rc") };
 
     pmap_t *m = load(c);
-    poller_opts_t o = { .response_timeout_ms = 500,
+    poller_opts_t o = { .modbus = { .response_timeout_ms = 500, .baud = 19200, .parity = 'E',
+                                    .data_bits = 8, .stop_bits = 1 },
                         .limits = { .max_registers = 125, .max_bits = 2000, .max_gap = 8 },
-                        .baud = 19200, .parity = 'E', .data_bits = 8, .stop_bits = 1,
                         .reconnect_min_ms = 100, .reconnect_max_ms = 1000 };
     poller_t *p = m ? poller_new(m, &o) : NULL;
     T_CHECK(p != NULL);
