@@ -11,15 +11,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "acq/plan.h"
 #include "acq/pmap.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int read_req(modbus_t *ctx, regtype_t t, int addr, int n)
 {
@@ -72,18 +66,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_plan: connect %s:%s: %s\n", p0->host, port, modbus_strerror(errno));
         return 1;
     }
-    double t0 = now_s();
+    double t0 = ((double)clock_mono_ns() / 1e9);
     for (int c = 0; c < cycles; c++)
         for (size_t r = 0; r < nreq; r++)
             if (read_req(ctx, reqs[r].table, reqs[r].start, reqs[r].count) < 0)
                 return 1;
-    double planned = (now_s() - t0) / cycles;
-    t0 = now_s();
+    double planned = (((double)clock_mono_ns() / 1e9) - t0) / cycles;
+    t0 = ((double)clock_mono_ns() / 1e9);
     for (int c = 0; c < cycles; c++)
         for (size_t i = 0; i < k; i++)
             if (read_req(ctx, items[i].table, items[i].address, items[i].count) < 0)
                 return 1;
-    double single = (now_s() - t0) / cycles;
+    double single = (((double)clock_mono_ns() / 1e9) - t0) / cycles;
     printf("parameters %zu\nrequests_planned %zu\nrequests_single %zu\n"
            "cycle_ms_planned %.3f\ncycle_ms_single %.3f\n",
            k, nreq, k, planned * 1e3, single * 1e3);

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "acq/sample.h"
 
 #define BENCH_PARAMS 100
@@ -22,13 +23,6 @@ static inline sample_t bench_row(long i)
         .quality = 0,
         .has_value = true,
     };
-}
-
-static inline double bench_now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 #endif

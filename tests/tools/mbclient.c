@@ -22,6 +22,7 @@
 
 #include <modbus.h>
 
+#include "common/clock.h"
 #include "acq/regcodec.h"
 
 static void usage(void)
@@ -32,20 +33,13 @@ static void usage(void)
             "                [--repeat N] [--type T --order O] TABLE ADDR [COUNT]\n");
 }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* One read of count items at addr; prints its line. Returns 0 if ok. */
 static int read_once(modbus_t *m, regtype_t table, int addr, int count, const dtype_t *type,
                      worder_t order)
 {
     uint16_t regs[MODBUS_MAX_READ_REGISTERS];
     uint8_t bits[MODBUS_MAX_READ_BITS];
-    double t0 = now_ms();
+    double t0 = ((double)clock_mono_ns() / 1e6);
     int rc = -1;
 
     switch (table) {
@@ -62,7 +56,7 @@ static int read_once(modbus_t *m, regtype_t table, int addr, int count, const dt
         rc = modbus_read_input_registers(m, addr, count, regs);
         break;
     }
-    double took = now_ms() - t0;
+    double took = ((double)clock_mono_ns() / 1e6) - t0;
     if (rc != count) {
         int e = errno;
         if (rc < 0 && e > MODBUS_ENOBASE && e < MODBUS_ENOBASE + MODBUS_EXCEPTION_MAX)

@@ -31,6 +31,7 @@
 
 #include <modbus.h>
 
+#include "common/clock.h"
 #include "firmware/fault.h"
 #include "acq/regcodec.h"
 #include "t.h"
@@ -269,13 +270,6 @@ struct sim {
 };
 
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void pause_ms(int ms)
 {
     struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
@@ -322,14 +316,14 @@ static bool sim_exited(struct sim *s)
 static bool wait_text(struct sim *s, const char *path, const char *needle, int n,
                       int timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = clock_mono_ms() + timeout_ms;
     do {
         if (count_of(slurp(path), needle) >= n)
             return true;
         if (sim_exited(s))
             return count_of(slurp(path), needle) >= n;
         pause_ms(10);
-    } while (now_ms() < end);
+    } while (clock_mono_ms() < end);
     printf("# timed out waiting for \"%s\" x%d in %s:\n%s\n", needle, n, path, slurp(path));
     return false;
 }
@@ -456,9 +450,9 @@ static void test_latency(void)
     if (!a || !b)
         goto out;
 
-    int64_t t0 = now_ms();
+    int64_t t0 = clock_mono_ms();
     long rc = read_counter(a);
-    int64_t took = now_ms() - t0;
+    int64_t took = clock_mono_ms() - t0;
     T_EQ_INT(rc, ++reads);
     T_CHECK(took >= 400 || (printf("# answer after %lld ms\n", (long long)took), 0));
     T_CHECK(took < 2500);
@@ -466,12 +460,12 @@ static void test_latency(void)
     /* Two requests in flight: answered together, not one after the other. */
     uint8_t req[] = { 1, 0x04, 0x00, 0x14, 0x00, 0x02 };   /* unit, FC4, 20, 2 */
     uint8_t rsp[MODBUS_TCP_MAX_ADU_LENGTH];
-    t0 = now_ms();
+    t0 = clock_mono_ms();
     T_CHECK(modbus_send_raw_request(a, req, sizeof req) > 0);
     T_CHECK(modbus_send_raw_request(b, req, sizeof req) > 0);
     T_CHECK(modbus_receive_confirmation(a, rsp) > 0);
     T_CHECK(modbus_receive_confirmation(b, rsp) > 0);
-    took = now_ms() - t0;
+    took = clock_mono_ms() - t0;
     reads += 2;
     printf("# two clients with latency=400: both answered after %lld ms\n", (long long)took);
     T_CHECK(took >= 400);
@@ -512,10 +506,10 @@ static void test_reloads(void)
 
     /* silent: read, never answered, not counted. */
     T_CHECK(sim_reload(&s, file, "silent\n", "silent", ++loads));
-    int64_t t0 = now_ms();
+    int64_t t0 = clock_mono_ms();
     T_EQ_INT(read_counter(m), -1);
     T_EQ_INT(errno, ETIMEDOUT);
-    T_CHECK(now_ms() - t0 >= 250);
+    T_CHECK(clock_mono_ms() - t0 >= 250);
     unanswered++;
     T_CHECK(sim_reload(&s, file, "", "none", ++loads));
     T_EQ_INT(read_counter(m), ++reads);
@@ -614,16 +608,16 @@ static void test_reloads(void)
      * accepted again on the same port. */
     modbus_set_response_timeout(m, 1, 0);
     T_CHECK(sim_reload(&s, file, "refuse_ms=800\n", "refuse_ms=800", ++loads));
-    int64_t refused_at = now_ms();
+    int64_t refused_at = clock_mono_ms();
     T_EQ_INT(read_counter(m), -1);             /* closed */
     client_free(m);
     m = modbus_new_tcp("127.0.0.1", s.port);
     T_EQ_INT(modbus_connect(m), -1);
     T_EQ_INT(errno, ECONNREFUSED);
     int64_t back = -1;
-    while (now_ms() - refused_at < 10000) {
+    while (clock_mono_ms() - refused_at < 10000) {
         if (modbus_connect(m) == 0) {
-            back = now_ms() - refused_at;
+            back = clock_mono_ms() - refused_at;
             break;
         }
         pause_ms(20);
