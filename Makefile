@@ -184,6 +184,9 @@ FUZZ_CFLAGS   := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -O1 -g -pthread \
                  -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                  -I. -Irecorder -MMD -MP $(PATH_DEFS) \
                  $(FUZZ_SANFLAGS) -fsanitize=fuzzer-no-link
+ifneq ($(filter 1,$(WERROR))$(filter true,$(CI)),)
+FUZZ_CFLAGS   += -Werror
+endif
 FUZZ_SRCS     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS       := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/bin/%)
 FUZZ_LIB      := $(FUZZ_BUILD)/libaldrec.a
