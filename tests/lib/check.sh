@@ -22,6 +22,11 @@ check_ge() {
     if [ "$2" -ge "$3" ] 2>/dev/null; then ok "$1 ($2 >= $3)"; else not_ok "$1: got '$2', expected >= $3"; fi
 }
 
+# check_le DESCRIPTION ACTUAL MAX (integers)
+check_le() {
+    if [ "$2" -le "$3" ] 2>/dev/null; then ok "$1 ($2 <= $3)"; else not_ok "$1: got '$2', expected <= $3"; fi
+}
+
 # check_match DESCRIPTION TEXT REGEX
 check_match() {
     if grep -Eq -- "$3" <<<"$2"; then ok "$1"; else not_ok "$1: '$2' does not match /$3/"; fi
