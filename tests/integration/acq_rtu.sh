@@ -33,7 +33,7 @@ q "DELETE FROM component_parameters WHERE name NOT IN ('system_read_counter', 't
 RTU_ID="(SELECT mc.id FROM machine_components mc JOIN machines m ON m.id = mc.machine_id WHERE m.name = 'acqr' AND mc.name = 'rtu')"
 q "$(vectors_sql "$RTU_ID" 100)" >/dev/null
 check "the vectors' raw words are written over RTU to holding registers $VEC_FIRST-42 (FC16)" \
-    bash -c "'$BIN/mbwrite' --rtu '$TTY' --baud 19200 --parity E holding $VEC_FIRST $(vectors_words) >/dev/null"
+    quiet "$BIN/mbwrite" --rtu "$TTY" --baud 19200 --parity E holding "$VEC_FIRST" $(vectors_words)
 check_eq "aldsim serves the test pattern (input 30-44) over RTU as REGISTERS.md spells it" \
     "$(raw_words "$("$BIN/mbclient" --rtu "$TTY" --baud 19200 --parity E input 30 15)")" "$TEST_PATTERN_WORDS"
 NRTU=$((32 + ${#VECTORS[@]}))

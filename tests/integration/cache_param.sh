@@ -22,6 +22,7 @@
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 source "$ALD_ROOT/tests/lib/check.sh"
+source "$ALD_ROOT/tests/lib/vectors.sh"
 trap ald_cleanup EXIT
 
 ald_workdir it-cache
@@ -34,7 +35,7 @@ pg_migrate "$CFG"
 demo_machine_load "$SIM_PORT_a" 100
 q "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 A="$BIN/aldrec --config $CFG"
-WRITES=0            # set commands that reached the device
+WRITES=0            # write requests that reached the device (sets, mbwrite)
 
 # run_set ARGS... — runs aldrec set; sets OUT (stdout+stderr) and RC.
 run_set() { OUT=$($A set "$@" 2>&1); RC=$?; }
@@ -47,6 +48,16 @@ check_eq "get prints value, units and quality" "$out" "heater1.setpoint = 200 de
 check_match "get decodes scale/offset (test.scaled = -37.66)" "$($A get test.scaled)" '^test.scaled = -37.66 \(quality 0 good\)$'
 check_match "get reads a coil" "$($A get ald.enable)" '^ald.enable = 1 \(quality 0 good\)$'
 check_match "get reads an f64 in CDAB order" "$($A get test.f64_cdab)" '^test.f64_cdab = 1234.56789'
+# ... which aldsim encoded with the same codec: also from raw words written
+# by hand (tests/lib/vectors.sh) into holding registers 10-42.
+q "$(vectors_sql "(SELECT id FROM machine_components WHERE name = 'test')" 100)" >/dev/null
+check "the vectors' raw words are written to holding registers $VEC_FIRST-42" \
+    quiet "$BIN/mbwrite" "127.0.0.1:$SIM_PORT_a" holding "$VEC_FIRST" $(vectors_words)
+WRITES=$((WRITES + 1))
+check_match "get decodes f64 CDAB from raw words 0EE6 84FD 4A45 4093" "$($A get test.vec_f64_cdab)" \
+    '^test.vec_f64_cdab = 1234.56789 \(quality 0 good\)$'
+check_match "get decodes f64 DCBA from raw words E60E FD84 454A 9340" "$($A get test.vec_f64_dcba)" \
+    '^test.vec_f64_dcba = 1234.56789 \(quality 0 good\)$'
 out=$($A get heater1.nope 2>&1); rc=$?
 check_eq "get of an unknown parameter exits 2" "$rc" 2
 check_match "... naming it and the component's parameters" "$out" 'unknown parameter "heater1.nope" \(heater1 has: .*setpoint'
@@ -250,7 +261,7 @@ echo "$stats" | sed 's/^/# /'
 # --- nothing written by the rejected sets: aldsim's own count ---------------
 kill -TERM "$SIM_PID_a"; wait "$SIM_PID_a"
 SIM_WRITES=$(sed -n 's/.*served [0-9]* read requests, \([0-9]*\) write requests.*/\1/p' "$WORK/aldsim-a.log")
-check_eq "aldsim answered exactly one write per accepted set ($WRITES), none for the rejected ones" \
+check_eq "aldsim answered exactly one write per accepted set (and the vectors' one: $WRITES), none for the rejected ones" \
     "${SIM_WRITES:-?}" "$WRITES"
 out=$($A get heater1.setpoint 2>&1); rc=$?
 check_eq "device gone: get exits 1" "$rc" 1

@@ -24,7 +24,7 @@ A="$BIN/aldrec --config $CFG"
 # registers 10-42, their raw words written to aldsim before aldrecd starts.
 q "$(vectors_sql "(SELECT id FROM machine_components WHERE name = 'test')" 100)" >/dev/null
 check "the vectors' raw words are written to holding registers $VEC_FIRST-42 (FC16)" \
-    bash -c "'$BIN/mbwrite' 127.0.0.1:$SIM_PORT_a holding $VEC_FIRST $(vectors_words) >/dev/null"
+    quiet "$BIN/mbwrite" "127.0.0.1:$SIM_PORT_a" holding "$VEC_FIRST" $(vectors_words)
 # The other way: what aldsim serves as its test pattern, word for word,
 # against REGISTERS.md — not decoded by anything of ours.
 check_eq "aldsim serves the test pattern (input 30-44) as REGISTERS.md spells it" \
