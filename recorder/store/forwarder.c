@@ -284,7 +284,10 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
          * whether PostgreSQL is reachable (health, metrics), and the first
          * batch of a run finds the connection made. */
         if (now < f->next_try) {
-            wait_until(f, f->next_try, -1, false);
+            /* An append ends the wait (not the backoff): the next turn
+             * checkpoints the log it grew, so that while PostgreSQL is
+             * down the log stays near its threshold too. */
+            wait_until(f, f->next_try, -1, true);
             return OUT_AGAIN;
         }
         link_to(f, LINK_CONNECTING);

@@ -58,7 +58,7 @@ check "frz frozen at run time" aldsim_fault frz freeze
 T_FRZ=$(now)
 sleep 2.2
 T_WRITE=$(now)
-check "a step written to holding register 51 of device db" "$BIN/mbwrite" "127.0.0.1:$SIM_PORT_db" holding 51 100
+check "a step written to holding register 51 of device db" quiet "$BIN/mbwrite" "127.0.0.1:$SIM_PORT_db" holding 51 100
 T_WRITTEN=$(now)
 sleep 2.2
 EXC_REQS=$(dev_reqs "$SIM_PORT_exc")

@@ -4,7 +4,7 @@
 #   1. slow is down when the daemon starts (nothing listens on its port);
 #   2. it comes up and is polled without a restart of the daemon;
 #   3. it turns slow (aldsim fault latency=200, switched at run time);
-#   4. it stops answering (fault silent: timeouts);
+#   4. it stops answering (fault silent: timeouts), then answers again;
 #   5. it is killed, then restarted on the same port, and resumes on its own.
 # Meanwhile fast must not notice: its read counter is contiguous, it has one
 # sample per 100 ms of the whole run, no gap between cycles beyond a margin,
@@ -33,6 +33,8 @@ now() { date +%s.%N; }
 dev_line() { $A status | grep "^device 127.0.0.1:$1 unit 1:"; }
 dev_cycles() { dev_line "$1" | sed -n 's/.* cycles \([0-9]*\) .*/\1/p'; }
 dev_overruns() { dev_line "$1" | sed -n 's/.* cycles [0-9]* (\([0-9]*\) overruns).*/\1/p'; }
+dev_failed() { dev_line "$1" | sed -n 's/.* requests [0-9]* (\([0-9]*\) failed).*/\1/p'; }
+failed_reach() { [ "$(dev_failed "$1")" -ge "$2" ]; }
 dev_is() { dev_line "$1" | grep -q ": $2;"; }
 cycles_reach() { [ "$(dev_cycles "$1")" -ge "$2" ]; }
 
@@ -61,11 +63,16 @@ c0=$(dev_cycles "$SLOW_PORT")
 wait_until 15 "3 cycles of the slow device" cycles_reach "$SLOW_PORT" $((c0 + 4))
 check_ge "the slow device overran its 100 ms cycles" "$(dev_overruns "$SLOW_PORT")" $((o0 + 10))
 
-# 4. no answers at all: timeouts
+# 4. no answers at all: timeouts, until three requests have failed; then
+# it answers again (so that every request it left unanswered timed out in
+# aldrecd, none was cut short by the kill).
+f0=$(dev_failed "$SLOW_PORT")
 check "aldsim slow: silent switched on at run time" aldsim_fault slow silent
 T_SILENT=$(now)
-c0=$(dev_cycles "$SLOW_PORT")
-wait_until 15 "cycles of the silent device" cycles_reach "$SLOW_PORT" $((c0 + 5))
+check "the silent device times out (3 failed requests)" \
+    wait_until 15 "3 timeouts" failed_reach "$SLOW_PORT" $((f0 + 3))
+check "aldsim slow: silent switched off again" aldsim_fault slow
+check "... and the device answers again" wait_until 15 "slow device answering" dev_is "$SLOW_PORT" up
 
 # 5. killed, then restarted on the same port
 kill -TERM "$SIM_PID_slow"; wait "$SIM_PID_slow" 2>/dev/null
@@ -116,8 +123,38 @@ check_eq "slow, down at start-up: nothing but comm errors before it came up" \
 check_ge "slow, latency 200 ms: still recorded, good" \
     "$(rows "$SLOW_RC" "AND quality = 0 $(in_window "$T_LAT + 0.9" "$T_SILENT")")" 2
 SLOW_PARAMS="SELECT cp.id FROM component_parameters cp JOIN machine_components mc ON mc.id = cp.component_id AND mc.name = 'slow'"
-check_ge "slow, silent: the request that timed out stored as quality 3 (NULL)" \
-    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND parameter_id IN ($SLOW_PARAMS) AND quality = 3 AND value IS NULL $(in_window "$T_SILENT" "$T_KILL")")" 1
+# Timeouts, exactly: aldsim counts the requests it read and never answered
+# (its exit summary). Over TCP each of them is one timeout in aldrecd (after
+# 300 ms it closes the connection, so the next request goes out on a new
+# one); silent was switched off before the kill, so none was still waiting.
+# A timeout stores quality 3, stamped at one instant, for the values of the
+# request that timed out — a whole table here: the demo map is read one
+# request per table, tables in plan order (coils, discrete inputs, holding,
+# input registers; plan.h) — and 2 for the requests after it in its cycle,
+# at once (within 50 ms; the next cycle is 100 ms later at the earliest).
+# The first timeout may hit any request of the cycle in flight when silent
+# began, the others hit a cycle's first. Nothing else in the run can time
+# out: latency 200 ms is below the timeout, a dead port refuses.
+UNANSWERED=$(sed -n 's/.*faults applied: [0-9]* answers delayed, \([0-9]*\) requests unanswered.*/\1/p' "$WORK/aldsim-slow.log")
+echo "# aldsim slow left $UNANSWERED requests unanswered"
+check_ge "slow, silent: aldsim left 3 requests unanswered at least" "${UNANSWERED:-0}" 3
+TAB="CASE cp.register_type WHEN 'coil' THEN 1 WHEN 'discrete' THEN 2 WHEN 'holding' THEN 3 ELSE 4 END"
+SLOW_ROWS="SELECT d.ts, d.quality, $TAB AS tab
+             FROM process_data_points d JOIN component_parameters cp ON cp.id = d.parameter_id
+            WHERE d.process_id = $PROC AND cp.id IN ($SLOW_PARAMS)"
+check_eq "slow, silent: one timed-out request (quality 3, NULL) per request aldsim left unanswered" \
+    "$(q "SELECT count(DISTINCT ts) FROM process_data_points WHERE process_id = $PROC AND quality = 3 AND value IS NULL $(in_window "$T_SILENT" "$T_KILL")")" \
+    "$UNANSWERED"
+check_eq "... and no quality 3 anywhere else in the run" \
+    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND quality = 3
+            AND (value IS NOT NULL OR ts <= to_timestamp($T_SILENT) OR ts >= to_timestamp($T_KILL))")" 0
+check_eq "slow, silent: each timeout marks one request's values 3 and the rest of its cycle 2 at once" \
+    "$(q "WITH s AS ($SLOW_ROWS), n AS (SELECT $TAB AS tab, count(*) AS k FROM component_parameters cp WHERE cp.id IN ($SLOW_PARAMS) GROUP BY 1),
+               t AS (SELECT ts, min(tab) AS tab, count(*) AS k3, count(DISTINCT tab) AS tabs FROM s WHERE quality = 3 GROUP BY ts)
+          SELECT count(*) FROM t
+           WHERE tabs <> 1 OR k3 <> (SELECT k FROM n WHERE n.tab = t.tab)
+              OR (SELECT count(*) FROM s WHERE s.quality = 2 AND s.tab > t.tab AND s.ts >= t.ts AND s.ts < t.ts + interval '50 ms')
+                 <> (SELECT coalesce(sum(k), 0) FROM n WHERE n.tab > t.tab)")" 0
 check_eq "slow, killed: no good value between kill and restart" \
     "$(rows "$SLOW_RC" "AND quality = 0 $(in_window "$T_KILL + 0.5" "$T_RESTART0")")" 0
 check_ge "slow, killed: the gap carries comm-error/timeout rows" \

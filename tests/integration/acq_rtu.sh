@@ -2,11 +2,14 @@
 # acq_rtu.sh — Modbus RTU over a pseudo-terminal pair (socat), aldsim at the
 # other end serving unit 1 at 19200 8E1. Two components on the line: "rtu"
 # (unit 1, the demo's 32 parameters) and "ghost" (unit 2, nobody answers).
-# Values recorded must equal what aldsim serves, the read counter must be
-# contiguous, and the silent unit must cost only its own values.
+# Values recorded must equal what aldsim serves and, for raw words of every
+# data type × word order written by hand over the line (tests/lib/vectors.sh),
+# their decimal constants; the read counter must be contiguous, and the
+# silent unit must cost only its own values.
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 source "$ALD_ROOT/tests/lib/check.sh"
+source "$ALD_ROOT/tests/lib/vectors.sh"
 trap ald_cleanup EXIT
 
 ald_workdir it-acq-rtu
@@ -25,6 +28,15 @@ acq_component acqr ghost 100 "$LINE, unit_id = 2"
 q "DELETE FROM component_parameters WHERE name NOT IN ('system_read_counter', 'test_u16')
      AND component_id = (SELECT mc.id FROM machine_components mc JOIN machines m ON m.id = mc.machine_id
                           WHERE m.name = 'acqr' AND mc.name = 'ghost')" >/dev/null
+# The fixed vectors on unit 1's holding registers 10-42, written over the
+# line before aldrecd opens it; and aldsim's test pattern read back raw.
+RTU_ID="(SELECT mc.id FROM machine_components mc JOIN machines m ON m.id = mc.machine_id WHERE m.name = 'acqr' AND mc.name = 'rtu')"
+q "$(vectors_sql "$RTU_ID" 100)" >/dev/null
+check "the vectors' raw words are written over RTU to holding registers $VEC_FIRST-42 (FC16)" \
+    quiet "$BIN/mbwrite" --rtu "$TTY" --baud 19200 --parity E holding "$VEC_FIRST" $(vectors_words)
+check_eq "aldsim serves the test pattern (input 30-44) over RTU as REGISTERS.md spells it" \
+    "$(raw_words "$("$BIN/mbclient" --rtu "$TTY" --baud 19200 --parity E input 30 15)")" "$TEST_PATTERN_WORDS"
+NRTU=$((32 + ${#VECTORS[@]}))
 
 if ! aldrecd_start "$CFG"; then not_ok "aldrecd starts"; check_done acq_rtu; exit 1; fi
 PROC=$($A process start --recipe it-rtu)
@@ -33,7 +45,7 @@ STATUS=$($A status)
 $A process stop >/dev/null
 echo "$STATUS" | grep '^device' | sed 's/^/# /'
 check_match "status: one device for the line, named with its framing" "$STATUS" \
-    "device $TTY \(rtu 19200 8E1\): up; 34 params in 2 groups"
+    "device $TTY \(rtu 19200 8E1\): up; $((NRTU + 2)) params in 2 groups"
 
 param() { q "SELECT cp.id FROM component_parameters cp JOIN machine_components mc ON mc.id = cp.component_id JOIN machines m ON m.id = mc.machine_id AND m.name = 'acqr' WHERE mc.name = '$1' AND cp.name = '$2'"; }
 in_comp() { echo "parameter_id IN (SELECT cp.id FROM component_parameters cp JOIN machine_components mc ON mc.id = cp.component_id WHERE mc.name = '$1')"; }
@@ -41,7 +53,7 @@ RC=$(param rtu system_read_counter)
 N=$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $RC")
 check_ge "unit 1 polled over RTU ($N polls in 4 s at 10 Hz)" "$N" 25
 check_eq "unit 1: every value good, every parameter complete" \
-    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND $(in_comp rtu) AND quality = 0 AND value IS NOT NULL")" $((N * 32))
+    "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND $(in_comp rtu) AND quality = 0 AND value IS NOT NULL")" $((N * NRTU))
 check_eq "unit 1: read counter contiguous (4 requests per cycle, none lost or repeated)" \
     "$(q "SELECT count(*) FROM (SELECT value - lag(value) OVER (ORDER BY ts) AS d FROM process_data_points WHERE process_id = $PROC AND parameter_id = $RC) x WHERE d <> 4")" 0
 
@@ -63,6 +75,7 @@ expect_const test_scaled -37.66 1e-9
 expect_const heater1_setpoint 200 0
 expect_const mfc_tma_setpoint 20 1e-9
 expect_const ald_enable 1 0
+vectors_expect "$PROC" "param rtu"
 check_eq "coils and discrete inputs (FC1/FC2) read over RTU" \
     "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND parameter_id IN ($(param rtu heater1_at_setpoint), $(param rtu valve_tma_open)) AND quality = 0")" $((N * 2))
 

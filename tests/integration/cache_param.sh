@@ -4,9 +4,11 @@
 # the cache's refresher running inside aldrecd. Checks:
 #   - get prints value, units and quality; set writes (FC5 coil, FC6 one
 #     register, FC16 several; scale, word order), reads back, reports;
-#   - rejected sets (out of range, malformed, unknown, read-only) exit 2
-#     with a message naming parameter and limits and write NOTHING: aldsim's
-#     own write counter equals the number of accepted sets at the end;
+#   - rejected sets (out of range, malformed, unknown, read-only, not
+#     representable, rounded outside the limits) exit 2 with a message naming
+#     parameter and limits and write NOTHING: they run while aldrecd is up,
+#     so that `aldrec set` would write if its checks let them through, and
+#     aldsim's own write counter equals the number of accepted sets at the end;
 #   - every accepted set leaves exactly one setpoint_events row, recorded
 #     through aldrecd (no process running: process NULL); a read-back
 #     mismatch exits 1 showing both values, and its event says so;
@@ -20,6 +22,7 @@
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 source "$ALD_ROOT/tests/lib/check.sh"
+source "$ALD_ROOT/tests/lib/vectors.sh"
 trap ald_cleanup EXIT
 
 ald_workdir it-cache
@@ -32,7 +35,7 @@ pg_migrate "$CFG"
 demo_machine_load "$SIM_PORT_a" 100
 q "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 A="$BIN/aldrec --config $CFG"
-WRITES=0            # set commands that reached the device
+WRITES=0            # write requests that reached the device (sets, mbwrite)
 
 # run_set ARGS... — runs aldrec set; sets OUT (stdout+stderr) and RC.
 run_set() { OUT=$($A set "$@" 2>&1); RC=$?; }
@@ -45,42 +48,19 @@ check_eq "get prints value, units and quality" "$out" "heater1.setpoint = 200 de
 check_match "get decodes scale/offset (test.scaled = -37.66)" "$($A get test.scaled)" '^test.scaled = -37.66 \(quality 0 good\)$'
 check_match "get reads a coil" "$($A get ald.enable)" '^ald.enable = 1 \(quality 0 good\)$'
 check_match "get reads an f64 in CDAB order" "$($A get test.f64_cdab)" '^test.f64_cdab = 1234.56789'
+# ... which aldsim encoded with the same codec: also from raw words written
+# by hand (tests/lib/vectors.sh) into holding registers 10-42.
+q "$(vectors_sql "(SELECT id FROM machine_components WHERE name = 'test')" 100)" >/dev/null
+check "the vectors' raw words are written to holding registers $VEC_FIRST-42" \
+    quiet "$BIN/mbwrite" "127.0.0.1:$SIM_PORT_a" holding "$VEC_FIRST" $(vectors_words)
+WRITES=$((WRITES + 1))
+check_match "get decodes f64 CDAB from raw words 0EE6 84FD 4A45 4093" "$($A get test.vec_f64_cdab)" \
+    '^test.vec_f64_cdab = 1234.56789 \(quality 0 good\)$'
+check_match "get decodes f64 DCBA from raw words E60E FD84 454A 9340" "$($A get test.vec_f64_dcba)" \
+    '^test.vec_f64_dcba = 1234.56789 \(quality 0 good\)$'
 out=$($A get heater1.nope 2>&1); rc=$?
 check_eq "get of an unknown parameter exits 2" "$rc" 2
 check_match "... naming it and the component's parameters" "$out" 'unknown parameter "heater1.nope" \(heater1 has: .*setpoint'
-
-# --- rejected sets: exit 2, clear message, nothing written --------------------
-expect_rejected() {   # description regex args...
-    local what=$1 re=$2; shift 2
-    run_set "$@"
-    if [ "$RC" = 2 ] && grep -Eq -- "$re" <<<"$OUT"; then ok "$what"
-    else not_ok "$what: exit $RC, '$OUT'"; fi
-}
-expect_rejected "out-of-range set: exit 2 naming parameter and limits" \
-    'set heater1.setpoint: 450 is outside the limits \[0, 400\] degC; nothing written' heater1.setpoint 450
-expect_rejected "below the minimum (negative value taken as a value)" \
-    'heater2.setpoint: -5 is outside the limits \[0, 400\]' heater2.setpoint -5
-expect_rejected "malformed value \"12x\"" '"12x" is not a finite number; nothing written' heater1.setpoint 12x
-expect_rejected "malformed value \"nan\"" '"nan" is not a finite number' heater1.setpoint nan
-expect_rejected "malformed value \"inf\"" '"inf" is not a finite number' heater1.setpoint inf
-expect_rejected "malformed boolean" 'not a boolean' ald.enable maybe
-expect_rejected "unknown parameter" 'unknown parameter "heater1.setpont"' heater1.setpont 100
-expect_rejected "unknown component" 'no component "heatr1" on machine ald-demo' heatr1.setpoint 100
-expect_rejected "read-only parameter (input register)" 'set heater1.temperature: read-only parameter' heater1.temperature 100
-q "UPDATE component_parameters SET max_value = NULL WHERE name = 'purge_ms'" >/dev/null
-expect_rejected "a value the register cannot hold (u16: 70000) without limits in the database" \
-    'ald.purge_ms: 70000 cannot be stored as u16' ald.purge_ms 70000
-q "UPDATE component_parameters SET max_value = 60000 WHERE name = 'purge_ms'" >/dev/null
-# 49.96 sccm at scale 0.1 in a u16 is written as 50.0: over a limit of 49.96.
-MFC_TMA_SP="component_id = (SELECT id FROM machine_components WHERE name = 'mfc_tma') AND name = 'setpoint'"
-q "UPDATE component_parameters SET max_value = 49.96 WHERE $MFC_TMA_SP" >/dev/null
-expect_rejected "a value within the limits that the register rounds to one outside them" \
-    'mfc_tma.setpoint: 49.96 sccm would be written as 50 sccm \(the nearest value the register holds\), outside the limits \[0, 49.96\] sccm; nothing written' \
-    mfc_tma.setpoint 49.96
-q "UPDATE component_parameters SET max_value = 50 WHERE $MFC_TMA_SP" >/dev/null
-run_set heater1.setpoint; check_eq "missing VALUE is a usage error" "$RC" 2
-check_eq "after the rejected sets heater1.setpoint is still 200" "$(get_value heater1.setpoint)" 200
-check_eq "... and heater2.setpoint still 150" "$(get_value heater2.setpoint)" 150
 
 load_calls() { q "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query ILIKE 'SELECT m.id, cp.id%'"; }
 before=$(load_calls); $A get heater1.setpoint >/dev/null; after=$(load_calls)
@@ -99,7 +79,63 @@ check_eq "--unrecorded writes without aldrecd (exit 0)" "$RC" 0
 check_match "... and says it is not recorded" "$OUT" 'heater1.setpoint: 200 degC -> 210 degC, read back 210 degC
 .*not recorded as a set-point event \(--unrecorded\)'
 run_set --unrecorded heater1.setpoint 200; WRITES=$((WRITES + 1))
-aldrecd_start "$CFG" || not_ok "aldrecd starts"
+check "aldrecd starts" aldrecd_start "$CFG"
+
+# --- rejected sets: exit 2, clear message, nothing written --------------------
+# With aldrecd up, `aldrec set` has what it needs to write (the set-point
+# event can be recorded): only its checks stand between each of these and
+# the device, and aldsim's write counter (checked at the end) sees any that
+# got through. Limits changed in SQL reach the tools through aldrecd's
+# refresher; meta_shows waits until `aldrec get -v` describes the change.
+meta_shows() { local o; o=$($A get -v "$1" 2>&1); grep -Eq -- "$2" <<<"$o"; }
+expect_rejected() {   # description regex args...
+    local what=$1 re=$2; shift 2
+    run_set "$@"
+    if [ "$RC" = 2 ] && grep -Eq -- "$re" <<<"$OUT"; then ok "$what"
+    else not_ok "$what: exit $RC, '$OUT'"; fi
+}
+expect_rejected "out-of-range set: exit 2 naming parameter and limits" \
+    'set heater1.setpoint: 450 is outside the limits \[0, 400\] degC; nothing written' heater1.setpoint 450
+expect_rejected "below the minimum (negative value taken as a value)" \
+    'heater2.setpoint: -5 is outside the limits \[0, 400\]' heater2.setpoint -5
+expect_rejected "malformed value \"12x\"" '"12x" is not a finite number; nothing written' heater1.setpoint 12x
+expect_rejected "malformed value \"nan\"" '"nan" is not a finite number' heater1.setpoint nan
+expect_rejected "malformed value \"inf\"" '"inf" is not a finite number' heater1.setpoint inf
+expect_rejected "malformed boolean" 'not a boolean' ald.enable maybe
+expect_rejected "unknown parameter" 'unknown parameter "heater1.setpont"' heater1.setpont 100
+expect_rejected "unknown component" 'no component "heatr1" on machine ald-demo' heatr1.setpoint 100
+expect_rejected "read-only parameter (input register)" 'set heater1.temperature: read-only parameter' heater1.temperature 100
+MFC_H2O_SP="component_id = (SELECT id FROM machine_components WHERE name = 'mfc_h2o') AND name = 'setpoint'"
+q "UPDATE component_parameters SET is_writable = false WHERE $MFC_H2O_SP" >/dev/null
+check "is_writable = false (holding register) reaches the tools" \
+    wait_until 10 "mfc_h2o.setpoint read-only" meta_shows mfc_h2o.setpoint 'sccm, read-only;'
+expect_rejected "read-only parameter (holding register, is_writable = false)" \
+    'set mfc_h2o.setpoint: read-only parameter \(holding 7, is_writable = false\); nothing written' mfc_h2o.setpoint 25
+q "UPDATE component_parameters SET is_writable = true WHERE $MFC_H2O_SP" >/dev/null
+q "UPDATE component_parameters SET max_value = NULL WHERE name = 'purge_ms'" >/dev/null
+check "purge_ms without a maximum reaches the tools" \
+    wait_until 10 "purge_ms unlimited" meta_shows ald.purge_ms 'limits \[1, \+inf\] ms'
+expect_rejected "a value the register cannot hold (u16: 70000) without limits in the database" \
+    'ald.purge_ms: 70000 cannot be stored as u16' ald.purge_ms 70000
+q "UPDATE component_parameters SET max_value = 60000 WHERE name = 'purge_ms'" >/dev/null
+# 49.96 sccm at scale 0.1 in a u16 is written as 50.0: over a limit of 49.96.
+MFC_TMA_SP="component_id = (SELECT id FROM machine_components WHERE name = 'mfc_tma') AND name = 'setpoint'"
+q "UPDATE component_parameters SET max_value = 49.96 WHERE $MFC_TMA_SP" >/dev/null
+check "mfc_tma.setpoint's maximum of 49.96 reaches the tools" \
+    wait_until 10 "mfc_tma max 49.96" meta_shows mfc_tma.setpoint 'limits \[0, 49.96\] sccm'
+expect_rejected "a value within the limits that the register rounds to one outside them" \
+    'mfc_tma.setpoint: 49.96 sccm would be written as 50 sccm \(the nearest value the register holds\), outside the limits \[0, 49.96\] sccm; nothing written' \
+    mfc_tma.setpoint 49.96
+q "UPDATE component_parameters SET max_value = 50 WHERE $MFC_TMA_SP" >/dev/null
+run_set heater1.setpoint; check_eq "missing VALUE is a usage error" "$RC" 2
+restored() {
+    meta_shows mfc_tma.setpoint 'limits \[0, 50\] sccm, writable' &&
+        meta_shows ald.purge_ms 'limits \[1, 60000\] ms' && meta_shows mfc_h2o.setpoint 'sccm, writable'
+}
+check "the restored limits and is_writable reach the tools" wait_until 10 "limits restored" restored
+check_eq "after the rejected sets heater1.setpoint is still 200" "$(get_value heater1.setpoint)" 200
+check_eq "... and heater2.setpoint still 150" "$(get_value heater2.setpoint)" 150
+
 expect_set() {   # description stdout-regex args...
     local what=$1 re=$2; shift 2
     run_set "$@"
@@ -150,7 +186,8 @@ LOG=$WORK/aldrecd.log
 # (Output is captured before grep: with pipefail, grep -q closing the pipe
 # early would make the pipeline fail at random.)
 from_redis() { local o; o=$($A get -v heater1.setpoint 2>&1); grep -q 'metadata from Redis' <<<"$o"; }
-wait_until 10 "tools reading the map from Redis" from_redis || not_ok "refresher vouches for Redis"
+check "the refresher vouches for Redis: tools read the map from it" \
+    wait_until 10 "tools reading the map from Redis" from_redis
 before=$(load_calls)
 for i in 1 2 3 4 5; do $A get heater1.setpoint >/dev/null; done
 after=$(load_calls)
@@ -195,8 +232,8 @@ redis_restart
 wait_until 10 "refresher noticing Redis is back" grep -q 'Redis reachable again' "$LOG"
 check_match "... and once when it ends, with the count of failed attempts" \
     "$(grep 'Redis reachable again' "$LOG")" 'after [0-9]+ failed attempt'
-wait_until 10 "tools reading Redis again" from_redis || not_ok "Redis used again after restart"
-ok "after the restart tools read the map from Redis again"
+check "after the restart tools read the map from Redis again" \
+    wait_until 10 "tools reading Redis again" from_redis
 
 pg_stop
 out=$($A get -v heater2.setpoint 2>&1); rc=$?
@@ -224,7 +261,7 @@ echo "$stats" | sed 's/^/# /'
 # --- nothing written by the rejected sets: aldsim's own count ---------------
 kill -TERM "$SIM_PID_a"; wait "$SIM_PID_a"
 SIM_WRITES=$(sed -n 's/.*served [0-9]* read requests, \([0-9]*\) write requests.*/\1/p' "$WORK/aldsim-a.log")
-check_eq "aldsim answered exactly one write per accepted set ($WRITES), none for the rejected ones" \
+check_eq "aldsim answered exactly one write per accepted set (and the vectors' one: $WRITES), none for the rejected ones" \
     "${SIM_WRITES:-?}" "$WRITES"
 out=$($A get heater1.setpoint 2>&1); rc=$?
 check_eq "device gone: get exits 1" "$rc" 1

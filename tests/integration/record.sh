@@ -2,11 +2,14 @@
 # record.sh — end to end with real parts: aldsim (libmodbus) → aldrecd →
 # binary COPY → PostgreSQL 15. Records a few seconds and checks that
 #   rows = polls × parameters; the read counter is contiguous (no poll lost,
-#   none stored twice); values agree with what aldsim serves; the ledger
+#   none stored twice); values agree with what aldsim serves, and raw words
+#   of every data type × word order, written by hand (tests/lib/vectors.sh),
+#   are stored as their decimal constants; the ledger
 #   accounts for every row; stop/exit behave; bad input gets clear errors.
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 source "$ALD_ROOT/tests/lib/check.sh"
+source "$ALD_ROOT/tests/lib/vectors.sh"
 trap ald_cleanup EXIT
 
 ald_workdir it-record
@@ -17,6 +20,15 @@ aldrecd_config "$CFG" recorder.batch_rows=100 recorder.flush_interval_ms=300
 pg_migrate "$CFG"
 demo_machine_load "$SIM_PORT_a" 100
 A="$BIN/aldrec --config $CFG"
+# The fixed vectors: read-only parameters of component "test" on holding
+# registers 10-42, their raw words written to aldsim before aldrecd starts.
+q "$(vectors_sql "(SELECT id FROM machine_components WHERE name = 'test')" 100)" >/dev/null
+check "the vectors' raw words are written to holding registers $VEC_FIRST-42 (FC16)" \
+    quiet "$BIN/mbwrite" "127.0.0.1:$SIM_PORT_a" holding "$VEC_FIRST" $(vectors_words)
+# The other way: what aldsim serves as its test pattern, word for word,
+# against REGISTERS.md — not decoded by anything of ours.
+check_eq "aldsim serves the test pattern (input 30-44) as REGISTERS.md spells it" \
+    "$(raw_words "$("$BIN/mbclient" --tcp "127.0.0.1:$SIM_PORT_a" input 30 15)")" "$TEST_PATTERN_WORDS"
 
 check "migrate is idempotent" bash -c "$A db migrate | grep -q 'up to date'"
 if ! aldrecd_start "$CFG"; then not_ok "aldrecd starts"; check_done record; exit 1; fi
@@ -32,8 +44,9 @@ T_STOP=$(date +%s.%N)
 STOP_OUT=$($A process stop)
 check_match "process stop returns once everything is stored" "$STOP_OUT" "all stored"
 REQ=$($A status | sed -n 's/^requests_per_cycle: *//p')
-check_eq "demo map is read in 4 requests per cycle (32 parameters)" "$REQ" 4
+check_eq "demo map and vectors are read in 4 requests per cycle (32 + ${#VECTORS[@]} parameters)" "$REQ" 4
 
+vector_id() { param_id "test.$1"; }
 param_id() { q "SELECT cp.id FROM component_parameters cp JOIN machine_components mc ON mc.id = cp.component_id WHERE mc.name || '.' || cp.name = '$1'"; }
 RC_ID=$(param_id system.read_counter)
 NPARAM=$(q "SELECT count(*) FROM component_parameters WHERE is_active")
@@ -104,6 +117,7 @@ expect_const mfc_h2o.setpoint 30 1e-9
 expect_const ald.pulse_ms 50 0
 expect_const ald.purge_ms 200 0
 expect_const ald.enable 1 0
+vectors_expect "$PROC" vector_id
 UP_ID=$(param_id system.uptime)
 check_eq "system.uptime strictly increases from row to row" \
     "$(q "SELECT count(*) FROM (SELECT value - lag(value) OVER (ORDER BY ts) AS d FROM process_data_points WHERE process_id = $PROC AND parameter_id = $UP_ID) x WHERE d <= 0")" 0

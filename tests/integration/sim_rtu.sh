@@ -11,6 +11,7 @@
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 source "$ALD_ROOT/tests/lib/check.sh"
+source "$ALD_ROOT/tests/lib/vectors.sh"
 trap ald_cleanup EXIT
 
 ald_workdir it-sim-rtu
@@ -45,6 +46,11 @@ expect "test.f32_badc" 3.1415927410125732 f32 BADC input 36
 expect "test.f32_dcba" -0.0024999999441206455 f32 DCBA input 38
 expect "test.f64_cdab" 1234.5678901234 f64 CDAB input 40
 expect "test.scaled raw" 1234 i16 ABCD input 44
+# The values above are decoded with the codec aldsim encoded them with; the
+# words themselves, against REGISTERS.md, do not depend on it.
+check_eq "the test pattern's raw words (input 30-44) as REGISTERS.md spells them" \
+    "$(raw_words "$(MB input 30 15)")" "$TEST_PATTERN_WORDS"
+reads=$((reads + 1))
 expect "heater1.setpoint default (holding 0, f32)" 200 f32 ABCD holding 0
 expect "ald.enable (coil 2)" 1 bool ABCD coil 2
 check_eq "an address past the table: exception 2" "$(MB input 100 1 | cut -d' ' -f1-2)" "exception 2"

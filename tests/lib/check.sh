@@ -12,6 +12,10 @@ check() {
     if "$@"; then ok "$what"; else not_ok "$what"; fi
 }
 
+# quiet CMD... — CMD with its stdout discarded, for `check`: a tool that
+# prints "ok" (mbwrite) must not add a line that reads like a passed check.
+quiet() { "$@" >/dev/null; }
+
 # check_eq DESCRIPTION ACTUAL EXPECTED
 check_eq() {
     if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', expected '$3'"; fi
@@ -20,6 +24,11 @@ check_eq() {
 # check_ge DESCRIPTION ACTUAL MIN (integers)
 check_ge() {
     if [ "$2" -ge "$3" ] 2>/dev/null; then ok "$1 ($2 >= $3)"; else not_ok "$1: got '$2', expected >= $3"; fi
+}
+
+# check_le DESCRIPTION ACTUAL MAX (integers)
+check_le() {
+    if [ "$2" -le "$3" ] 2>/dev/null; then ok "$1 ($2 <= $3)"; else not_ok "$1: got '$2', expected <= $3"; fi
 }
 
 # check_match DESCRIPTION TEXT REGEX

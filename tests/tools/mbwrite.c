@@ -1,11 +1,13 @@
-/* mbwrite.c — write holding registers or coils of a Modbus TCP device, for
- * tests that change what a device serves while the recorder polls it.
+/* mbwrite.c — write holding registers or coils of a Modbus device, for
+ * tests that change what a device serves while the recorder polls it, or
+ * put raw words into its registers that no codec of ours produced.
  *
  *   mbwrite HOST:PORT [--unit N] holding|coil ADDR VALUE...
+ *   mbwrite --rtu DEVICE [--baud N] [--parity N|E|O] [--unit N] holding|coil ADDR VALUE...
  *
  * holding: FC16 with the raw 16-bit words given (0..65535); coil: FC15 with
- * 0/1. Prints "ok" and exits 0, or prints the error and exits 1; 2 on bad
- * usage. */
+ * 0/1. RTU framing is 8 data bits, 1 stop bit (19200 N by default). Prints
+ * "ok" and exits 0, or prints the error and exits 1; 2 on bad usage. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,7 +18,8 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: mbwrite HOST:PORT [--unit N] holding|coil ADDR VALUE...\n");
+    fprintf(stderr, "usage: mbwrite (HOST:PORT | --rtu DEVICE [--baud N] [--parity N|E|O])\n"
+                    "               [--unit N] holding|coil ADDR VALUE...\n");
     return 2;
 }
 
@@ -33,23 +36,37 @@ static int parse(const char *s, long lo, long hi, long *out)
 
 int main(int argc, char **argv)
 {
-    int a = 1, unit = 1;
+    int a = 1, unit = 1, baud = 19200;
+    char parity = 'N';
     long addr, v;
     uint16_t regs[123];
     uint8_t bits[1968];
+    const char *rtu = NULL;
+    char host[256] = "";
+    char *colon = NULL;
 
     if (argc < 5)
         return usage();
-    char host[256];
-    snprintf(host, sizeof host, "%s", argv[a++]);
-    char *colon = strrchr(host, ':');
-    if (!colon)
-        return usage();
-    *colon = '\0';
-    if (strcmp(argv[a], "--unit") == 0) {
-        if (a + 1 >= argc || parse(argv[a + 1], 0, 255, &v) < 0)
+    if (strcmp(argv[a], "--rtu") == 0) {
+        rtu = argv[a + 1];
+        a += 2;
+    } else {
+        snprintf(host, sizeof host, "%s", argv[a++]);
+        colon = strrchr(host, ':');
+        if (!colon)
             return usage();
-        unit = (int)v;
+        *colon = '\0';
+    }
+    while (a + 1 < argc && strncmp(argv[a], "--", 2) == 0) {
+        const char *opt = argv[a], *arg = argv[a + 1];
+        if (strcmp(opt, "--unit") == 0 && parse(arg, 0, 255, &v) == 0)
+            unit = (int)v;
+        else if (rtu && strcmp(opt, "--baud") == 0 && parse(arg, 300, 921600, &v) == 0)
+            baud = (int)v;
+        else if (rtu && strcmp(opt, "--parity") == 0 && strlen(arg) == 1 && strchr("NEO", arg[0]))
+            parity = arg[0];
+        else
+            return usage();
         a += 2;
     }
     if (argc - a < 3)
@@ -71,9 +88,13 @@ int main(int argc, char **argv)
         else
             regs[i] = (uint16_t)v;
     }
-    modbus_t *ctx = modbus_new_tcp_pi(host, colon + 1);
+    modbus_t *ctx = rtu ? modbus_new_rtu(rtu, baud, parity, 8, 1)
+                        : modbus_new_tcp_pi(host, colon + 1);
     if (!ctx || modbus_set_slave(ctx, unit) < 0 || modbus_connect(ctx) < 0) {
-        printf("error connecting to %s:%s: %s\n", host, colon + 1, modbus_strerror(errno));
+        if (rtu)
+            printf("error opening %s: %s\n", rtu, modbus_strerror(errno));
+        else
+            printf("error connecting to %s:%s: %s\n", host, colon + 1, modbus_strerror(errno));
         modbus_free(ctx);
         return 1;
     }
