@@ -15,27 +15,11 @@
 #
 #   tests/check/docs.sh [ROOT]     ROOT: the checkout (default: this one)
 set -uo pipefail
+source "$(dirname "$0")/../lib/report.sh"
 root=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$root" || exit 2
 export LC_ALL=C.UTF-8
 
-pass=0 fail=0
-ok() { echo "ok - $*"; pass=$((pass + 1)); }
-# report WHAT PROBLEM...: one ok line, or the problems and one failure.
-report() {
-    local what=$1; shift
-    if [ $# -eq 0 ]; then
-        ok "$what"
-    else
-        # one "not ok" line per failed check (tests/run.sh matches them
-        # with the failure count); its further problems indented below
-        echo "not ok - $what: $1"
-        shift
-        local p
-        for p in "$@"; do echo "   also: $p"; done
-        fail=$((fail + 1))
-    fi
-}
 
 # The text of a Markdown page outside fenced code blocks.
 prose() { awk '/^[[:space:]]*```/ { fence = !fence; next } !fence' "$1"; }

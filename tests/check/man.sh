@@ -17,28 +17,11 @@
 #
 #   tests/check/man.sh [ROOT]     ROOT: the checkout (default: this one)
 set -uo pipefail
+source "$(dirname "$0")/../lib/report.sh"
 root=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$root" || exit 2
 export LC_ALL=C
 
-pass=0 fail=0
-ok()     { echo "ok - $*"; pass=$((pass + 1)); }
-not_ok() { echo "not ok - $*"; fail=$((fail + 1)); }
-# report NAME PROBLEM...: one ok line, or the problems and one failure.
-report() {
-    local what=$1; shift
-    if [ $# -eq 0 ]; then
-        ok "$what"
-    else
-        # one "not ok" line per failed check (tests/run.sh matches them
-        # with the failure count); its further problems indented below
-        echo "not ok - $what: $1"
-        shift
-        local p
-        for p in "$@"; do echo "   also: $p"; done
-        fail=$((fail + 1))
-    fi
-}
 # has_flag PAGE OPT: the page's source shows option OPT ("--by", "-v").
 has_flag() {
     local page=$1 opt=${2#-}

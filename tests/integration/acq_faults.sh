@@ -46,8 +46,7 @@ q "INSERT INTO component_parameters (component_id, name, register_type, address,
     WHERE mc.name = 'db'" >/dev/null || ald_die "cannot add the deadband parameters"
 
 if ! aldrecd_start "$CFG"; then not_ok "aldrecd starts"; check_done acq_faults; exit 1; fi
-dev_line() { $A status | grep "^device 127.0.0.1:$1 unit 1:"; }
-dev_reqs() { dev_line "$1" | sed -n 's/.*groups, \([0-9]*\) requests\/cycle (min \([0-9]*\)).*/\1 \2/p'; }
+dev_reqs() { echo "$(st "device 127.0.0.1:$1 unit 1" requests_per_cycle) $(st "device 127.0.0.1:$1 unit 1" min_requests)"; }
 now() { date +%s.%N; }
 
 PROC=$($A process start --recipe it-faults)
@@ -69,8 +68,12 @@ T_THAW0=$(now)
 check "frz thawed at run time" aldsim_fault frz
 T_THAW=$(now)
 # the isolated value rejoins its neighbours' request after 10 good reads
+exc_back() { st_is "device 127.0.0.1:$SIM_PORT_exc unit 1" state up &&
+             st_is "device 127.0.0.1:$SIM_PORT_exc unit 1" params 32 &&
+             st_is "device 127.0.0.1:$SIM_PORT_exc unit 1" groups 1 &&
+             st_is "device 127.0.0.1:$SIM_PORT_exc unit 1" requests_per_cycle 4; }
 check "exc: the isolated value rejoins its request once it reads again" \
-    wait_until 10 "exc back to 4 requests" bash -c "$A status | grep -q '127.0.0.1:$SIM_PORT_exc unit 1: up; 32 params in 1 groups, 4 requests/cycle'"
+    wait_until 10 "exc back to 4 requests" exc_back
 sleep 0.5
 STATUS=$($A status)
 $A process stop >/dev/null

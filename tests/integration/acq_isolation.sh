@@ -30,12 +30,12 @@ acq_component acq2 slow 100 "port = $SLOW_PORT"
 
 now() { date +%s.%N; }
 # dev_field NAME FIELD — a number from the device's `aldrec status` line
-dev_line() { $A status | grep "^device 127.0.0.1:$1 unit 1:"; }
-dev_cycles() { dev_line "$1" | sed -n 's/.* cycles \([0-9]*\) .*/\1/p'; }
-dev_overruns() { dev_line "$1" | sed -n 's/.* cycles [0-9]* (\([0-9]*\) overruns).*/\1/p'; }
-dev_failed() { dev_line "$1" | sed -n 's/.* requests [0-9]* (\([0-9]*\) failed).*/\1/p'; }
+dev_field() { st "device 127.0.0.1:$1 unit 1" "$2"; }
+dev_cycles() { dev_field "$1" cycles; }
+dev_overruns() { dev_field "$1" overruns; }
+dev_failed() { dev_field "$1" failed; }
 failed_reach() { [ "$(dev_failed "$1")" -ge "$2" ]; }
-dev_is() { dev_line "$1" | grep -q ": $2;"; }
+dev_is() { [ "$(dev_field "$1" state)" = "$2" ]; }
 cycles_reach() { [ "$(dev_cycles "$1")" -ge "$2" ]; }
 
 if ! aldrecd_start "$CFG"; then not_ok "aldrecd starts with one device down"; check_done acq_isolation; exit 1; fi

@@ -82,11 +82,9 @@ if [ $TRACE_D = yes ]; then   # ALDRECD_PID is strace's: stop aldrecd itself
     DPID=$(pgrep -P "$ALDRECD_PID" -x aldrecd)
     ald_track "$DPID" aldrecd
 fi
-wait_until 10 "aldrecd's device up" sh -c "$A status | grep -q '^device .*: up'"
-STATUS=$($A status)
-echo "$STATUS" | grep '^device' | sed 's/^/# /'
-check_match "aldrecd names the line with its framing" "$STATUS" \
-    "device $TTY \(rtu 19200 8E1\): up"
+wait_until 10 "aldrecd's device up" st_is "device $TTY (rtu 19200 8E1)" state up
+check_eq "aldrecd names the line with its framing, up" \
+    "$(st "device $TTY (rtu 19200 8E1)" state)" up
 ald_stop_pid "$DPID" aldrecd
 if [ $TRACE_D = yes ]; then
     ald_stop_pid "$ALDRECD_PID" strace

@@ -140,7 +140,7 @@ check_match "... saying why" "$OUT" "step 1 of process $PROC is already marked"
 # --- Redis stopped ---------------------------------------------------------------
 redis_stop
 T=$(date +%s.%N)
-wait_until 10 "status showing Redis down" bash -c "$A status | grep -q '^cache_state: .*Redis unreachable'" \
+wait_until 10 "status showing Redis down" st_match cache_state 'Redis unreachable' \
     && ok "Redis stopped: status says degraded (Redis unreachable)" || not_ok "status shows Redis down"
 check_eq "... get still correct" "$($A get heater1.setpoint 2>/dev/null)" "heater1.setpoint = 350 degC (quality 0 good)"
 wait_until 20 "rows 2 s after Redis stopped" flowing "$T" && ok "... recording goes on" || not_ok "recording goes on without Redis"
@@ -152,7 +152,7 @@ wait_until 10 "Redis back in the log" grep -q 'Redis reachable again' "$LOG" \
 # --- PostgreSQL stopped ----------------------------------------------------------
 pg_crash
 T_DOWN=$(date +%s.%N)
-wait_until 15 "status showing PostgreSQL down" bash -c "$A status | grep -q '^cache_state: .*PostgreSQL unreachable'" \
+wait_until 15 "status showing PostgreSQL down" st_match cache_state 'PostgreSQL unreachable' \
     && ok "PostgreSQL stopped: cache_state degraded (PostgreSQL unreachable)" || not_ok "status shows PostgreSQL down"
 wait_link 15 spooling && ok "... database_link spooling" || not_ok "link spooling"
 OUT=$($A set heater2.setpoint 170 2>&1); rc=$?
@@ -189,14 +189,14 @@ check_eq "offline start: map from the snapshot, said once" \
     "$(grep -c 'PostgreSQL and Redis unreachable: parameter map of machine ald-demo from the snapshot' "$LOG2")" 1
 check_match "... status says so" "$(status_field cache_state)" '^degraded: .*map from the snapshot'
 check_eq "... resumes the process (from the spool)" "$(status_field process)" "$PROC"
-wait_until 15 "3 s of rows in the spool" bash -c "[ \$($A status | sed -n 's/^process_rows: *//p') -ge 960 ]" \
+wait_until 15 "3 s of rows in the spool" st_ge process_rows rows 960 \
     && ok "... and records" || not_ok "records from the snapshot"
 T_BACK=$(date +%s.%N)
 pg_restart
 wait_queue 30 -eq 0 && ok "rows recorded from the snapshot forwarded when PostgreSQL returned" || not_ok "snapshot rows forwarded"
 check_ge "... stored (read counter rows polled while offline)" \
     "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $RC_ID AND ts BETWEEN to_timestamp($T_START) AND to_timestamp($T_BACK)")" 25
-wait_until 15 "map confirmed by PostgreSQL" bash -c "$A status | grep -q '^cache_map: .*from PostgreSQL'" \
+wait_until 15 "map confirmed by PostgreSQL" st_is cache_map source PostgreSQL \
     && ok "... and the map is confirmed by PostgreSQL" || not_ok "map from PostgreSQL after the outage"
 check_eq "offline start logged the snapshot once in all" "$(grep -c 'from the snapshot' "$LOG2")" 1
 redis_restart

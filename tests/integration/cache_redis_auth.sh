@@ -86,7 +86,7 @@ after=$(load_calls)
 check_eq "... 3 tool runs: the right value" "$out" "heater1.setpoint = 200 degC (quality 0 good)"
 check_eq "... without a PostgreSQL load" "$((after - before))" 0
 check_eq "... and nothing on stderr" "$(cat "$WORK/get-right.err")" ""
-check_match "aldrec status: Redis up" "$($A status | grep '^cache_links')" 'Redis up'
+check_match "aldrec status: Redis up" "$(st cache_links redis)" '^up$'
 
 # --- wrong or missing password: clear error, L1 + PostgreSQL -------------------
 # tool_fallback DESCRIPTION CONFIG ERROR-REGEX — a tool run with CONFIG
@@ -133,8 +133,9 @@ check_match "... the log names Redis and AUTH" "$(cat "$LOG2")" \
     "Redis 127\.0\.0\.1:$REDIS_PORT: AUTH: WRONGPASS.*running on L1 \+ PostgreSQL"
 check_eq "... once, not per attempt" "$(grep -c 'running on L1 + PostgreSQL' "$LOG2")" 1
 $B status > "$WORK/status-badpw.out" 2>&1
-check_match "aldrec status: Redis down" "$(grep '^cache_links' "$WORK/status-badpw.out")" 'Redis down'
-check_match "... the degraded mode named" "$(grep '^cache_state' "$WORK/status-badpw.out")" \
+stb() { python3 "$ALD_ROOT/tests/tools/status.py" "$@" < "$WORK/status-badpw.out"; }
+check_eq "aldrec status: Redis down" "$(stb cache_links redis)" down
+check_match "... the degraded mode named" "$(stb cache_state)" \
     'Redis unreachable, running on L1 \+ PostgreSQL'
 
 ald_stop_pid "$ALDRECD_PID" aldrecd

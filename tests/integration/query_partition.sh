@@ -193,7 +193,7 @@ RC_ID=$(q "SELECT parameter_id FROM parameter_names WHERE full_name = 'system.re
 wait_until 30 "20 polls after the boundary" \
     bash -c "[ \$(psql -XAtq '$ADMIN_DSN' -c \"SELECT count(*) FROM qp_after WHERE process_id = $PROC AND parameter_id = $RC_ID\") -ge 20 ]"
 $A process stop >/dev/null
-REQ=$($A status | sed -n 's/^requests_per_cycle: *//p')
+REQ=$(st requests_per_cycle requests)
 NPARAM=$(q "SELECT count(*) FROM component_parameters WHERE is_active")
 in_before=$(q "SELECT count(*) FROM qp_before WHERE process_id = $PROC")
 in_after=$(q "SELECT count(*) FROM qp_after WHERE process_id = $PROC")

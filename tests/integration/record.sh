@@ -43,7 +43,7 @@ sleep 3
 T_STOP=$(date +%s.%N)
 STOP_OUT=$($A process stop)
 check_match "process stop returns once everything is stored" "$STOP_OUT" "all stored"
-REQ=$($A status | sed -n 's/^requests_per_cycle: *//p')
+REQ=$(st requests_per_cycle requests)
 check_eq "demo map and vectors are read in 4 requests per cycle (32 + ${#VECTORS[@]} parameters)" "$REQ" 4
 
 vector_id() { param_id "test.$1"; }

@@ -18,7 +18,7 @@ wait_stored 320
 T_CRASH=$(now_s)
 pg_crash
 check "the spool fills up while PostgreSQL is down" \
-    wait_until 40 "spool full" bash -c "$A status | grep -q '^dropped:.*dropping now'"
+    wait_until 40 "spool full" st_match dropped 'dropping now'
 # Drop for a while, watching the files: their largest sizes, sampled every
 # 100 ms for 6 s, must stay within what the cap allows.
 #   log: spool.c checkpoints it once it holds T pages, T = a quarter of
@@ -45,7 +45,7 @@ for i in $(seq 60); do
     sleep 0.1
 done
 echo "# largest spool file $MAX_DB bytes, log $MAX_WAL bytes (checkpoint at $T_PAGES pages)"
-BYTES=$(status_field queue | sed 's/.* rows, \([0-9]*\) bytes.*/\1/')
+BYTES=$(st queue bytes)
 check_le "queued bytes stay under max_bytes" "$BYTES" "$MAX_BYTES"
 check_ge "... and the spool is nearly full" "$BYTES" $((MAX_BYTES - 6000))
 check_match "status: dropping now" "$(status_field dropped)" "dropping now: spool full"
@@ -54,12 +54,12 @@ check_le "the log is checkpointed: at most $T_PAGES + 16 pages (a quarter of max
 check_le "the spool file stays under 2 x max_bytes + 16 pages" "$MAX_DB" "$DB_BOUND"
 
 pg_restart
-check "after PostgreSQL is back the spool drains" wait_until 60 "spool drained, gap closed" bash -c \
-    "[ \"\$($A status | sed -n 's/^queue: *\([0-9]*\) batches.*/\1/p')\" = 0 ] && ! $A status | grep -q 'dropping now'"
+drained() { st_is queue batches 0 && ! st_match dropped 'dropping now'; }
+check "after PostgreSQL is back the spool drains" wait_until 60 "spool drained, gap closed" drained
 sleep 1
 STOP=$($A process stop)
-DROPPED=$(status_field dropped | sed 's/^[0-9]* batches, \([0-9]*\) rows.*/\1/')
-DROPPED_B=$(status_field dropped | sed 's/^\([0-9]*\) batches.*/\1/')
+DROPPED=$(st dropped rows)
+DROPPED_B=$(st dropped batches)
 echo "# $STOP"
 check_match "process stop does not claim all stored: it names the dropped rows" "$STOP" \
     "; [0-9]+ stored, $DROPPED dropped \(see data_gaps\)"

@@ -16,7 +16,7 @@ trap ald_cleanup EXIT
 spool_setup spool_corrupt 15
 PROC=$($A process start --recipe corrupt)
 wait_stored 320
-OLD_ID=$(status_field spool | sed 's/.*(id \([0-9a-f]*\),.*/\1/')
+OLD_ID=$(st spool id)
 pg_crash
 wait_queue 30 -ge 40
 kill -TERM "$ALDRECD_PID"; wait "$ALDRECD_PID"
@@ -38,7 +38,7 @@ MOVED=$(ls "$WORK"/spool.db.corrupt-* 2>/dev/null | grep -v -- '-wal$' | head -1
 check "the damaged file was moved aside with a timestamped name" test -s "$MOVED"
 check "... together with its -wal" test -s "$MOVED-wal"
 check "a fresh spool file took its place" test -s "$WORK/spool.db"
-NEW_ID=$(status_field spool | sed 's/.*(id \([0-9a-f]*\),.*/\1/')
+NEW_ID=$(st spool id)
 check "the fresh spool has a new identity ($OLD_ID -> $NEW_ID)" test "$OLD_ID" != "$NEW_ID"
 check_match "the process comes from the process file (PostgreSQL is down)" "$LOG" \
     "the new spool takes the process being recorded from .*spool.db.process: process $PROC"

@@ -60,7 +60,7 @@ check_eq "the crash hook ended aldrecd after its third commit" "$rc" 137
 check "aldrecd restarts after the crash" aldrecd_start "$CFG"
 down_since "$T_KILL"    # the crash hook's short run counts as down time too
 check "the batch committed before the crash is sent again and skipped as a duplicate" \
-    wait_until 10 "the replay" bash -c "$A status | grep -q '^duplicates_skipped: *[1-9]'"
+    wait_until 10 "the replay" st_ge duplicates_skipped batches 1
 check_match "... and the log says so" "$(cat "$WORK/aldrecd.log")" \
     "batch [0-9]+ \([0-9]+ rows\) was already stored \(ledger\); not storing it again"
 check_eq "every restart went on recording process $PROC" "$resumed" "$KILLS"

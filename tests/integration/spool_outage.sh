@@ -37,10 +37,10 @@ LEFT=$((OUTAGE_S - (SECONDS - T0)))
 [ "$LEFT" -gt 0 ] && sleep "$LEFT"
 QB=$(queue_batches)
 check_ge "batches wait in the spool during the outage" "$QB" 5
-check_match "status names the failure" "$(status_field last_error)" "connect|server closed|terminat"
+check_match "status names the failure" "$(st last_error)" "connect|server closed|terminat"
 check_match "aldrec status shows the queue's rows, bytes and age" "$(status_field queue)" \
     "^[0-9]+ batches, [0-9]+ rows, [0-9]+ bytes, oldest [0-9.]+ s$"
-OLDEST=$(status_field queue | sed 's/.*oldest \([0-9]*\).*/\1/')
+OLDEST=$(st queue oldest_s | cut -d. -f1)
 check_ge "the oldest batch is as old as the outage" "$OLDEST" $((OUTAGE_S - 5))
 
 pg_restart

@@ -16,7 +16,8 @@ trap ald_cleanup EXIT
 spool_setup spool_quarantine 16
 
 last_counter() { q "SELECT coalesce(max(value), 0)::bigint FROM process_data_points WHERE parameter_id = $RC_ID"; }
-quarantined() { status_field quarantined | awk '{print $1}'; }
+quarantined() { st quarantined batches; }
+quarantine_and_queue_empty() { st_is quarantined batches 0 && st_is queue batches 0; }
 # poison NAME VALUE — PostgreSQL refuses the read-counter row with VALUE.
 poison() { q "ALTER TABLE process_data_points ADD CONSTRAINT $1 CHECK (NOT (parameter_id = $RC_ID AND value = $2)) NOT VALID" >/dev/null; }
 
@@ -26,7 +27,7 @@ wait_stored 320
 # 1. Live: the poll 1.5 s ahead is refused; the ones after it arrive.
 C=$(last_counter); X1=$((C + 15 * REQ))
 poison poison_live "$X1"
-wait_until 20 "a batch in quarantine" bash -c "[ \$($A status | sed -n 's/^quarantined: *\([0-9]*\).*/\1/p') -ge 1 ]" \
+wait_until 20 "a batch in quarantine" st_ge quarantined batches 1 \
     && ok "a refused batch goes to quarantine" || not_ok "a refused batch goes to quarantine"
 wait_until 20 "batches behind it stored" bash -c "[ \$(psql -XAtq '$ADMIN_DSN' -c 'SELECT max(value)::bigint FROM process_data_points WHERE parameter_id = $RC_ID') -gt $((X1 + 20 * REQ)) ]" \
     && ok "the batches behind it keep flowing" || not_ok "the batches behind it keep flowing"
@@ -75,7 +76,7 @@ check_eq "retry SEQ exits 0" "$rc" 0
 check_match "... and says so" "$out" "queued again 1 batch"
 out=$($A spool quarantine retry all)
 check_match "retry all queues the rest" "$out" "queued again 1 batch"
-wait_until 20 "quarantine empty, queue empty" bash -c "$A status | grep -q '^quarantined: *0 batches' && $A status | grep -q '^queue: *0 batches'" \
+wait_until 20 "quarantine empty, queue empty" quarantine_and_queue_empty \
     && ok "retried batches are stored" || not_ok "retried batches are stored"
 check_eq "the read counter is complete again" "$(counter_steps "$PROC" | cut -d' ' -f2-)" "0 0 0 0"
 out=$($A spool quarantine retry 999999 2>&1); rc=$?
@@ -85,7 +86,7 @@ check_match "... naming it" "$out" "no quarantined batch 999999"
 # 5. Give one up: drop leaves a gap record that says why.
 C=$(last_counter); X3=$((C + 15 * REQ))
 poison poison_drop "$X3"
-wait_until 20 "a batch in quarantine" bash -c "[ \$($A status | sed -n 's/^quarantined: *\([0-9]*\).*/\1/p') -ge 1 ]"
+wait_until 20 "a batch in quarantine" st_ge quarantined batches 1
 SEQ_DROP=$($A spool quarantine list | awk '/poison_drop/ {print $1}')
 out=$($A spool quarantine drop "$SEQ_DROP")
 check_match "drop SEQ gives it up" "$out" "dropped 1 batch\(es\); a gap record for each is queued"

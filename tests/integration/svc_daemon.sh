@@ -99,7 +99,7 @@ wait_until 10 "WATCHDOG=1 twice" bash -c "[ \$(grep -c 'WATCHDOG=1' '$WORK/notif
 check_ge "sd_notify: WATCHDOG=1 from the main loop, repeatedly" "$(grep -c 'WATCHDOG=1' "$WORK/notify.log")" 2
 
 # --- metrics during a recording ---------------------------------------------------
-URL=$($A status | sed -n 's/^metrics: *\(http[^ ]*\).*/\1/p')
+URL=$(st metrics url)
 check_match "aldrec status names the metrics URL" "$URL" '^http://127.0.0.1:[0-9]+/metrics$'
 HURL=${URL%/metrics}/health
 check_match "/metrics parses as Prometheus text" "$($PROM check "$URL")" '^[0-9]+$'

@@ -43,3 +43,18 @@ check_done() {
 
 # q SQL — one value from the admin connection.
 q() { psql -XAtq -v ON_ERROR_STOP=1 "$ADMIN_DSN" -c "$1"; }
+
+# ---- aldrec status, parsed by its contract ----------------------------------
+# The STATUS answer is a documented contract (recorder/ops/service.h,
+# svc_render_status; docs/protocol.md): tests read it through
+# tests/tools/status.py, which refuses a line whose value does not have its
+# key's documented form, so a drifting format fails the test instead of
+# feeding it a wrong number. They use the script's $A ("aldrec --config F").
+#   st KEY [FIELD]          the value (or one named field) of KEY
+#   st_is KEY FIELD VALUE   true when that field equals VALUE
+#   st_ge KEY FIELD N       true when that field is an integer >= N
+#   st_match KEY REGEX      true when KEY's whole value matches REGEX
+st() { $A status 2>/dev/null | python3 "$ALD_ROOT/tests/tools/status.py" "$@"; }
+st_is() { [ "$(st "$1" "$2")" = "$3" ]; }
+st_ge() { local v; v=$(st "$1" "$2") && [ -n "$v" ] && [ "$v" -ge "$3" ] 2>/dev/null; }
+st_match() { grep -Eq -- "$2" <<<"$(st "$1")"; }

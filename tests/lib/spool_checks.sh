@@ -8,10 +8,10 @@
 # scripts/lib.sh and tests/lib/check.sh; needs A (the aldrec command).
 
 # status_field NAME — the value of one `aldrec status` line.
-status_field() { $A status 2>/dev/null | sed -n "s/^$1: *//p"; }
+status_field() { st "$1"; }
 
 # queue_batches — waiting batches (first number of the queue line).
-queue_batches() { status_field queue | awk '{print $1}'; }
+queue_batches() { st queue batches; }
 
 param_id() {
     q "SELECT cp.id FROM component_parameters cp JOIN machine_components mc ON mc.id = cp.component_id WHERE mc.name || '.' || cp.name = '$1'"
@@ -102,19 +102,18 @@ spool_setup() {
 
 # wait_stored ROWS — until aldrecd has stored at least ROWS rows.
 wait_stored() {
-    wait_until 20 "$1 rows stored" bash -c \
-        "[ \$($A status | sed -n 's/^stored: *[0-9]* batches, \([0-9]*\) rows.*/\1/p') -ge $1 ]"
+    wait_until 20 "$1 rows stored" st_ge stored rows "$1"
 }
 
 # wait_queue TIMEOUT_S OP N — until the spool holds OP N batches (-eq, -ge).
+queue_is() { local n; n=$(st queue batches) && [ -n "$n" ] && [ "$n" "$1" "$2" ]; }
 wait_queue() {
-    wait_until "$1" "spool queue $2 $3" bash -c \
-        "[ \"\$($A status | sed -n 's/^queue: *\([0-9]*\) batches.*/\1/p')\" $2 $3 ]"
+    wait_until "$1" "spool queue $2 $3" queue_is "$2" "$3"
 }
 
 # wait_link TIMEOUT_S STATE — until database_link shows STATE.
 wait_link() {
-    wait_until "$1" "link $2" bash -c "$A status | grep -q '^database_link: *$2'"
+    wait_until "$1" "link $2" st_is database_link state "$2"
 }
 
 # recorded_rows STOP_REPLY — "N rows recorded" from `aldrec process stop`:

@@ -17,32 +17,9 @@
 #include "daemon/batcher.h"
 #include "store/spool.h"
 #include "t.h"
+#include "tcapture.h"
 
 static char dir[256];
-
-static int pipefd[2];
-static int saved_stderr;
-
-static void capture_begin(void)
-{
-    T_CHECK(pipe(pipefd) == 0);
-    fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
-    saved_stderr = dup(STDERR_FILENO);
-    dup2(pipefd[1], STDERR_FILENO);
-}
-
-/* What was logged since capture_begin. */
-static const char *capture_end(void)
-{
-    static char buf[16384];
-    dup2(saved_stderr, STDERR_FILENO);
-    close(saved_stderr);
-    close(pipefd[1]);
-    ssize_t n = read(pipefd[0], buf, sizeof buf - 1);
-    close(pipefd[0]);
-    buf[n > 0 ? n : 0] = '\0';
-    return buf;
-}
 
 static int count(const char *hay, const char *needle)
 {

@@ -33,6 +33,7 @@
 #include "cache/pcache.h"
 #include "common/pgconn.h"
 #include "t.h"
+#include "tpg.h"
 
 static PGconn *admin;
 static const char *rec_dsn;
@@ -52,17 +53,7 @@ static void sleep_ms(int ms)
     poll(NULL, 0, ms);
 }
 
-static long long q_int(const char *sql)
-{
-    PGresult *r = PQexec(admin, sql);
-    long long v = -1;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-        v = atoll(PQgetvalue(r, 0, 0));
-    else
-        printf("# query failed: %s: %s", sql, PQerrorMessage(admin));
-    PQclear(r);
-    return v;
-}
+static long long q_int(const char *sql) { return tpg_int(admin, sql); }
 
 static int exec_ok(const char *sql)
 {

@@ -18,20 +18,11 @@
 #include "store/pgcopy.h"
 #include "store/pgsink.h"
 #include "t.h"
+#include "tpg.h"
 
 static PGconn *conn;
 
-static long long q_int(const char *sql)
-{
-    PGresult *r = PQexec(conn, sql);
-    long long v = -1;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-        v = atoll(PQgetvalue(r, 0, 0));
-    else
-        printf("# query failed: %s: %s", sql, PQerrorMessage(conn));
-    PQclear(r);
-    return v;
-}
+static long long q_int(const char *sql) { return tpg_int(conn, sql); }
 
 static void test_layout(void)
 {

@@ -14,6 +14,7 @@
 #include "store/pgsink.h"
 #include "store/spool.h"
 #include "t.h"
+#include "tpg.h"
 
 static char dir[256];
 static PGconn *conn;
@@ -210,17 +211,7 @@ static void store(const batch_t *b, size_t n)
     pgsink_free(s);
 }
 
-static long long q_int(const char *sql)
-{
-    PGresult *r = PQexec(conn, sql);
-    long long v = -1;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-        v = atoll(PQgetvalue(r, 0, 0));
-    else
-        printf("# query failed: %s: %s", sql, PQerrorMessage(conn));
-    PQclear(r);
-    return v;
-}
+static long long q_int(const char *sql) { return tpg_int(conn, sql); }
 
 static void test_cap(void)
 {
