@@ -26,12 +26,6 @@
 
 /* ---- small helpers ------------------------------------------------------ */
 
-/* 64-bit FNV-1a: cheap, and enough to notice a payload changed on disk. */
-uint64_t sp_payload_hash(const uint8_t *p, size_t n)
-{
-    return fnv1a64(FNV1A64_INIT, p, n);
-}
-
 int sp_db_fail(spool_t *sp, const char *what, char *err, size_t errlen)
 {
     snprintf(err, errlen, "spool %s: %s: %s", sp->path, what, sqlite3_errmsg(sp->db));
@@ -496,7 +490,7 @@ again:;
             break;
         const uint8_t *data = sqlite3_column_blob(s, 7);
         size_t len = (size_t)sqlite3_column_bytes(s, 7);
-        if ((uint64_t)sqlite3_column_int64(s, 6) != sp_payload_hash(data, len)) {
+        if ((uint64_t)sqlite3_column_int64(s, 6) != fnv1a64(FNV1A64_INIT, data, len)) {
             if (k == 0)
                 bad_seq = b.seq;
             break;   /* a batch behind the bad one waits for the next claim */

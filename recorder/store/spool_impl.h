@@ -107,7 +107,6 @@ int sp_reload_counters(spool_t *sp, char *err, size_t errlen);
 int sp_set_sync(spool_t *sp, bool full, char *err, size_t errlen);
 int sp_step_done(spool_t *sp, sqlite3_stmt *s, const char *what, char *err, size_t errlen);
 sqlite3_stmt *sp_stmt(spool_t *sp, enum st i);
-uint64_t sp_payload_hash(const uint8_t *p, size_t n);
 void sp_rollback(spool_t *sp);
 
 /* spool_open.c */

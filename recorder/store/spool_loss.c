@@ -119,7 +119,7 @@ int sp_insert_batch(spool_t *sp, enum batch_kind kind, int64_t process_id, uint3
     sqlite3_bind_int64(s, 4, first);
     sqlite3_bind_int64(s, 5, last);
     sqlite3_bind_int64(s, 6, clock_real_us());
-    sqlite3_bind_int64(s, 7, (int64_t)sp_payload_hash(data, len));
+    sqlite3_bind_int64(s, 7, (int64_t)fnv1a64(FNV1A64_INIT, data, len));
     sqlite3_bind_blob(s, 8, data, (int)len, SQLITE_STATIC);
     if (sp_step_done(sp, s, "appending a batch", err, errlen) < 0)
         return -1;

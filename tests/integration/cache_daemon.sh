@@ -34,7 +34,7 @@ LOG=$WORK/aldrecd.log
 aldrecd_start "$CFG" || { not_ok "aldrecd starts"; check_done cache_daemon; exit 1; }
 check_eq "start-up map from PostgreSQL, said once" \
     "$(grep -c 'parameter map of machine ald-demo: 32 parameters, version [0-9]*, from PostgreSQL' "$LOG")" 1
-check_eq "status: cache ok" "$(status_field cache_state)" ok
+check_eq "status: cache ok" "$(st cache_state)" ok
 PROC=$($A process start --recipe cache-daemon)
 
 # sql_at SQL — runs SQL, prints the transaction's start (Unix seconds): no
@@ -176,7 +176,7 @@ check_ge "points polled during the outage are stored (read counter, ~10 per seco
     "$(awk -v a="$T_DOWN" -v b="$T_UP" 'BEGIN { printf "%d", (b - a) * 5 }')"
 wait_until 15 "cache refreshed" grep -q 'PostgreSQL reachable again: parameter map refreshed' "$LOG" \
     && ok "the cache refreshes when PostgreSQL is back, and says so" || not_ok "cache refreshed"
-check_eq "... status ok again" "$(status_field cache_state)" ok
+check_eq "... status ok again" "$(st cache_state)" ok
 
 # --- both stopped, aldrecd restarted: offline start from the snapshot ---------------
 redis_stop
@@ -187,8 +187,8 @@ T_START=$(date +%s.%N)
 aldrecd_start "$CFG" "$LOG2" || not_ok "aldrecd starts with PostgreSQL and Redis down"
 check_eq "offline start: map from the snapshot, said once" \
     "$(grep -c 'PostgreSQL and Redis unreachable: parameter map of machine ald-demo from the snapshot' "$LOG2")" 1
-check_match "... status says so" "$(status_field cache_state)" '^degraded: .*map from the snapshot'
-check_eq "... resumes the process (from the spool)" "$(status_field process)" "$PROC"
+check_match "... status says so" "$(st cache_state)" '^degraded: .*map from the snapshot'
+check_eq "... resumes the process (from the spool)" "$(st process)" "$PROC"
 wait_until 15 "3 s of rows in the spool" st_ge process_rows rows 960 \
     && ok "... and records" || not_ok "records from the snapshot"
 T_BACK=$(date +%s.%N)
@@ -204,5 +204,5 @@ STOP=$($A process stop); rc=$?
 check_eq "process stop: all stored" "$rc" 0
 check_match "... says so" "$STOP" 'all stored'
 check_eq "no gaps, nothing quarantined" \
-    "$(q "SELECT count(*) FROM data_gaps") $(status_field quarantined)" "0 0 batches, 0 rows"
+    "$(q "SELECT count(*) FROM data_gaps") $(st quarantined)" "0 0 batches, 0 rows"
 check_done cache_daemon

@@ -32,7 +32,7 @@ BOUND_MS=$((TIMEOUT_S * 1000 + FLUSH_MS))
 echo "# black hole noticed after $DETECT_MS ms (stated bound $BOUND_MS ms)"
 check_ge "the black hole is noticed within the stated bound + 2 s scheduling margin" \
     $((BOUND_MS + 2000)) "$DETECT_MS"
-check_match "the reason is a deadline, not an error from the peer" "$(status_field last_error)" \
+check_match "the reason is a deadline, not an error from the peer" "$(st last_error)" \
     "no answer within $((TIMEOUT_S * 1000)) ms"
 sleep "$(awk -v t="$T_HOLE" -v n="$(now_s)" -v h="$HOLE_S" 'BEGIN {d = t + h - n; print (d > 0 ? d : 0)}')"
 QB=$(queue_batches)
@@ -47,7 +47,7 @@ wait_queue 90 -eq 0 \
     || not_ok "the same aldrecd recovers and forwards the backlog"
 T_DRAINED=$(now_s)
 echo "# backlog of $QB batches forwarded $(awk -v a="$T_PASS" -v b="$T_DRAINED" 'BEGIN {printf "%.1f", b - a}') s after the network returned"
-check_match "... and the link is up again" "$(status_field database_link)" "^(up|draining)"
+check_match "... and the link is up again" "$(st database_link)" "^(up|draining)"
 sleep 2
 
 # A graceful stop in the middle of a second black hole: the open batch goes
@@ -65,7 +65,7 @@ check_match "... keeping the batches in the spool" "$(cat "$WORK/aldrecd.log")" 
     "exiting with [0-9]+ batches \([0-9]+ rows\) in the spool"
 relay_pass
 aldrecd_start "$CFG" || not_ok "aldrecd restarts"
-check_eq "the restart resumes the process" "$(status_field process)" "$PROC"
+check_eq "the restart resumes the process" "$(st process)" "$PROC"
 wait_queue 90 -eq 0 \
     && ok "the restarted aldrecd forwards what the stop left in the spool" \
     || not_ok "the restarted aldrecd forwards what the stop left in the spool"
@@ -76,7 +76,7 @@ check_complete blackhole "$PROC"
 check_eq "every row aldrecd spooled is stored (rows recorded = rows stored)" \
     "$(stored_rows "$PROC")" "$(recorded_rows "$STOP")"
 check_eq "nothing quarantined, nothing dropped" \
-    "$(status_field quarantined) / $(status_field dropped)" "0 batches, 0 rows / 0 batches, 0 rows"
+    "$(st quarantined) / $(st dropped)" "0 batches, 0 rows / 0 batches, 0 rows"
 
 # The poll loop never waits for the network: the poll period during the
 # hole and while the same aldrecd drains the backlog looks like the
@@ -95,5 +95,5 @@ check_ge "p99 poll period during the hole within baseline p99 + 150 ms" $((B99 +
 read -r _ D99 DMAX _ <<<"$DRAIN"
 check_ge "no poll period while draining reached 1 s" 999 "$DMAX"
 check_ge "p99 poll period while draining within baseline p99 + 150 ms" $((B99 + 150)) "$D99"
-echo "# after the restart: spool append $(status_field spool_append_ms) ms; cycle $(status_field cycle_ms) ms"
+echo "# after the restart: spool append $(st spool_append_ms) ms; cycle $(st cycle_ms) ms"
 check_done spool_blackhole

@@ -48,7 +48,7 @@ echo "# largest spool file $MAX_DB bytes, log $MAX_WAL bytes (checkpoint at $T_P
 BYTES=$(st queue bytes)
 check_le "queued bytes stay under max_bytes" "$BYTES" "$MAX_BYTES"
 check_ge "... and the spool is nearly full" "$BYTES" $((MAX_BYTES - 6000))
-check_match "status: dropping now" "$(status_field dropped)" "dropping now: spool full"
+check_match "status: dropping now" "$(st dropped)" "dropping now: spool full"
 check_le "the log is checkpointed: at most $T_PAGES + 16 pages (a quarter of max_bytes, min 16)" \
     "$MAX_WAL" "$WAL_BOUND"
 check_le "the spool file stays under 2 x max_bytes + 16 pages" "$MAX_DB" "$DB_BOUND"

@@ -42,8 +42,8 @@ NEW_ID=$(st spool id)
 check "the fresh spool has a new identity ($OLD_ID -> $NEW_ID)" test "$OLD_ID" != "$NEW_ID"
 check_match "the process comes from the process file (PostgreSQL is down)" "$LOG" \
     "the new spool takes the process being recorded from .*spool.db.process: process $PROC"
-check_eq "recording resumes the process" "$(status_field process)" "$PROC"
-check_match "... while PostgreSQL is still down" "$(status_field database_link)" "^(spooling|connecting)"
+check_eq "recording resumes the process" "$(st process)" "$PROC"
+check_match "... while PostgreSQL is still down" "$(st database_link)" "^(spooling|connecting)"
 check "polls are spooled during the outage" wait_queue 10 -ge 5
 pg_restart
 wait_queue 30 -eq 0
@@ -66,5 +66,5 @@ check_ge "... about 4 s of polls" "$OK" 25
 check_eq "rows after the restart = polls x parameters" \
     "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC AND ts >= '$FIRST_NEW'")" \
     $(( (OK + 1) * NPARAM ))
-check_eq "nothing quarantined" "$(status_field quarantined)" "0 batches, 0 rows"
+check_eq "nothing quarantined" "$(st quarantined)" "0 batches, 0 rows"
 check_done spool_corrupt

@@ -36,7 +36,7 @@ for i in $(seq 1 "$KILLS"); do
         break
     fi
     down_since "$T_KILL"
-    [ "$(status_field process)" = "$PROC" ] && resumed=$((resumed + 1))
+    [ "$(st process)" = "$PROC" ] && resumed=$((resumed + 1))
     [ "$i" = 10 ] && check "step 2 marked after kill 10" $A process step 2 "between the kills"
 done
 # Step numbers are used once per run, also across restarts: the spool
@@ -107,7 +107,7 @@ check_ge "polls recorded + missing >= time aldrecd was up at 10 Hz, less one per
     $((POLLS + MISSING)) $((UP_POLLS - (KILLS + 2)))
 check_le "polls recorded + missing <= the run's duration at 10 Hz, plus one per start and two" \
     $((POLLS + MISSING)) $((RUN_MS / 100 + KILLS + 2 + 2))
-check_eq "nothing quarantined" "$(status_field quarantined)" "0 batches, 0 rows"
+check_eq "nothing quarantined" "$(st quarantined)" "0 batches, 0 rows"
 check_eq "steps 1, 2, 3 stored once each" \
     "$(q "SELECT string_agg(step_no::text, ',' ORDER BY step_no) FROM process_steps WHERE process_id = $PROC")" "1,2,3"
 check_eq "the spool kept its identity through the kills" \

@@ -16,7 +16,7 @@ spool_setup spool_outage 11
 PROC=$($A process start --recipe outage)
 T_START=$(now_s)
 wait_stored $((50 * NPARAM))    # a baseline of 50 undisturbed polls
-check_eq "link is up while PostgreSQL runs" "$(status_field database_link | cut -d' ' -f1)" up
+check_eq "link is up while PostgreSQL runs" "$(st database_link | cut -d' ' -f1)" up
 
 pg_crash
 T0=$SECONDS
@@ -38,7 +38,7 @@ LEFT=$((OUTAGE_S - (SECONDS - T0)))
 QB=$(queue_batches)
 check_ge "batches wait in the spool during the outage" "$QB" 5
 check_match "status names the failure" "$(st last_error)" "connect|server closed|terminat"
-check_match "aldrec status shows the queue's rows, bytes and age" "$(status_field queue)" \
+check_match "aldrec status shows the queue's rows, bytes and age" "$(st queue)" \
     "^[0-9]+ batches, [0-9]+ rows, [0-9]+ bytes, oldest [0-9.]+ s$"
 OLDEST=$(st queue oldest_s | cut -d. -f1)
 check_ge "the oldest batch is as old as the outage" "$OLDEST" $((OUTAGE_S - 5))
@@ -64,7 +64,7 @@ check_le "p99 poll period during the outage within baseline p99 + 150 ms" "$D99"
 check_eq "every row aldrecd spooled is stored (rows recorded = rows stored)" \
     "$(stored_rows "$PROC")" "$(recorded_rows "$STOP")"
 check_eq "no gap records" "$(q "SELECT count(*) FROM data_gaps")" 0
-check_eq "nothing quarantined" "$(status_field quarantined)" "0 batches, 0 rows"
+check_eq "nothing quarantined" "$(st quarantined)" "0 batches, 0 rows"
 check_eq "every ledger batch number from this spool is used once" \
     "$(q "SELECT count(*) = count(DISTINCT batch_seq) FROM ingest_ledger WHERE recorder_id = 'rec-test'")" t
 check_done spool_outage

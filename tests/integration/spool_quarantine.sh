@@ -67,7 +67,7 @@ check_match "... saying it needs aldrecd" "$out" "needs aldrecd"
 out=$($A spool quarantine retry 12x 2>&1); rc=$?
 check_eq "retry with a bad argument exits 2" "$rc" 2
 aldrecd_start "$CFG" || { not_ok "aldrecd restarts"; check_done spool_quarantine; exit 1; }
-check_eq "restart resumes the process" "$(status_field process)" "$PROC"
+check_eq "restart resumes the process" "$(st process)" "$PROC"
 
 # 4. The cause is gone: retry stores them, in place.
 q "ALTER TABLE process_data_points DROP CONSTRAINT poison_live, DROP CONSTRAINT poison_drain" >/dev/null

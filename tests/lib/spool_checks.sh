@@ -7,9 +7,6 @@
 # stored twice, a step of k*REQ means k-1 polls are missing. Sourced after
 # scripts/lib.sh and tests/lib/check.sh; needs A (the aldrec command).
 
-# status_field NAME — the value of one `aldrec status` line.
-status_field() { st "$1"; }
-
 # queue_batches — waiting batches (first number of the queue line).
 queue_batches() { st queue batches; }
 
@@ -55,7 +52,7 @@ check_complete() {
 
 # spool_init_counts — REQ, NPARAM, RC_ID for the demo map (needs aldrecd up).
 spool_init_counts() {
-    REQ=$(status_field requests_per_cycle)
+    REQ=$(st requests_per_cycle)
     NPARAM=$(q "SELECT count(*) FROM component_parameters WHERE is_active")
     RC_ID=$(param_id system.read_counter)
 }
