@@ -114,6 +114,8 @@ struct server {
     struct conn conns[MAX_CLIENTS];   /* RTU: conns[0] is the line */
     int64_t start_ns;             /* model time 0 */
     uint64_t reads, writes;       /* requests answered */
+    /* answered writes per register (coil, holding), printed at exit */
+    uint64_t wcount[2][REACTOR_TABLE_SIZE];
     fault_set_t faults;           /* in effect */
     uint64_t fault_seq;           /* requests for this device since faults were loaded */
     uint64_t fault_rng;           /* splitmix64 state, from --seed */
@@ -442,6 +444,16 @@ static void accept_client(struct server *s)
             log_msg(LL_WARN, "accept: %s", strerror(errno));
         return;
     }
+    int open = 0;
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        open += s->conns[i].fd >= 0;
+    if (s->faults.max_clients && open >= s->faults.max_clients) {
+        /* a small device: a further client is accepted and closed at once */
+        s->applied.refusals++;
+        log_msg(LL_DEBUG, "max_clients=%d: closing a further connection", s->faults.max_clients);
+        close(fd);
+        return;
+    }
     for (int i = 0; i < MAX_CLIENTS; i++) {
         if (s->conns[i].fd < 0) {
             int one = 1;
@@ -455,6 +467,24 @@ static void accept_client(struct server *s)
      * end instead of hanging in the backlog. */
     log_complain(&s->full, LL_WARN, "%d clients connected; refusing more", MAX_CLIENTS);
     close(fd);
+}
+
+/* "aldsim: writes per register: holding 10: 5, coil 3: 2" (or "none"), a
+ * line tests read to count what reached the device. */
+static void print_write_counts(const struct server *s)
+{
+    char buf[4096] = "";
+    size_t pos = 0;
+    static const char *const names[2] = { "coil", "holding" };
+    for (int t = 0; t < 2; t++)
+        for (int a = 0; a < REACTOR_TABLE_SIZE; a++)
+            if (s->wcount[t][a] && pos < sizeof buf) {
+                int n = snprintf(buf + pos, sizeof buf - pos, "%s%s %d: %llu", pos ? ", " : "",
+                                 names[t], a, (unsigned long long)s->wcount[t][a]);
+                if (n > 0)
+                    pos += (size_t)n;
+            }
+    fprintf(stderr, "aldsim: writes per register: %s\n", pos ? buf : "none");
 }
 
 /* ---- faults ------------------------------------------------------------- */
@@ -532,6 +562,25 @@ static void faults_reload(struct server *s)
 
 /* ---- requests ----------------------------------------------------------- */
 
+/* Counts an answered write per register it touched (FC23: its write range). */
+static void count_writes(struct server *s, const uint8_t *req, int len)
+{
+    int hdr = modbus_get_header_length(s->ctx);
+    int crc = s->opt.rtu ? RTU_CRC_LEN : 0;
+    fault_request_t fr;
+    if (len - hdr - crc <= 0 ||
+        fault_parse_request(req + hdr, (size_t)(len - hdr - crc), &fr) < 0)
+        return;
+    for (int i = 0; i < fr.nranges; i++) {
+        int t = fr.range[i].table == REG_COIL ? 0 : fr.range[i].table == REG_HOLDING ? 1 : -1;
+        if (t < 0 || (fr.function == 23 && i == 0))
+            continue;   /* FC23's first range is what it reads */
+        for (int a = fr.range[i].addr; a < fr.range[i].addr + fr.range[i].count; a++)
+            if (a >= 0 && a < REACTOR_TABLE_SIZE)
+                s->wcount[t][a]++;
+    }
+}
+
 /* Answers the request in req[0..len) on c: normally, or with exception
  * code when code != 0. The model is brought up to date first, and a read is
  * counted before the answer is built so that the answer includes itself. */
@@ -557,8 +606,10 @@ static void answer(struct server *s, struct conn *c, const uint8_t *req, int len
         if (kind == REQ_WRITE || kind == REQ_READ_WRITE) {
             /* Even if sending failed, the image may have been written. */
             reactor_apply_writes(s->reactor);
-            if (rc >= 0)
+            if (rc >= 0) {
                 s->writes++;
+                count_writes(s, req, len);
+            }
         }
     }
     if (rc < 0)
@@ -823,6 +874,7 @@ int main(int argc, char **argv)
     status = 0;
     fprintf(stderr, "aldsim: served %llu read requests, %llu write requests\n",
             (unsigned long long)s.reads, (unsigned long long)s.writes);
+    print_write_counts(&s);
     fprintf(stderr, "aldsim: faults applied: %llu answers delayed, %llu requests unanswered, "
             "%llu exceptions, %llu connections dropped, %llu refusals\n",
             (unsigned long long)s.applied.delayed, (unsigned long long)s.applied.unanswered,

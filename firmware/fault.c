@@ -136,6 +136,8 @@ static const struct key {
       .min = 1, .max = MODBUS_MAX_READ_REGISTERS, .syntax = "max_registers=N (1..125)" },
     { .name = "max_bits", .kind = V_INT, .off = offsetof(fault_set_t, max_bits),
       .min = 1, .max = MODBUS_MAX_READ_BITS, .syntax = "max_bits=N (1..2000)" },
+    { .name = "max_clients", .kind = V_INT, .off = offsetof(fault_set_t, max_clients),
+      .min = 1, .max = 32, .syntax = "max_clients=N (1..32)" },
 };
 
 /* True when key k already has a value in f (all keys but exception are
@@ -180,7 +182,7 @@ int fault_set_add(fault_set_t *f, const char *spec, char *err, size_t errlen)
     if (!k) {
         set_err(err, errlen, "unknown fault \"%s\" (latency, silent, freeze, silent_rate, "
                 "exception, exception_rate, drop_every, refuse_ms, max_registers, "
-                "max_bits)", buf);
+                "max_bits, max_clients)", buf);
         return -1;
     }
     if ((k->kind == V_FLAG) != (value == NULL)) {
@@ -339,6 +341,8 @@ void fault_set_format(const fault_set_t *f, char *buf, size_t len)
         append(buf, len, &pos, " max_registers=%d", f->max_registers);
     if (f->max_bits)
         append(buf, len, &pos, " max_bits=%d", f->max_bits);
+    if (f->max_clients)
+        append(buf, len, &pos, " max_clients=%d", f->max_clients);
     if (pos == 0)
         snprintf(buf, len, "none");
     else

@@ -57,6 +57,8 @@ typedef struct fault_set {
     int refuse_ms;            /* 0: off */
     int max_registers;        /* 0: no limit of our own */
     int max_bits;
+    int max_clients;          /* TCP: 0 no limit of our own; else a further
+                               * connection is accepted and closed at once */
 } fault_set_t;
 
 /* The tables and addresses one request touches. */

@@ -78,6 +78,8 @@ struct item {
     unsigned good_run;       /* good reads on its own since isolated */
     unsigned isolate_for;    /* good reads needed to rejoin */
     complain_t refused;      /* exception answers: logged at start and end */
+    sample_t cur;            /* the last value read, before its deadband */
+    sample_t pub;            /* cur at the end of the cycle, under d->mu */
 };
 
 struct unit_def {            /* compared by device_same */
@@ -140,6 +142,11 @@ struct device {
     atomic_bool finish;          /* device_finish: exit after the current cycle */
     pthread_mutex_t mu;            /* guards st */
     device_stats_t st;
+    /* the write/read queue (device_submit), under opmu */
+    pthread_mutex_t opmu;
+    device_op_t *ops_head, *ops_tail;
+    bool ops_closed;               /* the thread is exiting: nothing more queued */
+    atomic_bool ops_pending;       /* a cheap look between two requests */
 };
 
 device_t *device_new(const device_conn_t *conn, const char *label)
@@ -159,6 +166,8 @@ device_t *device_new(const device_conn_t *conn, const char *label)
     atomic_init(&d->exited, true);
     atomic_init(&d->resync, false);
     pthread_mutex_init(&d->mu, NULL);
+    pthread_mutex_init(&d->opmu, NULL);
+    atomic_init(&d->ops_pending, false);
     snprintf(d->st.label, sizeof d->st.label, "%s", label);
     return d;
 }
@@ -424,6 +433,8 @@ static void emit(struct group *g, struct item *it, int16_t q, bool has_value, do
 {
     if (!has_value)
         it->watching = false;    /* what comes back is watched anew */
+    it->cur = (sample_t){ .parameter_id = it->def.id, .ts_us = ts, .value = v,
+                          .quality = q, .has_value = has_value };
     if (!deadband_keep(&it->def.db, &it->dbs, q, has_value, v, g->due_ns))
         return;
     g->out[g->nout++] = (sample_t){ .parameter_id = it->def.id, .ts_us = ts, .value = v,
@@ -566,6 +577,192 @@ static void mark_request(struct group *g, const plan_req_t *r, int16_t q, int64_
         emit(g, req_item(g, r, k), q, false, 0, ts);
 }
 
+/* ---- the write/read queue (device_submit) ------------------------------- */
+
+static void op_done(device_op_t *op)
+{
+    atomic_store(&op->done, true);
+    if (op->notify_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t n = write(op->notify_fd, &one, sizeof one);
+        (void)n;
+    }
+}
+
+/* Reads op's value into words. Returns 0 or the errno of the failure. */
+static int op_read(device_t *d, const device_op_t *op, uint16_t words[4])
+{
+    int e = do_read(d, op->table, op->address, op->nwords);
+    if (e)
+        return e;
+    if (is_bits(op->table))
+        words[0] = d->bits[0] ? 1 : 0;
+    else
+        memcpy(words, d->regs, op->nwords * sizeof *words);
+    return 0;
+}
+
+static int op_write(device_t *d, const device_op_t *op)
+{
+    int rc = -1;
+    errno = EMBXILFUN;           /* read-only tables: never sent */
+    if (op->table == REG_COIL)
+        rc = modbus_write_bit(d->ctx, op->address, op->words[0] ? 1 : 0);
+    else if (op->table == REG_HOLDING && op->nwords == 1)
+        rc = modbus_write_register(d->ctx, op->address, op->words[0]);
+    else if (op->table == REG_HOLDING)
+        rc = modbus_write_registers(d->ctx, op->address, op->nwords, op->words);
+    return rc < 0 ? errno : 0;
+}
+
+/* A request of op failed with e: says so in op->err and, for a transport
+ * failure, treats the connection as the poll path does. Returns q. */
+static int16_t op_failed(device_t *d, device_op_t *op, const char *what, int e)
+{
+    snprintf(op->err, sizeof op->err, "device %.200s: %s %s %u: %.100s", d->label, what,
+             regcodec_regtype_name(op->table), op->address, modbus_strerror(e));
+    if (!quality_is_exception(e)) {
+        if (d->conn.link.transport == TR_TCP)
+            conn_lost(d, e, clock_mono_ns());
+        else
+            modbus_flush(d->ctx);
+    }
+    return quality_of_errno(e);
+}
+
+static void op_run(device_t *d, device_op_t *op)
+{
+    int64_t now = clock_mono_ns();
+    struct unit *u = NULL;
+    int e;
+    for (size_t i = 0; i < d->nunits; i++)
+        if (d->units[i].def.unit_id == op->unit_id)
+            u = &d->units[i];
+    op->q_before = op->q_write = op->q_back = Q_COMM_ERROR;
+    if (!u) {
+        snprintf(op->err, sizeof op->err, "device %s has no unit %d", d->label, op->unit_id);
+        goto done;
+    }
+    if (!conn_open(d, now)) {
+        snprintf(op->err, sizeof op->err, "device %s is down (reconnecting); nothing sent",
+                 d->label);
+        goto done;
+    }
+    if (now < u->retry_ns) {
+        snprintf(op->err, sizeof op->err, "device %s does not answer (backed off); nothing"
+                 " sent", u->name);
+        goto done;
+    }
+    modbus_set_slave(d->ctx, op->unit_id);
+    if (op->kind == DEVICE_OP_WRITE) {
+        e = op_read(d, op, op->before);
+        op->q_before = e ? quality_of_errno(e) : Q_GOOD;
+        if (e && !quality_is_exception(e)) {
+            op_failed(d, op, "reading", e);
+            goto done;
+        }
+        e = op_write(d, op);
+        if (e) {
+            op->q_write = op_failed(d, op, "writing", e);
+            goto done;
+        }
+        op->q_write = Q_GOOD;
+        answered(d, u);
+    }
+    e = op_read(d, op, op->back);
+    op->q_back = e ? op_failed(d, op, "reading", e) : Q_GOOD;
+    if (!e)
+        answered(d, u);
+done:
+    op_done(op);
+}
+
+/* Serves every queued op, in arrival order. Device thread only. */
+static void ops_service(device_t *d)
+{
+    for (;;) {
+        pthread_mutex_lock(&d->opmu);
+        device_op_t *op = d->ops_head;
+        if (op) {
+            d->ops_head = op->next;
+            if (!d->ops_head)
+                d->ops_tail = NULL;
+        }
+        atomic_store(&d->ops_pending, d->ops_head != NULL);
+        pthread_mutex_unlock(&d->opmu);
+        if (!op)
+            return;
+        op->wait_us = (clock_mono_ns() - op->wait_us) / 1000;
+        op_run(d, op);
+    }
+}
+
+/* The thread is exiting: what is queued fails, nothing more is taken. */
+static void ops_close(device_t *d)
+{
+    pthread_mutex_lock(&d->opmu);
+    device_op_t *op = d->ops_head;
+    d->ops_head = d->ops_tail = NULL;
+    d->ops_closed = true;
+    atomic_store(&d->ops_pending, false);
+    pthread_mutex_unlock(&d->opmu);
+    while (op) {
+        device_op_t *next = op->next;
+        op->q_before = op->q_write = op->q_back = Q_COMM_ERROR;
+        snprintf(op->err, sizeof op->err, "device %.200s: its polling is stopping (aldrecd"
+                 " stopping or the device reconfigured); nothing sent", d->label);
+        op_done(op);
+        op = next;
+    }
+}
+
+int device_submit(device_t *d, device_op_t *op)
+{
+    atomic_store(&op->done, false);
+    op->next = NULL;
+    op->err[0] = '\0';
+    op->wait_us = clock_mono_ns();   /* made a duration when it is taken */
+    pthread_mutex_lock(&d->opmu);
+    bool closed = d->ops_closed || !d->started || atomic_load(&d->stop) ||
+                  atomic_load(&d->finish);
+    if (!closed) {
+        if (d->ops_tail)
+            d->ops_tail->next = op;
+        else
+            d->ops_head = op;
+        d->ops_tail = op;
+        atomic_store(&d->ops_pending, true);
+    }
+    pthread_mutex_unlock(&d->opmu);
+    if (closed) {
+        errno = ESHUTDOWN;
+        return -1;
+    }
+    uint64_t one = 1;
+    ssize_t n = write(d->wake_fd, &one, sizeof one);
+    (void)n;
+    return 0;
+}
+
+int device_latest(device_t *d, int32_t id, sample_t *out)
+{
+    int rc = -1;
+    pthread_mutex_lock(&d->mu);
+    for (size_t i = 0; i < d->ngroups && rc < 0; i++)
+        for (size_t k = 0; k < d->groups[i].nitems; k++) {
+            const struct item *it = &d->groups[i].items[k];
+            if (it->def.id == id && it->pub.ts_us) {
+                *out = it->pub;
+                rc = 0;
+                break;
+            }
+        }
+    pthread_mutex_unlock(&d->mu);
+    if (rc < 0)
+        errno = ENOENT;
+    return rc;
+}
+
 /* One cycle of group g: every planned request, in order. */
 static void run_group(device_t *d, struct group *g, int64_t start_ns)
 {
@@ -586,6 +783,17 @@ static void run_group(device_t *d, struct group *g, int64_t start_ns)
         }
         if (atomic_load(&d->stop))
             return;   /* being removed: nothing of this cycle is delivered */
+        if (atomic_load(&d->ops_pending)) {
+            /* between two of the cycle's requests: a set never waits for
+             * the cycle to end */
+            ops_service(d);
+            up = d->conn_up;
+            if (!up) {
+                mark_request(g, r, Q_COMM_ERROR, clock_real_us());
+                continue;
+            }
+            modbus_set_slave(d->ctx, u->def.unit_id);
+        }
         nreq++;
         int err = do_read(d, r->table, r->start, r->count);
         int64_t ts = clock_real_us();
@@ -641,6 +849,8 @@ static void run_group(device_t *d, struct group *g, int64_t start_ns)
     d->st.samples_stored += g->nout;
     hist_add(&d->st.cycle_us, (uint64_t)(end_ns - start_ns) / 1000);
     hist_add(&d->st.late_us, start_ns > g->due_ns ? (uint64_t)(start_ns - g->due_ns) / 1000 : 0);
+    for (size_t k = 0; k < g->nitems; k++)
+        g->items[k].pub = g->items[k].cur;
     d->st.requests_per_cycle = d->st.min_requests_per_cycle = 0;
     for (size_t k = 0; k < d->ngroups; k++) {
         d->st.requests_per_cycle += d->groups[k].nreqs;
@@ -694,6 +904,8 @@ static void *device_main(void *arg)
         for (size_t i = 0; i < d->ngroups; i++)
             if (!g || d->groups[i].due_ns < g->due_ns)
                 g = &d->groups[i];
+        if (atomic_load(&d->ops_pending))
+            ops_service(d);
         now = clock_mono_ns();
         if (!g || g->due_ns > now) {
             wait_until(d, g ? g->due_ns : INT64_MAX);
@@ -706,6 +918,7 @@ static void *device_main(void *arg)
         run_group(d, g, now);
         schedule(d, g);
     }
+    ops_close(d);
     conn_close(d);
     atomic_store(&d->exited, true);
     return NULL;
@@ -809,6 +1022,7 @@ void device_free(device_t *d)
     free(d->groups);
     free(d->units);
     pthread_mutex_destroy(&d->mu);
+    pthread_mutex_destroy(&d->opmu);
     free(d);
 }
 

@@ -35,6 +35,7 @@
 #ifndef ALDREC_DEVICE_H
 #define ALDREC_DEVICE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -76,6 +77,49 @@ typedef struct device_stats {
     hist_t cycle_us;             /* duration of a group cycle */
     hist_t late_us;              /* cycle start after its deadline (jitter) */
 } device_stats_t;
+
+/* A request the device's thread serves between two poll requests (never
+ * interleaved with one on the wire), in arrival order: aldrecd's SET and
+ * GET --fresh go through it, so the daemon stays the one master of the
+ * device. A plain value owned by the caller, which must keep it until
+ * done is true.
+ *   DEVICE_OP_READ:  reads the value into back[] (q_back).
+ *   DEVICE_OP_WRITE: reads it into before[] (q_before), writes words[]
+ *                    (q_write: FC5, FC6 or FC16), reads it back into
+ *                    back[] (q_back); a failed write is not read back.
+ * A coil reads as 0 or 1 in [0]. Qualities are sample.h's (Q_GOOD, or of
+ * the failure, with err); a device that is down or reconnecting, or an RTU
+ * unit that is backed off, fails at once without a request (Q_COMM_ERROR
+ * and err naming the device). When the thread has filled the results it
+ * sets done and writes 1 to notify_fd (an eventfd, or -1). */
+enum device_op_kind { DEVICE_OP_READ, DEVICE_OP_WRITE };
+
+typedef struct device_op {
+    enum device_op_kind kind;
+    int unit_id;
+    regtype_t table;
+    uint16_t address;
+    uint16_t nwords;             /* registers of the value; 1 for a bit */
+    uint16_t words[4];           /* WRITE: what to write */
+    int notify_fd;
+    /* results: */
+    int16_t q_before, q_write, q_back;
+    uint16_t before[4], back[4];
+    int64_t wait_us;             /* from device_submit to the first request */
+    char err[400];
+    atomic_bool done;
+    struct device_op *next;      /* the device's queue */
+} device_op_t;
+
+/* Queues op (done cleared here) for d's thread and wakes it. Thread-safe.
+ * Returns 0, or -1 with errno ESHUTDOWN when d is stopping or has exited
+ * (op is not queued; nothing was sent). */
+int device_submit(device_t *d, device_op_t *op);
+
+/* The latest polled value of parameter id (the last cycle that read it,
+ * whatever its deadband kept): 0 with *out, or -1 with errno ENOENT when d
+ * does not poll id or has not polled it yet. Thread-safe. */
+int device_latest(device_t *d, int32_t id, sample_t *out);
 
 /* Receives the stored samples of one completed group cycle, from the
  * device's thread. s is borrowed for the call. */

@@ -504,6 +504,44 @@ void poller_free(poller_t *p)
     free(p);
 }
 
+static device_t *device_of(poller_t *p, const param_meta_t *pm)
+{
+    char key[300];
+    devconn_key(pm, key, sizeof key);
+    for (size_t i = 0; i < p->ndevs; i++)
+        if (p->devs[i].dev && strcmp(p->devs[i].key, key) == 0)
+            return p->devs[i].dev;
+    return NULL;
+}
+
+int poller_submit(poller_t *p, const param_meta_t *pm, device_op_t *op, char *err,
+                  size_t errlen)
+{
+    device_t *d = device_of(p, pm);
+    if (!d) {
+        char key[300];
+        devconn_key(pm, key, sizeof key);
+        snprintf(err, errlen, "no device of aldrecd polls %s (%s)", pm->component, key);
+        errno = ENOENT;
+        return -1;
+    }
+    if (device_submit(d, op) < 0) {
+        snprintf(err, errlen, "device %s is stopping", device_label(d));
+        return -1;
+    }
+    return 0;
+}
+
+int poller_latest(poller_t *p, const param_meta_t *pm, sample_t *out)
+{
+    device_t *d = device_of(p, pm);
+    if (!d) {
+        errno = ENOENT;
+        return -1;
+    }
+    return device_latest(d, pm->id, out);
+}
+
 void poller_get_stats(poller_t *p, poller_stats_t *out)
 {
     device_stats_t ds;

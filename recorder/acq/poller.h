@@ -89,6 +89,17 @@ int poller_notify_fd(const poller_t *p);
  * number of samples passed to fn. */
 size_t poller_drain(poller_t *p, poller_sample_fn fn, void *arg);
 
+/* Queues op (device.h) on the device that polls pm, to be served by its
+ * thread between two poll requests. Main loop only. Returns 0, or -1 with
+ * errno ENOENT (no device polls pm's component: err says so) or ESHUTDOWN
+ * (its device is stopping), op not queued. */
+int poller_submit(poller_t *p, const param_meta_t *pm, device_op_t *op, char *err,
+                  size_t errlen);
+
+/* The latest polled value of pm (device_latest). Main loop only. Returns
+ * 0, or -1 with errno ENOENT (not polled, or no value yet). */
+int poller_latest(poller_t *p, const param_meta_t *pm, sample_t *out);
+
 /* Counters snapshot, summed over devices. */
 void poller_get_stats(poller_t *p, poller_stats_t *out);
 

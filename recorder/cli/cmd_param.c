@@ -26,6 +26,7 @@
 #include "acq/quality.h"
 #include "acq/sample.h"
 #include "common/clock.h"
+#include "common/ctl.h"
 
 static void format_limits(char *buf, size_t cap, const param_meta_t *p)
 {
@@ -152,6 +153,7 @@ static int parse_args(int argc, char **argv, const char *cmd, int nargs, bool *v
         { "verbose", no_argument, NULL, 'v' },
         { "by", required_argument, NULL, 'b' },
         { "unrecorded", no_argument, NULL, 'u' },
+        { "direct", no_argument, NULL, 'd' },
         { NULL, 0, NULL, 0 },
     };
     int opt;
@@ -162,8 +164,10 @@ static int parse_args(int argc, char **argv, const char *cmd, int nargs, bool *v
             *verbose = true;
         else if (opt == 'b' && by)
             *by = optarg;
-        else if (opt == 'u' && unrecorded)
+        else if ((opt == 'u' || opt == 'd') && unrecorded)
             *unrecorded = true;
+        else if (opt == 'd')
+            ;
         else
             return cli_usage_error("%s: bad option", cmd);
     }
@@ -173,7 +177,7 @@ static int parse_args(int argc, char **argv, const char *cmd, int nargs, bool *v
     return 0;
 }
 
-int cmd_param_get(const aldrec_config_t *cfg, int argc, char **argv)
+static int direct_get(const aldrec_config_t *cfg, int argc, char **argv)
 {
     bool verbose = false;
     param_meta_t p;
@@ -262,9 +266,9 @@ static int send_setpoint_event(const aldrec_config_t *cfg, const ctlrec_event_t 
     return 0;
 }
 
-int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
+static int direct_set(const aldrec_config_t *cfg, int argc, char **argv)
 {
-    bool verbose = false, unrecorded = false;
+    bool verbose = false, unrecorded = true;
     const char *by = NULL;
     param_meta_t p;
     char err[512], lim[96], req[96], was[96] = "?", got[96], wrote[96];
@@ -375,9 +379,209 @@ int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
     }
     fflush(stdout);
     if (unrecorded)
-        fprintf(stderr, "aldrec: set %s: not recorded as a set-point event (--unrecorded)\n",
+        fprintf(stderr, "aldrec: set %s: not recorded as a set-point event (--direct)\n",
                 p.qualified);
     else if (send_setpoint_event(cfg, &ev, verbose) != 0)
         status = 1;
     return status;
+}
+
+/* ---- through aldrecd (the one Modbus master) -------------------------------- */
+
+#define DAEMON_REPLY_MAX 16384
+
+/* True when aldrecd answers PING: it is then the devices' master and no
+ * direct connection is opened. */
+static bool daemon_running(const aldrec_config_t *cfg)
+{
+    char reply[256], err[256];
+    return ctl_request(cfg->socket_path, "PING", reply, sizeof reply, 1000, err,
+                       sizeof err) >= 0;
+}
+
+/* --direct: refused while aldrecd runs. Returns 0 to go on, else the exit. */
+static int direct_allowed(const aldrec_config_t *cfg, const char *cmd)
+{
+    if (!daemon_running(cfg))
+        return 0;
+    fprintf(stderr, "aldrec: %s --direct: aldrecd is running and is the devices' one Modbus"
+            " master; nothing sent (use aldrec %s without --direct)\n", cmd, cmd);
+    return 1;
+}
+
+static bool has_opt(int argc, char **argv, const char *a, const char *b)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0 || argv[i][0] != '-')
+            return false;
+        if (strcmp(argv[i], a) == 0 || (b && strcmp(argv[i], b) == 0))
+            return true;
+    }
+    return false;
+}
+
+/* Sends line; returns what ctl_request does, having said why on -1. */
+static int daemon_request(const aldrec_config_t *cfg, const char *cmd, const char *line,
+                          char *reply, size_t cap)
+{
+    char err[512];
+    int rc = ctl_request(cfg->socket_path, line, reply, cap, CLI_CTL_TIMEOUT_MS, err, sizeof err);
+    if (rc < 0)
+        fprintf(stderr, "aldrec: %s: %s; nothing sent (without aldrecd, --direct uses a"
+                " connection of its own%s)\n", cmd, err,
+                strcmp(cmd, "set") == 0 ? ", unrecorded" : "");
+    return rc;
+}
+
+int cmd_param_get(const aldrec_config_t *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "verbose", no_argument, NULL, 'v' },
+        { "direct", no_argument, NULL, 'd' },
+        { "fresh", no_argument, NULL, 'f' },
+        { NULL, 0, NULL, 0 },
+    };
+    bool fresh = false;
+    char line[512], reply[DAEMON_REPLY_MAX];
+    int opt;
+    if (has_opt(argc, argv, "--direct", NULL)) {
+        int rc = direct_allowed(cfg, "get");
+        return rc ? rc : direct_get(cfg, argc, argv);
+    }
+    bool verbose = false;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "+v", opts, NULL)) != -1) {
+        if (opt == 'f')
+            fresh = true;
+        else if (opt == 'v')
+            verbose = true;
+        else
+            return cli_usage_error("get: bad option");
+    }
+    /* -v: the metadata as the tools' cache has it (no device access) */
+    for (int i = optind; verbose && i < argc; i++) {
+        param_meta_t p;
+        metadata_of(cfg, argv[i], &p, "get", true);
+    }
+    if (optind >= argc)
+        return cli_usage_error("get: expected COMPONENT.PARAM [COMPONENT.PARAM ...]");
+    int used = snprintf(line, sizeof line, "GET%s", fresh ? " FRESH" : "");
+    for (int i = optind; i < argc; i++) {
+        if (strchr(argv[i], ' ') || strchr(argv[i], '\n'))
+            return cli_usage_error("get: \"%s\" is not COMPONENT.PARAM", argv[i]);
+        used += snprintf(line + used, sizeof line - (size_t)used, " %s", argv[i]);
+        if (used >= (int)sizeof line)
+            return cli_usage_error("get: too many parameters for one request");
+    }
+    int rc = daemon_request(cfg, "get", line, reply, sizeof reply);
+    if (rc < 0)
+        return 1;
+    char *nl = strchr(reply, '\n');
+    if (rc == 1 && strncmp(reply, "ERR input: ", 11) == 0) {
+        fprintf(stderr, "aldrec: %.*s\n", (int)(nl ? nl - reply - 11 : (long)strlen(reply + 11)),
+                reply + 11);
+        return 2;
+    }
+    /* NAME VALUE QUALITY QUALITY_NAME AGE_MS TEXT, or "failed NAME: why" */
+    for (char *l = nl ? nl + 1 : NULL; l && *l; ) {
+        char *end = strchr(l, '\n');
+        if (end)
+            *end = '\0';
+        char *f[6] = { 0 };
+        int nf = 0;
+        for (char *t = l; nf < 6; nf++) {
+            f[nf] = t;
+            char *tab = strchr(t, '\t');
+            if (!tab) {
+                nf++;
+                break;
+            }
+            *tab = '\0';
+            t = tab + 1;
+        }
+        if (nf == 6 && fresh)
+            printf("%s = %s (quality %s %s)\n", f[0], f[5], f[2], f[3]);
+        else if (nf == 6)
+            printf("%s = %s (quality %s %s, %s ms old)\n", f[0], f[5], f[2], f[3], f[4]);
+        else
+            fprintf(stderr, "aldrec: get: %s\n", strncmp(l, "failed ", 7) == 0 ? l + 7 : l);
+        l = end ? end + 1 : NULL;
+    }
+    if (rc == 1)
+        return 1;
+    return 0;
+}
+
+int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "verbose", no_argument, NULL, 'v' },
+        { "by", required_argument, NULL, 'b' },
+        { "direct", no_argument, NULL, 'd' },
+        { "unrecorded", no_argument, NULL, 'u' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *by = NULL;
+    char line[512], reply[DAEMON_REPLY_MAX], who[256], err[512];
+    int opt;
+    if (has_opt(argc, argv, "--direct", "--unrecorded")) {
+        int rc = direct_allowed(cfg, "set");
+        return rc ? rc : direct_set(cfg, argc, argv);
+    }
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "+v", opts, NULL)) != -1) {
+        if (opt == 'b')
+            by = optarg;
+        else if (opt != 'v')
+            return cli_usage_error("set: bad option");
+    }
+    int nops = argc - optind;
+    bool single = nops == 2 && !strchr(argv[optind], '=');
+    if (nops < 1 || (!single && nops == 2 && !strchr(argv[optind + 1], '=')))
+        return cli_usage_error("set: expected COMPONENT.PARAM VALUE or COMPONENT.PARAM=VALUE ...");
+    if (by && ctlrec_check_text("--by", by, err, sizeof err) < 0)
+        return cli_usage_error("set: %s", err);
+    who_asked(who, sizeof who, by);
+    int used = snprintf(line, sizeof line, "SET");
+    for (int i = optind; i < argc; i += single ? 2 : 1) {
+        const char *a = argv[i];
+        if (strchr(a, ' ') || strchr(a, '\n') || (single && strchr(argv[i + 1], ' ')))
+            return cli_usage_error("set: \"%s\": no spaces in a set point", a);
+        if (!single && !strchr(a, '='))
+            return cli_usage_error("set: expected COMPONENT.PARAM=VALUE, got \"%s\"", a);
+        used += single ? snprintf(line + used, sizeof line - (size_t)used, " %s=%s", a, argv[i + 1])
+                       : snprintf(line + used, sizeof line - (size_t)used, " %s", a);
+        if (used >= (int)sizeof line)
+            return cli_usage_error("set: too many set points for one request");
+    }
+    used += snprintf(line + used, sizeof line - (size_t)used, " BY %s", who);
+    if (used >= (int)sizeof line)
+        return cli_usage_error("set: too many set points for one request");
+    int rc = daemon_request(cfg, "set", line, reply, sizeof reply);
+    if (rc < 0)
+        return 1;
+    char *nl = strchr(reply, '\n');
+    if (nl)
+        *nl = '\0';
+    if (rc == 1 && strncmp(reply, "ERR input: ", 11) == 0) {
+        fprintf(stderr, "aldrec: %s\n", reply + 11);
+        return 2;
+    }
+    for (char *l = nl ? nl + 1 : NULL; l && *l; ) {
+        char *end = strchr(l, '\n');
+        if (end)
+            *end = '\0';
+        if (strncmp(l, "ok ", 3) == 0)
+            printf("%s\n", l + 3);
+        else if (strncmp(l, "failed ", 7) == 0)
+            fprintf(stderr, "aldrec: set %s\n", l + 7);
+        else if (strncmp(l, "skipped ", 8) == 0)
+            fprintf(stderr, "aldrec: set %s\n", l + 8);
+        l = end ? end + 1 : NULL;
+    }
+    if (rc == 1 && !(nl && nl[1]))
+        fprintf(stderr, "aldrec: set: %s\n", reply + 4);
+    else if (rc == 1 && single == false)
+        fprintf(stderr, "aldrec: set: %s\n", reply + 4);
+    return rc == 1 ? 1 : 0;
 }

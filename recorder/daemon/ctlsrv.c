@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +17,8 @@
 #include "common/ctl.h"
 #include "common/log.h"
 #include "common/utc.h"
+#include "acq/quality.h"
+#include "acq/setpoint.h"
 #include "store/batch.h"
 #include "store/ctlrec.h"
 #include "store/records.h"
@@ -23,8 +26,27 @@
 #define REPLY_MAX 16384        /* a short reply, "OK\n" included */
 #define QLIST_MAX 200          /* quarantine entries in one reply */
 
+#define PARAMS_MAX 16          /* parameters in one SET or GET */
+#define DEV_REPLY_MAX 8192
+
+/* A SET or GET --fresh in progress: one device op at a time, in the order
+ * given, each served by its device's thread (device.h). */
+struct devreq {
+    bool is_set;
+    size_t n, cur, written;
+    bool failed;
+    param_meta_t pm[PARAMS_MAX];
+    setpoint_t sp[PARAMS_MAX];
+    char by[CTLREC_TEXT_MAX + 1];
+    device_op_t op;
+    char out[DEV_REPLY_MAX];  /* the per-parameter lines so far */
+    size_t outlen;
+    char first_err[512];
+};
+
 struct client {
     int fd;                  /* -1: free slot */
+    struct devreq *dev;      /* a device op in progress: not read meanwhile */
     char in[512];
     size_t inlen;
     int64_t wait_process;    /* >0: STOP waits until the spool holds none of it */
@@ -35,6 +57,7 @@ struct ctlsrv {
     int listen_fd;           /* -1: none */
     char *path;              /* the socket's, removed at the end */
     ctlsrv_env_t env;
+    int done_fd;             /* eventfd: a device op finished */
     struct client clients[CTLSRV_MAX_CLIENTS];
     /* ctlsrv_pollfds(): which slot each client entry polls */
     int slot[CTLSRV_MAX_FDS];
@@ -50,6 +73,12 @@ ctlsrv_t *ctlsrv_new(const char *path, const char *group, char *err, size_t errl
     s->listen_fd = -1;
     for (int i = 0; i < CTLSRV_MAX_CLIENTS; i++)
         s->clients[i].fd = -1;
+    s->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->done_fd < 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        free(s);
+        return NULL;
+    }
     if (!path)
         return s;
     s->listen_fd = ctl_listen(path, err, errlen);
@@ -68,6 +97,7 @@ fail:
         close(s->listen_fd);
         unlink(path);
     }
+    close(s->done_fd);
     free(s->path);
     free(s);
     return NULL;
@@ -77,6 +107,7 @@ static void client_close(struct client *c)
 {
     if (c->fd >= 0)
         close(c->fd);
+    free(c->dev);
     *c = (struct client){ .fd = -1 };
 }
 
@@ -91,6 +122,8 @@ void ctlsrv_free(ctlsrv_t *s)
         close(s->listen_fd);
         unlink(s->path);
     }
+    if (s->done_fd >= 0)
+        close(s->done_fd);
     free(s->path);
     free(s);
 }
@@ -387,6 +420,296 @@ static void cmd_step(ctlsrv_t *s, struct client *c, char *arg)
                  st.name, when);
 }
 
+/* ---- SET, GET: through the device threads ----------------------------------- */
+
+static void dev_line(struct devreq *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void dev_line(struct devreq *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(r->out + r->outlen, sizeof r->out - r->outlen, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        r->outlen += (size_t)n < sizeof r->out - r->outlen ? (size_t)n
+                                                             : sizeof r->out - r->outlen - 1;
+}
+
+/* The parameter called name, checked usable. Returns it, or NULL with the
+ * message in err. */
+static const param_meta_t *lookup(ctlsrv_t *s, const char *name, const char *cmd, char *err,
+                                  size_t errlen)
+{
+    const pmap_t *m = s->env.map ? *s->env.map : NULL;
+    const param_meta_t *p = m ? pmap_find(m, name) : NULL;
+    if (!p) {
+        setpoint_explain_unknown(m, name, cmd, err, errlen);
+        return NULL;
+    }
+    if (!p->valid) {
+        snprintf(err, errlen, "%s: parameter %s cannot be used: %s", cmd, p->qualified, p->why);
+        return NULL;
+    }
+    return p;
+}
+
+static void dev_finish(ctlsrv_t *s, struct client *c)
+{
+    struct devreq *r = c->dev;
+    (void)s;
+    char head[700];
+    if (!r->is_set && !r->failed)
+        snprintf(head, sizeof head, "OK\n");
+    else if (!r->is_set)
+        snprintf(head, sizeof head, "ERR %s\n", r->first_err);
+    else if (!r->failed)
+        snprintf(head, sizeof head, "OK %zu set point%s written, read back and recorded\n",
+                 r->n, r->n == 1 ? "" : "s");
+    else
+        snprintf(head, sizeof head, "ERR %s (%zu of %zu set point%s written)\n", r->first_err,
+                 r->written, r->n, r->n == 1 ? "" : "s");
+    client_reply(c, "%s%.*s", head, (int)r->outlen, r->out);
+}
+
+static void dev_fail(struct devreq *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The current parameter failed: says why, once for the answer's head. */
+static void dev_fail(struct devreq *r, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!r->failed)
+        snprintf(r->first_err, sizeof r->first_err, "%s", msg);
+    r->failed = true;
+    dev_line(r, "failed %s: %s\n", r->pm[r->cur].qualified, msg);
+}
+
+/* Submits the op of the current parameter; on to the answer when there
+ * is none left or one failed. */
+static void dev_next(ctlsrv_t *s, struct client *c)
+{
+    struct devreq *r = c->dev;
+    char err[512];
+    while (r->cur < r->n) {
+        if (r->failed) {
+            dev_line(r, "skipped %s: not written (an earlier set point failed)\n",
+                     r->pm[r->cur].qualified);
+            r->cur++;
+            continue;
+        }
+        const param_meta_t *p = &r->pm[r->cur];
+        r->op = (device_op_t){
+            .kind = r->is_set ? DEVICE_OP_WRITE : DEVICE_OP_READ,
+            .unit_id = p->unit_id,
+            .table = p->table,
+            .address = (uint16_t)p->address,
+            .nwords = (uint16_t)(p->table == REG_COIL || p->table == REG_DISCRETE
+                                     ? 1 : regcodec_words(p->type)),
+            .notify_fd = s->done_fd,
+        };
+        if (r->is_set)
+            memcpy(r->op.words, r->sp[r->cur].words, sizeof r->op.words);
+        if (!s->env.poller) {
+            dev_fail(r, "aldrecd polls no device");
+        } else if (poller_submit(s->env.poller, p, &r->op, err, sizeof err) < 0) {
+            dev_fail(r, "%s; nothing sent", err);
+        } else {
+            return;   /* dev_done() when the thread is through */
+        }
+        r->cur++;
+    }
+    dev_finish(s, c);
+}
+
+/* The current op is done: its outcome into the answer (and a written set
+ * point into the spool), then the next. */
+static void dev_done(ctlsrv_t *s, struct client *c)
+{
+    struct devreq *r = c->dev;
+    const param_meta_t *p = &r->pm[r->cur];
+    const device_op_t *op = &r->op;
+    char got[96], was[96] = "?", wrote[96], req[96], err[600];
+    if (!r->is_set) {
+        if (op->q_back != Q_GOOD) {
+            dev_fail(r, "%s (quality %d %s)", op->err, op->q_back, quality_name(op->q_back));
+        } else {
+            double v = setpoint_value(p, op->back);
+            int16_t q = quality_of_value(p, v);
+            setpoint_format_value(got, sizeof got, p, v);
+            dev_line(r, "%s\t%.10g\t%d\t%s\t0\t%s\n", p->qualified, v, q, quality_name(q), got);
+        }
+        r->cur++;
+        dev_next(s, c);
+        return;
+    }
+    const setpoint_t *sp = &r->sp[r->cur];
+    if (op->q_write != Q_GOOD) {
+        dev_fail(r, "%s (quality %d %s)", op->err, op->q_write, quality_name(op->q_write));
+        r->cur++;
+        dev_next(s, c);
+        return;
+    }
+    r->written++;
+    ctlrec_event_t ev = {
+        .parameter_id = p->id,
+        .ts_us = clock_real_us(),
+        .requested = sp->requested,
+        .quality = op->q_back,
+    };
+    snprintf(ev.requested_by, sizeof ev.requested_by, "%s", r->by);
+    if (op->q_before == Q_GOOD)
+        setpoint_format_value(was, sizeof was, p, setpoint_value(p, op->before));
+    setpoint_format_value(wrote, sizeof wrote, p, sp->effective);
+    setpoint_format_value(req, sizeof req, p, sp->requested);
+    bool ok = false;
+    if (op->q_back != Q_GOOD) {
+        dev_fail(r, "wrote %s but could not read it back: %s", wrote, op->err);
+    } else {
+        ev.has_readback = true;
+        ev.readback = setpoint_value(p, op->back);
+        setpoint_format_value(got, sizeof got, p, ev.readback);
+        if (!setpoint_same(p, sp, op->back))
+            dev_fail(r, "read-back mismatch: wrote %s, device reports %s", wrote, got);
+        else
+            ok = true;
+    }
+    if (batcher_add_event(s->env.batcher, &ev, err, sizeof err) < 0) {
+        if (ok)
+            dev_fail(r, "the set-point event was not recorded: %s", err);
+        ok = false;
+    }
+    if (ok && sp->effective != sp->requested)
+        dev_line(r, "ok %s: %s -> %s (requested %s; the nearest value the device holds),"
+                 " read back %s\n", p->qualified, was, wrote, req, got);
+    else if (ok)
+        dev_line(r, "ok %s: %s -> %s, read back %s\n", p->qualified, was, wrote, got);
+    r->cur++;
+    dev_next(s, c);
+}
+
+static struct devreq *devreq_new(struct client *c)
+{
+    c->dev = calloc(1, sizeof *c->dev);
+    if (!c->dev)
+        client_reply(c, "ERR out of memory\n");
+    return c->dev;
+}
+
+/* SET P=V [P=V ...][ BY TEXT]: every value is checked before any is
+ * written; then written in the order given, each between two poll
+ * requests of its device, read back and recorded. */
+static void cmd_set(ctlsrv_t *s, struct client *c, char *arg)
+{
+    char err[600];
+    struct devreq *r = devreq_new(c);
+    if (!r)
+        return;
+    r->is_set = true;
+    snprintf(r->by, sizeof r->by, "control socket");
+    char *save = NULL;
+    for (char *tok = arg ? strtok_r(arg, " ", &save) : NULL; tok;
+         tok = strtok_r(NULL, " ", &save)) {
+        if (strcmp(tok, "BY") == 0) {
+            char *rest = save ? save : "";
+            if (ctlrec_check_text("BY", rest, err, sizeof err) < 0) {
+                client_reply(c, "ERR input: set: %s; nothing written\n", err);
+                return;
+            }
+            snprintf(r->by, sizeof r->by, "%s", rest);
+            break;
+        }
+        char *eq = strchr(tok, '=');
+        if (!eq || eq == tok || !eq[1]) {
+            client_reply(c, "ERR input: set: expected PARAM=VALUE, got \"%.60s\"; nothing"
+                         " written\n", tok);
+            return;
+        }
+        *eq = '\0';
+        if (r->n == PARAMS_MAX) {
+            client_reply(c, "ERR input: set: more than %d set points in one request; nothing"
+                         " written\n", PARAMS_MAX);
+            return;
+        }
+        const param_meta_t *p = lookup(s, tok, "set", err, sizeof err);
+        if (!p) {
+            client_reply(c, "ERR input: %s; nothing written\n", err);
+            return;
+        }
+        r->pm[r->n] = *p;
+        if (setpoint_check(p, eq + 1, &r->sp[r->n], err, sizeof err) < 0) {
+            client_reply(c, "ERR input: %s\n", err);
+            return;
+        }
+        r->n++;
+    }
+    if (r->n == 0) {
+        client_reply(c, "ERR input: usage: SET PARAM=VALUE [PARAM=VALUE ...] [BY TEXT]\n");
+        return;
+    }
+    dev_next(s, c);
+}
+
+/* GET [FRESH] P [P ...]: one line per parameter, tab-separated:
+ * NAME VALUE QUALITY QUALITY_NAME AGE_MS TEXT. Without FRESH the latest
+ * polled value; with it a read by the device's thread now. */
+static void cmd_get(ctlsrv_t *s, struct client *c, char *arg)
+{
+    char err[600], text[96];
+    bool fresh = false;
+    struct devreq *r = devreq_new(c);
+    if (!r)
+        return;
+    char *save = NULL;
+    for (char *tok = arg ? strtok_r(arg, " ", &save) : NULL; tok;
+         tok = strtok_r(NULL, " ", &save)) {
+        if (strcmp(tok, "FRESH") == 0 && r->n == 0) {
+            fresh = true;
+            continue;
+        }
+        if (r->n == PARAMS_MAX) {
+            client_reply(c, "ERR input: get: more than %d parameters in one request\n",
+                         PARAMS_MAX);
+            return;
+        }
+        const param_meta_t *p = lookup(s, tok, "get", err, sizeof err);
+        if (!p) {
+            client_reply(c, "ERR input: %s\n", err);
+            return;
+        }
+        r->pm[r->n++] = *p;
+    }
+    if (r->n == 0) {
+        client_reply(c, "ERR input: usage: GET [FRESH] PARAM [PARAM ...]\n");
+        return;
+    }
+    if (fresh) {
+        dev_next(s, c);
+        return;
+    }
+    int64_t now = clock_real_us();
+    for (r->cur = 0; r->cur < r->n; r->cur++) {
+        const param_meta_t *p = &r->pm[r->cur];
+        sample_t smp;
+        if (!s->env.poller || poller_latest(s->env.poller, p, &smp) < 0) {
+            dev_fail(r, "get: %s has not been polled yet", p->qualified);
+            continue;
+        }
+        long long age_ms = (now - smp.ts_us) / 1000;
+        if (smp.has_value) {
+            setpoint_format_value(text, sizeof text, p, smp.value);
+            dev_line(r, "%s\t%.10g\t%d\t%s\t%lld\t%s\n", p->qualified, smp.value, smp.quality,
+                     quality_name(smp.quality), age_ms, text);
+        } else {
+            dev_line(r, "%s\tNULL\t%d\t%s\t%lld\tNULL\n", p->qualified, smp.quality,
+                     quality_name(smp.quality), age_ms);
+        }
+    }
+    dev_finish(s, c);
+}
+
 /* ---- QUARANTINE --------------------------------------------------------------- */
 
 /* QUARANTINE LIST: one line per batch, fields separated by tabs (the CLI
@@ -501,6 +824,8 @@ static const struct command commands[] = {
     { .name = "STOP", .fn = cmd_stop },
     { .name = "STEP", .fn = cmd_step },
     { .name = "EVENT", .fn = cmd_event },
+    { .name = "SET", .fn = cmd_set },
+    { .name = "GET", .fn = cmd_get },
     { .name = "QUARANTINE", .fn = cmd_quarantine },
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -581,10 +906,14 @@ size_t ctlsrv_pollfds(ctlsrv_t *s, struct pollfd *pfd, int64_t *wake_ns)
         s->slot[n] = -1;
         pfd[n++] = (struct pollfd){ .fd = s->listen_fd, .events = POLLIN };
     }
+    s->slot[n] = -2;
+    pfd[n++] = (struct pollfd){ .fd = s->done_fd, .events = POLLIN };
     for (int i = 0; i < CTLSRV_MAX_CLIENTS; i++) {
         struct client *c = &s->clients[i];
         if (c->fd < 0)
             continue;
+        if (c->dev)
+            continue;   /* answered when its device op is done */
         if (c->wait_process) {
             if (c->wait_deadline_ns < *wake_ns)
                 *wake_ns = c->wait_deadline_ns;
@@ -600,8 +929,20 @@ void ctlsrv_handle(ctlsrv_t *s, const struct pollfd *pfd, size_t n)
 {
     /* New connections first: they take free slots, never one polled now. */
     for (size_t k = 0; k < n; k++)
-        if (s->slot[k] < 0 && pfd[k].revents)
+        if (s->slot[k] == -1 && pfd[k].revents)
             accept_clients(s);
+    for (size_t k = 0; k < n; k++)
+        if (s->slot[k] == -2 && pfd[k].revents) {
+            uint64_t v;
+            ssize_t rd = read(s->done_fd, &v, sizeof v);
+            (void)rd;
+            for (int i = 0; i < CTLSRV_MAX_CLIENTS; i++) {
+                struct client *c = &s->clients[i];
+                if (c->fd >= 0 && c->dev && c->dev->cur < c->dev->n &&
+                    atomic_load(&c->dev->op.done))
+                    dev_done(s, c);
+            }
+        }
     for (size_t k = 0; k < n; k++)
         if (s->slot[k] >= 0 && pfd[k].revents)
             client_read(s, &s->clients[s->slot[k]]);

@@ -13,7 +13,10 @@
  *                         more of the process (at most CTLSRV_STOP_WAIT_MS),
  *                         saying what happened to its rows
  *   STEP NUMBER NAME      recipe step NUMBER of the process starts now
- *   EVENT ...             a set-point event (ctlrec.h), from `aldrec set`
+ *   EVENT ...             a set-point event (ctlrec.h), from `aldrec set --direct`
+ *   SET P=V [P=V ...][ BY TEXT]   write set points through the device
+ *                         threads (device.h), read back, recorded
+ *   GET [FRESH] P [P ...] latest polled values, or read now (FRESH)
  *   QUARANTINE LIST | RETRY SEQ|all | DROP SEQ|all
  * STEP and EVENT are answered "OK" once their record is durable in the
  * spool. Up to CTLSRV_MAX_CLIENTS connections are open at once; one more
@@ -40,8 +43,9 @@
 
 #define CTLSRV_MAX_CLIENTS 16
 #define CTLSRV_STOP_WAIT_MS 15000
-/* What ctlsrv_pollfds() may add: the listening socket and every client. */
-#define CTLSRV_MAX_FDS (1 + CTLSRV_MAX_CLIENTS)
+/* What ctlsrv_pollfds() may add: the listening socket, the device ops'
+ * eventfd and every client. */
+#define CTLSRV_MAX_FDS (2 + CTLSRV_MAX_CLIENTS)
 
 typedef struct ctlsrv ctlsrv_t;
 
