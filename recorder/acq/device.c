@@ -648,6 +648,12 @@ static void op_run(device_t *d, device_op_t *op)
                  d->label);
         goto done;
     }
+    if (d->down.active) {
+        /* its last request failed: a set must not wait a timeout more */
+        snprintf(op->err, sizeof op->err, "device %s does not answer (reconnecting); nothing"
+                 " sent", d->label);
+        goto done;
+    }
     if (now < u->retry_ns) {
         snprintf(op->err, sizeof op->err, "device %s does not answer (backed off); nothing"
                  " sent", u->name);

@@ -535,6 +535,19 @@ int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv)
         else if (opt != 'v')
             return cli_usage_error("set: bad option");
     }
+    /* --by after the set points too ("+" above keeps "-5" a value) */
+    int k = optind;
+    for (int i = optind; i < argc; i++) {
+        if (strcmp(argv[i], "--by") == 0 && i + 1 < argc)
+            by = argv[++i];
+        else if (strncmp(argv[i], "--by=", 5) == 0)
+            by = argv[i] + 5;
+        else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0)
+            ;
+        else
+            argv[k++] = argv[i];
+    }
+    argc = k;
     int nops = argc - optind;
     bool single = nops == 2 && !strchr(argv[optind], '=');
     if (nops < 1 || (!single && nops == 2 && !strchr(argv[optind + 1], '=')))

@@ -49,15 +49,15 @@ traced() {   # FILE CMD... — CMD under strace, its ioctls in FILE
     strace -f -qq -e trace=ioctl -o "$file" "$@"
 }
 
-# --- aldrec get: one-off reads over the line -----------------------------------
-out=$(traced "$WORK/get.strace" $A get line.test_u16 2>"$WORK/get.err")
+# --- aldrec get --direct: one-off reads over the line (no aldrecd) -----------------------------------
+out=$(traced "$WORK/get.strace" $A get --direct line.test_u16 2>"$WORK/get.err")
 check_eq "aldrec get line.test_u16 returns what aldsim serves" "$out" \
     "line.test_u16 = 54321 (quality 0 good)"
 GET_FRAMING=$(framing "$WORK/get.strace")
 echo "# aldrec get framed the line: $GET_FRAMING"
 check_eq "aldrec get frames the line 19200 8E1 ([modbus] defaults)" "$GET_FRAMING" \
     "B19200 CS8 PARENB"
-check_eq "aldrec get of a 4-register value" "$($A get line.test_f64_cdab 2>&1)" \
+check_eq "aldrec get of a 4-register value" "$($A get --direct line.test_f64_cdab 2>&1)" \
     "line.test_f64_cdab = 1234.56789 (quality 0 good)"
 
 # --- aldrec set (without aldrecd: --unrecorded) --------------------------------
@@ -85,6 +85,18 @@ fi
 wait_until 10 "aldrecd's device up" st_is "device $TTY (rtu 19200 8E1)" state up
 check_eq "aldrecd names the line with its framing, up" \
     "$(st "device $TTY (rtu 19200 8E1)" state)" up
+
+# --- with aldrecd on the line, aldrec never opens it -------------------------------
+out=$(strace -f -qq -e trace=openat -o "$WORK/set-d.strace" $A set line.heater1_setpoint 216 2>&1); rc=$?
+check_eq "aldrec set through aldrecd on the RTU line exits 0" "$rc" 0
+check_match "... written, read back" "$out" "^line.heater1_setpoint: 215 .*-> 216 .*read back 216"
+check_eq "... aldrec itself did not open the line" "$(grep -c "$TTY" "$WORK/set-d.strace")" 0
+out=$(strace -f -qq -e trace=openat -o "$WORK/get-d.strace" $A get --direct line.test_u16 2>&1); rc=$?
+check_eq "aldrec get --direct while aldrecd runs: refused (exit 1)" "$rc" 1
+check_match "... saying aldrecd is the master" "$out" "aldrecd is running and is the devices' one Modbus master"
+check_eq "... without opening the line" "$(grep -c "$TTY" "$WORK/get-d.strace")" 0
+check_eq "aldrec get --fresh through aldrecd equals what aldsim serves" \
+    "$($A get --fresh line.test_u16 2>&1)" "line.test_u16 = 54321 (quality 0 good)"
 ald_stop_pid "$DPID" aldrecd
 if [ $TRACE_D = yes ]; then
     ald_stop_pid "$ALDRECD_PID" strace
