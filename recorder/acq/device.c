@@ -630,6 +630,27 @@ static int16_t op_failed(device_t *d, device_op_t *op, const char *what, int e)
     return quality_of_errno(e);
 }
 
+/* op read its parameter: that is now its latest value (device_latest), so
+ * a get right after a set sees the set point. */
+static void op_latest(device_t *d, const device_op_t *op)
+{
+    int64_t ts = clock_real_us();
+    pthread_mutex_lock(&d->mu);
+    for (size_t i = 0; i < d->ngroups; i++)
+        for (size_t k = 0; k < d->groups[i].nitems; k++) {
+            struct item *it = &d->groups[i].items[k];
+            if (it->def.id != op->param_id || it->def.table != op->table)
+                continue;
+            double v = regcodec_decode(op->back, it->def.type, it->def.order) * it->def.scale +
+                       it->def.offset;
+            int16_t q = quality_of_limits(v, it->def.has_min, it->def.min, it->def.has_max,
+                                          it->def.max);
+            it->cur = it->pub = (sample_t){ .parameter_id = it->def.id, .ts_us = ts, .value = v,
+                                            .quality = q, .has_value = true };
+        }
+    pthread_mutex_unlock(&d->mu);
+}
+
 static void op_run(device_t *d, device_op_t *op)
 {
     int64_t now = clock_mono_ns();
@@ -677,8 +698,10 @@ static void op_run(device_t *d, device_op_t *op)
     }
     e = op_read(d, op, op->back);
     op->q_back = e ? op_failed(d, op, "reading", e) : Q_GOOD;
-    if (!e)
+    if (!e) {
         answered(d, u);
+        op_latest(d, op);
+    }
 done:
     op_done(op);
 }

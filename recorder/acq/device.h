@@ -96,6 +96,7 @@ enum device_op_kind { DEVICE_OP_READ, DEVICE_OP_WRITE };
 
 typedef struct device_op {
     enum device_op_kind kind;
+    int32_t param_id;            /* a good read-back is its latest value too */
     int unit_id;
     regtype_t table;
     uint16_t address;

@@ -503,6 +503,7 @@ static void dev_next(ctlsrv_t *s, struct client *c)
         const param_meta_t *p = &r->pm[r->cur];
         r->op = (device_op_t){
             .kind = r->is_set ? DEVICE_OP_WRITE : DEVICE_OP_READ,
+            .param_id = p->id,
             .unit_id = p->unit_id,
             .table = p->table,
             .address = (uint16_t)p->address,
