@@ -27,6 +27,7 @@
 #include "acq/sample.h"
 #include "common/clock.h"
 #include "common/ctl.h"
+#include "acq/setpoint.h"
 
 static void format_limits(char *buf, size_t cap, const param_meta_t *p)
 {
@@ -205,33 +206,6 @@ static int direct_get(const aldrec_config_t *cfg, int argc, char **argv)
     return 0;
 }
 
-/* Parses a set-point value for p: a finite number, or for booleans also
- * true/false/on/off. Returns 0 or -1. */
-static int parse_value(const param_meta_t *p, const char *s, double *out)
-{
-    if (p->type == DT_BOOL) {
-        static const char *const yes[] = { "1", "true", "on" }, *const no[] = { "0", "false", "off" };
-        for (size_t i = 0; i < 3; i++) {
-            if (strcasecmp(s, yes[i]) == 0) {
-                *out = 1;
-                return 0;
-            }
-            if (strcasecmp(s, no[i]) == 0) {
-                *out = 0;
-                return 0;
-            }
-        }
-        return -1;
-    }
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* Who asked: --by as given (checked before anything was written), or
  * "user@host via aldrec set" in printable ASCII. */
 static void who_asked(char *buf, size_t cap, const char *by)
@@ -249,31 +223,15 @@ static void who_asked(char *buf, size_t cap, const char *by)
             *s = '?';
 }
 
-/* Hands the event to aldrecd (control command EVENT, ctlrec.h), which
- * answers once it is durable in its spool. Returns 0 when recorded, 1
- * after saying why not. */
-static int send_setpoint_event(const aldrec_config_t *cfg, const ctlrec_event_t *ev,
-                               bool verbose)
-{
-    static const char what[] = "the set-point event was not recorded";
-    char line[512], reply[512], err[512];
-    if (ctlrec_event_line(ev, line, sizeof line, err, sizeof err) < 0)
-        return cli_fail("%s: %s", what, err);
-    if (cli_ctl(cfg, line, reply, sizeof reply, CLI_CTL_TIMEOUT_MS, what) != 0)
-        return 1;
-    if (verbose)
-        fprintf(stderr, "aldrec: aldrecd: %s", reply[2] == ' ' ? reply + 3 : reply + 2);
-    return 0;
-}
-
 static int direct_set(const aldrec_config_t *cfg, int argc, char **argv)
 {
     bool verbose = false, unrecorded = true;
     const char *by = NULL;
     param_meta_t p;
-    char err[512], lim[96], req[96], was[96] = "?", got[96], wrote[96];
+    (void)unrecorded;   /* --direct and --unrecorded: the same */
+    char err[512], req[96], was[96] = "?", got[96], wrote[96];
     uint16_t words[4] = { 0 }, back[4] = { 0 }, before[4] = { 0 };
-    double value, raw;
+    double value;
     int rc = parse_args(argc, argv, "set", 2, &verbose, &by, &unrecorded);
     if (rc)
         return rc;
@@ -283,53 +241,18 @@ static int direct_set(const aldrec_config_t *cfg, int argc, char **argv)
     if ((rc = metadata_of(cfg, argv[optind], &p, "set", verbose)) != 0)
         return rc;
 
-    /* Everything is checked before the device is touched. */
-    format_limits(lim, sizeof lim, &p);
-    if (!p.writable || (p.table != REG_COIL && p.table != REG_HOLDING)) {
-        fprintf(stderr, "aldrec: set %s: read-only parameter (%s %d%s); nothing written\n",
-                p.qualified, regcodec_regtype_name(p.table), p.address,
-                p.writable ? "" : ", is_writable = false");
+    /* Everything is checked before the device is touched (setpoint.h:
+     * the same checks and words as aldrecd's SET). */
+    setpoint_t sp;
+    if (setpoint_check(&p, text, &sp, err, sizeof err) < 0) {
+        fprintf(stderr, "aldrec: %s\n", err);
         return 2;
     }
-    if (parse_value(&p, text, &value) < 0) {
-        fprintf(stderr, "aldrec: set %s: \"%s\" is not a %s; nothing written\n", p.qualified,
-                text, p.type == DT_BOOL ? "boolean (0/1, true/false, on/off)" : "finite number");
-        return 2;
-    }
-    if ((p.has_min && value < p.min) || (p.has_max && value > p.max)) {
-        fprintf(stderr, "aldrec: set %s: %.10g is outside the limits %s; nothing written\n",
-                p.qualified, value, lim);
-        return 2;
-    }
-    if (regcodec_to_raw(value, p.scale, p.offset, p.type, &raw) < 0) {
-        fprintf(stderr, "aldrec: set %s: %.10g cannot be stored as %s with scale %g and offset"
-                " %g; nothing written\n", p.qualified, value, regcodec_type_name(p.type),
-                p.scale, p.offset);
-        return 2;
-    }
-    regcodec_encode(raw, p.type, p.order, words);
-    double effective = mbio_value(&p, words);   /* after rounding to the type */
+    value = sp.requested;
+    double effective = sp.effective;
+    memcpy(words, sp.words, sizeof words);
     format_value(req, sizeof req, &p, value);
     format_value(wrote, sizeof wrote, &p, effective);
-    /* The limits rule what the device will hold, not what was typed. */
-    if ((p.has_min && effective < p.min) || (p.has_max && effective > p.max)) {
-        fprintf(stderr, "aldrec: set %s: %s would be written as %s (the nearest value the"
-                " register holds), outside the limits %s; nothing written\n", p.qualified,
-                req, wrote, lim);
-        return 2;
-    }
-    /* A set point that cannot be recorded is not written (unless asked):
-     * a recipe must not change the machine behind the recorder's back. */
-    if (!unrecorded) {
-        char reply[256];
-        if (cli_ctl(cfg, "PING", reply, sizeof reply, CLI_CTL_TIMEOUT_MS,
-                    "the set-point event cannot be recorded") != 0) {
-            fprintf(stderr, "aldrec: set %s: nothing written (--unrecorded writes without"
-                    " recording)\n", p.qualified);
-            return 1;
-        }
-    }
-
     devconn_defaults_t modbus = devconn_defaults_from_config(cfg);
     mbio_t *m = mbio_open(&p, &modbus, err, sizeof err);
     if (!m) {
@@ -378,11 +301,9 @@ static int direct_set(const aldrec_config_t *cfg, int argc, char **argv)
         }
     }
     fflush(stdout);
-    if (unrecorded)
-        fprintf(stderr, "aldrec: set %s: not recorded as a set-point event (--direct)\n",
-                p.qualified);
-    else if (send_setpoint_event(cfg, &ev, verbose) != 0)
-        status = 1;
+    /* without aldrecd nothing records it: say so */
+    fprintf(stderr, "aldrec: set %s: not recorded as a set-point event (--direct)\n",
+            p.qualified);
     return status;
 }
 

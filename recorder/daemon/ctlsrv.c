@@ -437,20 +437,32 @@ static void dev_line(struct devreq *r, const char *fmt, ...)
 
 /* The parameter called name, checked usable. Returns it, or NULL with the
  * message in err. */
-static const param_meta_t *lookup(ctlsrv_t *s, const char *name, const char *cmd, char *err,
-                                  size_t errlen)
+static const param_meta_t *lookup(ctlsrv_t *s, const char *name, const char *cmd,
+                                  param_meta_t *out, char *err, size_t errlen)
 {
-    const pmap_t *m = s->env.map ? *s->env.map : NULL;
-    const param_meta_t *p = m ? pmap_find(m, name) : NULL;
-    if (!p) {
-        setpoint_explain_unknown(m, name, cmd, err, errlen);
-        return NULL;
+    /* the daemon's L1 first: a limit changed in PostgreSQL applies as soon
+     * as the refresher has it, as for every tool */
+    if (s->env.cache && pcache_get(s->env.cache, name, out) != PCACHE_MISS) {
+        if (!out->valid) {
+            snprintf(err, errlen, "%s: parameter %s cannot be used: %s", cmd, out->qualified,
+                     out->why);
+            return NULL;
+        }
+        return out;
     }
-    if (!p->valid) {
+    pmap_t *cm = s->env.cache ? pcache_map(s->env.cache) : NULL;
+    const pmap_t *m = cm ? cm : s->env.map ? *s->env.map : NULL;
+    const param_meta_t *p = !cm && m ? pmap_find(m, name) : NULL;
+    if (p && p->valid) {
+        *out = *p;
+        return out;
+    }
+    if (p)
         snprintf(err, errlen, "%s: parameter %s cannot be used: %s", cmd, p->qualified, p->why);
-        return NULL;
-    }
-    return p;
+    else
+        setpoint_explain_unknown(m, name, cmd, err, errlen);
+    pmap_free(cm);
+    return NULL;
 }
 
 static void dev_finish(ctlsrv_t *s, struct client *c)
@@ -535,7 +547,9 @@ static void dev_done(ctlsrv_t *s, struct client *c)
     char got[96], was[96] = "?", wrote[96], req[96], err[600];
     if (!r->is_set) {
         if (op->q_back != Q_GOOD) {
-            dev_fail(r, "%s (quality %d %s)", op->err, op->q_back, quality_name(op->q_back));
+            dev_line(r, "%s\tNULL\t%d\t%s\t0\tNULL\n", p->qualified, op->q_back,
+                     quality_name(op->q_back));
+            dev_fail(r, "%s", op->err);
         } else {
             double v = setpoint_value(p, op->back);
             int16_t q = quality_of_value(p, v);
@@ -634,12 +648,11 @@ static void cmd_set(ctlsrv_t *s, struct client *c, char *arg)
                          " written\n", PARAMS_MAX);
             return;
         }
-        const param_meta_t *p = lookup(s, tok, "set", err, sizeof err);
+        const param_meta_t *p = lookup(s, tok, "set", &r->pm[r->n], err, sizeof err);
         if (!p) {
             client_reply(c, "ERR input: %s; nothing written\n", err);
             return;
         }
-        r->pm[r->n] = *p;
         if (setpoint_check(p, eq + 1, &r->sp[r->n], err, sizeof err) < 0) {
             client_reply(c, "ERR input: %s\n", err);
             return;
@@ -675,12 +688,11 @@ static void cmd_get(ctlsrv_t *s, struct client *c, char *arg)
                          PARAMS_MAX);
             return;
         }
-        const param_meta_t *p = lookup(s, tok, "get", err, sizeof err);
-        if (!p) {
+        if (!lookup(s, tok, "get", &r->pm[r->n], err, sizeof err)) {
             client_reply(c, "ERR input: %s\n", err);
             return;
         }
-        r->pm[r->n++] = *p;
+        r->n++;
     }
     if (r->n == 0) {
         client_reply(c, "ERR input: usage: GET [FRESH] PARAM [PARAM ...]\n");
