@@ -142,7 +142,7 @@ redis_stop
 T=$(date +%s.%N)
 wait_until 10 "status showing Redis down" st_match cache_state 'Redis unreachable' \
     && ok "Redis stopped: status says degraded (Redis unreachable)" || not_ok "status shows Redis down"
-check_eq "... get still correct" "$($A get heater1.setpoint 2>/dev/null)" "heater1.setpoint = 350 degC (quality 0 good)"
+check_eq "... get --fresh still correct" "$($A get --fresh heater1.setpoint 2>/dev/null)" "heater1.setpoint = 350 degC (quality 0 good)"
 wait_until 20 "rows 2 s after Redis stopped" flowing "$T" && ok "... recording goes on" || not_ok "recording goes on without Redis"
 check_eq "... the daemon says it once" "$(grep -c 'running on L1 + PostgreSQL' "$LOG")" 1
 redis_restart
