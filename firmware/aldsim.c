@@ -449,7 +449,6 @@ static void accept_client(struct server *s)
         open += s->conns[i].fd >= 0;
     if (s->faults.max_clients && open >= s->faults.max_clients) {
         /* a small device: a further client is accepted and closed at once */
-        s->applied.refusals++;
         log_msg(LL_DEBUG, "max_clients=%d: closing a further connection", s->faults.max_clients);
         close(fd);
         return;
