@@ -47,6 +47,7 @@ struct devreq {
 struct client {
     int fd;                  /* -1: free slot */
     struct devreq *dev;      /* a device op in progress: not read meanwhile */
+    bool session;            /* SESSION: answers end with ".\n", the connection stays */
     char in[512];
     size_t inlen;
     int64_t wait_process;    /* >0: STOP waits until the spool holds none of it */
@@ -111,6 +112,19 @@ static void client_close(struct client *c)
     *c = (struct client){ .fd = -1 };
 }
 
+/* An answer is complete: the connection ends, or in a session waits for
+ * the next request. */
+static void client_done(struct client *c)
+{
+    if (!c->session) {
+        client_close(c);
+        return;
+    }
+    free(c->dev);
+    c->dev = NULL;
+    c->wait_process = 0;
+}
+
 void ctlsrv_free(ctlsrv_t *s)
 {
     if (!s)
@@ -146,30 +160,46 @@ static void client_reply(struct client *c, const char *fmt, ...)
     va_end(ap);
     if (n > (int)sizeof buf - 1)
         n = (int)sizeof buf - 1;
+    if (c->session) {
+        if (n > (int)sizeof buf - 3)
+            n = (int)sizeof buf - 3;
+        memcpy(buf + n, ".\n", 3);
+        n += 2;
+    }
     /* Replies are small and the peer is a local CLI that is reading: a
      * short write just truncates the answer, it never blocks the loop. */
     ssize_t w = send(c->fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)w;
-    client_close(c);
+    client_done(c);
+}
+
+/* Sends all of buf by deadline (CLOCK_MONOTONIC). True when sent. */
+static bool send_bytes(int fd, const char *buf, size_t len, int64_t deadline)
+{
+    while (len > 0 && clock_mono_ns() < deadline) {
+        ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
+        if (w > 0) {
+            buf += w;
+            len -= (size_t)w;
+        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            return false;
+        } else {
+            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+            poll(&pfd, 1, 100);
+        }
+    }
+    return len == 0;
 }
 
 static void send_all(struct client *c, const char *buf, size_t len)
 {
     /* The socket is non-blocking; a long answer gets 1 s to be read. */
     int64_t deadline = clock_mono_ns() + 1000000000LL;
-    while (len > 0 && clock_mono_ns() < deadline) {
-        ssize_t w = send(c->fd, buf, len, MSG_NOSIGNAL);
-        if (w > 0) {
-            buf += w;
-            len -= (size_t)w;
-        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-            break;
-        } else {
-            struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
-            poll(&pfd, 1, 100);
-        }
-    }
-    client_close(c);
+    bool sent = send_bytes(c->fd, buf, len, deadline) &&
+                (!c->session || send_bytes(c->fd, ".\n", 2, deadline));
+    if (!sent)
+        c->session = false;   /* a torn answer ends a session */
+    client_done(c);
 }
 
 static void wake_forwarder(ctlsrv_t *s)
@@ -191,6 +221,16 @@ static void cmd_ping(ctlsrv_t *s, struct client *c, char *arg)
 {
     (void)arg;
     client_reply(c, "OK aldrecd for machine %s, pid %d\n", s->env.cfg->machine, (int)getpid());
+}
+
+/* SESSION: this connection stays open for more requests; every answer
+ * from now on ends with a line ".". */
+static void cmd_session(ctlsrv_t *s, struct client *c, char *arg)
+{
+    (void)s;
+    (void)arg;
+    c->session = true;
+    client_reply(c, "OK session: one request per line, each answer ends with \".\"\n");
 }
 
 static void cmd_status(ctlsrv_t *s, struct client *c, char *arg)
@@ -831,6 +871,7 @@ struct command {
 /* In the order the unknown-command answer names them. */
 static const struct command commands[] = {
     { .name = "PING", .fn = cmd_ping },
+    { .name = "SESSION", .fn = cmd_session },
     { .name = "STATUS", .fn = cmd_status },
     { .name = "METRICS", .fn = cmd_metrics },
     { .name = "START", .fn = cmd_start },
@@ -864,6 +905,32 @@ static void handle_command(ctlsrv_t *s, struct client *c, char *line)
 
 /* ---- connections ------------------------------------------------------------------ */
 
+/* Handles the complete request lines buffered for c: one, or in a session
+ * each in turn while the previous one was answered at once. */
+static void client_process(ctlsrv_t *s, struct client *c)
+{
+    while (c->fd >= 0 && !c->dev && !c->wait_process) {
+        char *nl = strchr(c->in, '\n');
+        if (!nl) {
+            if (c->inlen == sizeof c->in - 1)
+                client_reply(c, "ERR request too long\n");
+            return;
+        }
+        *nl = '\0';
+        if (nl > c->in && nl[-1] == '\r')
+            nl[-1] = '\0';
+        /* the line leaves the buffer before it is handled: in a session the
+         * next request may already follow it */
+        char line[sizeof c->in];
+        memcpy(line, c->in, (size_t)(nl - c->in) + 1);
+        size_t rest = c->inlen - (size_t)(nl + 1 - c->in);
+        memmove(c->in, nl + 1, rest);
+        c->inlen = rest;
+        c->in[rest] = '\0';
+        handle_command(s, c, line);   /* outside a session the answer closes c */
+    }
+}
+
 static void client_read(ctlsrv_t *s, struct client *c)
 {
     ssize_t n = read(c->fd, c->in + c->inlen, sizeof c->in - 1 - c->inlen);
@@ -875,16 +942,7 @@ static void client_read(ctlsrv_t *s, struct client *c)
     }
     c->inlen += (size_t)n;
     c->in[c->inlen] = '\0';
-    char *nl = strchr(c->in, '\n');
-    if (!nl) {
-        if (c->inlen == sizeof c->in - 1)
-            client_reply(c, "ERR request too long\n");
-        return;
-    }
-    *nl = '\0';
-    if (nl > c->in && nl[-1] == '\r')
-        nl[-1] = '\0';
-    handle_command(s, c, c->in);
+    client_process(s, c);
 }
 
 int ctlsrv_adopt(ctlsrv_t *s, int fd)
@@ -952,8 +1010,11 @@ void ctlsrv_handle(ctlsrv_t *s, const struct pollfd *pfd, size_t n)
             for (int i = 0; i < CTLSRV_MAX_CLIENTS; i++) {
                 struct client *c = &s->clients[i];
                 if (c->fd >= 0 && c->dev && c->dev->cur < c->dev->n &&
-                    atomic_load(&c->dev->op.done))
+                    atomic_load(&c->dev->op.done)) {
                     dev_done(s, c);
+                    if (c->session)
+                        client_process(s, c);
+                }
             }
         }
     for (size_t k = 0; k < n; k++)

@@ -231,11 +231,11 @@ static void test_table(void)
     snprintf(want, sizeof want, "OK aldrecd for machine m1, pid %d\n", (int)getpid());
     T_EQ_STR(request("PING"), want);
     T_EQ_STR(request("PING\r"), want);
-    T_EQ_STR(request("NOPE x"), "ERR unknown command \"NOPE\" (expected PING, STATUS, METRICS,"
+    T_EQ_STR(request("NOPE x"), "ERR unknown command \"NOPE\" (expected PING, SESSION, STATUS, METRICS,"
                                 " START, STOP, STEP, EVENT, SET, GET, QUARANTINE)\n");
-    T_EQ_STR(request("ping"), "ERR unknown command \"ping\" (expected PING, STATUS, METRICS,"
+    T_EQ_STR(request("ping"), "ERR unknown command \"ping\" (expected PING, SESSION, STATUS, METRICS,"
                               " START, STOP, STEP, EVENT, SET, GET, QUARANTINE)\n");
-    T_EQ_STR(request(""), "ERR unknown command \"\" (expected PING, STATUS, METRICS,"
+    T_EQ_STR(request(""), "ERR unknown command \"\" (expected PING, SESSION, STATUS, METRICS,"
                           " START, STOP, STEP, EVENT, SET, GET, QUARANTINE)\n");
     char longline[600];
     memset(longline, 'a', sizeof longline - 1);
@@ -318,6 +318,29 @@ static void test_table(void)
     close(fd);
 }
 
+/* SESSION: several requests on one connection, each answer ending with
+ * a line "."; a request without a device (SET with no poller) is answered
+ * in the session too, and bad input says "input". */
+static void test_session(void)
+{
+    char buf[8192] = "", want[256];
+    int fd = send_request("SESSION");
+    T_EQ_INT(serve(fd, clock_mono_ns(), 5, buf, sizeof buf), 0);   /* still open */
+    T_EQ_STR(buf, "OK session: one request per line, each answer ends with \".\"\n.\n");
+    buf[0] = '\0';
+    /* two requests in one write: both answered, in order */
+    ssize_t w = write(fd, "PING\nSET heater1.setpoint=5\n", 29);
+    T_EQ_INT(w, 29);
+    T_EQ_INT(serve(fd, clock_mono_ns(), 5, buf, sizeof buf), 0);
+    snprintf(want, sizeof want, "OK aldrecd for machine m1, pid %d\n.\n"
+             "ERR input: set: unknown parameter \"heater1.setpoint\": no component"
+             " \"heater1\" on machine ? (components: ); nothing written\n.\n", (int)getpid());
+    T_EQ_STR(buf, want);
+    close(fd);
+    /* the slot is free again once the peer hung up */
+    T_EQ_INT(serve(-1, clock_mono_ns(), 2, buf, sizeof buf), 0);
+}
+
 static void test_busy(void)
 {
     int peers[CTLSRV_MAX_CLIENTS];
@@ -377,6 +400,7 @@ int main(void)
         ctlsrv_attach(srv, &env);
         test_status();
         test_table();
+        test_session();
         test_busy();
     }
     ctlsrv_free(srv);
