@@ -36,6 +36,8 @@ wait_until 20 "first read-counter rows" bash -c "[ \$(psql -XAtq '$ADMIN_DSN' -c
     || not_ok "recording runs"
 
 # --- a second connection to aldsim a is refused: the fault works --------------
+out=$("$BIN/mbwrite" "127.0.0.1:$SIM_PORT_a" holding 50 1 2>&1); rc=$?
+check_eq "max_clients=1: a second Modbus client next to aldrecd fails (exit 1)" "$rc" 1
 out=$($A get --direct heater1.setpoint 2>&1); rc=$?
 check_eq "aldrec get --direct while aldrecd runs: refused (exit 1)" "$rc" 1
 check_match "... naming aldrecd as the master" "$out" "aldrecd is running and is the devices' one Modbus master"
