@@ -20,6 +20,9 @@
 #   7. parameter metadata cache: lookup medians (L1 hit, L2 hit, PostgreSQL
 #      miss) and bulk refresh vs one query per component (demo map; 1,000
 #      parameters over 100 components).
+#   8. set points (bench_param.sh): aldrec set/get through aldrecd vs
+#      --direct, the Python client, the CLI floor, poll lateness with 20
+#      sets/s vs none.
 # Not run by `make test`: timings belong here, not in pass/fail checks.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -129,6 +132,8 @@ echo "== acquisition: one aldrecd, 4 aldsim devices x 100 parameters (tests/benc
 bash "$(dirname "$0")/bench_acq.sh" | sed 's/^/   /'
 # 6. the read side at 10 M points (its own private cluster)
 bash "$(dirname "$0")/query_bench.sh"
+# 8. set points through aldrecd (its own private cluster)
+bash "$(dirname "$0")/bench_param.sh"
 echo "== parameter metadata cache (demo map; 100 components x 10 parameters)"
 redis_start
 psql -XAtq -v ON_ERROR_STOP=1 "$ADMIN_DSN" >/dev/null <<'SQL'
