@@ -34,9 +34,23 @@ ALDREC="$BIN/aldrec --config $CFG"
 PROC=$($ALDREC process start --recipe demo-al2o3 --lot DEMO-LOT-1)
 ald_log "process $PROC started"
 STEP_S=$(awk -v s="$RECORD_S" 'BEGIN {printf "%.2f", s / 4}')
+# What each step sets, as a real recipe would: through aldrecd (the one
+# Modbus master), every set written between two poll requests, read back
+# and recorded as a set-point event of the run.
+step_setpoints() {
+    case $1 in
+    1) echo "ald.enable=off valve_tma.open=off valve_h2o.open=off mfc_carrier.setpoint=50" ;;
+    2) echo "heater1.setpoint=250 heater2.setpoint=240 mfc_carrier.setpoint=100" ;;
+    3) echo "mfc_tma.setpoint=20 mfc_h2o.setpoint=30 ald.enable=on" ;;
+    4) echo "ald.enable=off valve_tma.open=off valve_h2o.open=off mfc_tma.setpoint=0 mfc_h2o.setpoint=0 mfc_carrier.setpoint=200" ;;
+    esac
+}
 for step in "1:pump-down" "2:heat-up" "3:ALD cycles" "4:purge"; do
-    record_step "$CFG" "$PROC" "${step%%:*}" "${step#*:}"
-    ald_log "step ${step%%:*} ${step#*:}"
+    no=${step%%:*}
+    record_step "$CFG" "$PROC" "$no" "${step#*:}"
+    # shellcheck disable=SC2046  # one P=V word each
+    $ALDREC set $(step_setpoints "$no") --by "demo recipe step $no" | sed 's/^/    set /' >&2
+    ald_log "step $no ${step#*:}"
     sleep "$STEP_S"
 done
 $ALDREC process stop >&2
@@ -60,6 +74,14 @@ psql -X -v ON_ERROR_STOP=1 "$READER_DSN" -P footer=off -c "
     FROM process_data_points d JOIN parameter_names n ON n.parameter_id = d.parameter_id
    WHERE d.process_id = $PROC
    GROUP BY n.full_name, n.units ORDER BY n.full_name" | sed 's/^/  /'
+echo
+echo "The recipe's set points in run $PROC (setpoint_events, as the engineer role):"
+echo
+psql -X -v ON_ERROR_STOP=1 "$READER_DSN" -P footer=off -c "
+  SELECT to_char(e.ts AT TIME ZONE 'UTC', 'HH24:MI:SS.MS') AS at, n.full_name AS parameter,
+         e.requested, e.readback, e.requested_by
+    FROM setpoint_events e JOIN parameter_names n ON n.parameter_id = e.parameter_id
+   WHERE e.process_id = $PROC ORDER BY e.ts" | sed 's/^/  /'
 echo
 echo "What happened in run $PROC, per step (aldrec summary --process $PROC --param ...):"
 echo
