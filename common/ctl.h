@@ -4,7 +4,9 @@
  * line ("START 42\n", "STOP\n", "STATUS\n", "PING\n", "STEP 3 ALD cycles\n",
  * "EVENT ...\n" (store/ctlrec.h), "QUARANTINE LIST\n"; every request and
  * answer is in docs/protocol.md), the daemon answers "OK[ text]\n" or
- * "ERR text\n", optionally followed by more lines, and closes. The socket
+ * "ERR text\n", optionally followed by more lines, and closes (after a
+ * "SESSION" request it keeps the connection and ends each answer with a
+ * line "." instead: contrib/python/aldrec.py uses that). The socket
  * is created mode 0660: only root and the socket's group may drive the
  * recorder. */
 #ifndef ALDREC_CTL_H

@@ -6,6 +6,8 @@
  * "\r" is ignored); the answer is "OK[ text]\n" or "ERR text\n", some with
  * more lines after, and the connection is closed. Commands:
  *   PING                  "OK aldrecd for machine M, pid N"
+ *   SESSION               the connection stays open for more requests; every
+ *                         answer from then on ends with a line "."
  *   STATUS                "OK" and the STATUS lines (ops.h, service.h)
  *   METRICS               "OK" and the /metrics exposition, rendered now
  *   START ID              record process ID from now on
@@ -19,7 +21,10 @@
  *   GET [FRESH] P [P ...] latest polled values, or read now (FRESH)
  *   QUARANTINE LIST | RETRY SEQ|all | DROP SEQ|all
  * STEP and EVENT are answered "OK" once their record is durable in the
- * spool. Up to CTLSRV_MAX_CLIENTS connections are open at once; one more
+ * spool; SET once every set point was written by its device's thread
+ * (between two poll requests, device.h), read back and its event is
+ * durable; "ERR input: ..." means nothing was written. A connection with a
+ * SET or GET FRESH in progress is not read until it is answered. Up to CTLSRV_MAX_CLIENTS connections are open at once; one more
  * is answered "ERR busy: too many control connections" and closed.
  *
  * Everything here runs on the main loop: a reply never blocks it (small
