@@ -265,6 +265,14 @@ unit-test: all
 check: all
 	@BUILD=$(BUILD) tests/run.sh check
 
+# The README's picture of the run and compare pages (docs/web-*.png), from
+# the screenshots web_browser writes into build/.
+.PHONY: screenshots
+screenshots: setup
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/run.sh integration web_browser
+	cp $(BUILD)/web-run.png $(BUILD)/web-compare.png docs/
+
 bench: setup
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/bench/run.sh
@@ -306,6 +314,9 @@ install: $(BIN)/aldrecd $(BIN)/aldrec $(WEB_FILES)
 	sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/usr/local/share/doc/aldrec/|$(DOCDIR)/|g' \
 	    -e 's|/etc/aldrec/|$(SYSCONFDIR)/aldrec/|g' dist/aldrecd.service > $(BUILD)/aldrecd.service
 	install -m 0644 $(BUILD)/aldrecd.service $(DESTDIR)$(UNITDIR)/aldrecd.service
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/doc/aldrec/|$(DOCDIR)/|g' \
+	    -e 's|/etc/aldrec/|$(SYSCONFDIR)/aldrec/|g' dist/aldrec-web.service > $(BUILD)/aldrec-web.service
+	install -m 0644 $(BUILD)/aldrec-web.service $(DESTDIR)$(UNITDIR)/aldrec-web.service
 	install -m 0644 dist/aldrec.sysusers $(DESTDIR)$(SYSUSERSDIR)/aldrec.conf
 	sed -e 's|/etc/aldrec|$(SYSCONFDIR)/aldrec|g' dist/aldrec.tmpfiles > $(BUILD)/aldrec.tmpfiles
 	install -m 0644 $(BUILD)/aldrec.tmpfiles $(DESTDIR)$(TMPFILESDIR)/aldrec.conf
