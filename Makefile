@@ -54,7 +54,8 @@ TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 # aldrec db migrate reads $(DATADIR)/sql, or this checkout's sql/ when
 # that is not installed (running from the build tree).
 PATH_DEFS := -DALDREC_SQLDIR='"$(DATADIR)/sql"' -DALDREC_SRC_SQLDIR='"$(abspath sql)"' \
-             -DALDREC_SYSCONFDIR='"$(SYSCONFDIR)"'
+             -DALDREC_SYSCONFDIR='"$(SYSCONFDIR)"' \
+             -DALDREC_WEBDIR='"$(DATADIR)/web"' -DALDREC_BUILD_WEBDIR='"$(abspath $(BUILD))/web"'
 
 ALD_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -O2 -g -pthread \
               -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -77,23 +78,25 @@ ACQ_SRCS    := $(wildcard recorder/acq/*.c)
 STORE_SRCS  := $(wildcard recorder/store/*.c)
 CACHE_SRCS  := $(wildcard cache/*.c)
 QUERY_SRCS  := $(wildcard query/*.c)
+WEB_SRCS    := $(wildcard web/*.c)
 OPS_SRCS    := $(wildcard recorder/ops/*.c)
 DAEMON_SRCS := $(filter-out recorder/daemon/aldrecd.c,$(wildcard recorder/daemon/*.c))
 CLI_SRCS    := $(filter-out recorder/cli/aldrec.c,$(wildcard recorder/cli/*.c))
 SIM_SRCS    := $(filter-out firmware/aldsim.c,$(wildcard firmware/*.c))
-LIB_SRCS    := $(COMMON_SRCS) $(ACQ_SRCS) $(STORE_SRCS) $(CACHE_SRCS) $(QUERY_SRCS) \
+LIB_SRCS    := $(COMMON_SRCS) $(ACQ_SRCS) $(STORE_SRCS) $(CACHE_SRCS) $(QUERY_SRCS) $(WEB_SRCS) \
                $(OPS_SRCS) $(DAEMON_SRCS) $(CLI_SRCS)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 BENCH_SRCS := $(wildcard tests/bench/*.c)
 
-LAYERS     := common acq store cache query ops daemon cli sim
+LAYERS     := common acq store cache query web ops daemon cli sim
 lib_of      = $(BUILD)/lib/lib$(1).a
 LIB_COMMON := $(call lib_of,common)
 LIB_ACQ    := $(call lib_of,acq)
 LIB_STORE  := $(call lib_of,store)
 LIB_CACHE  := $(call lib_of,cache)
 LIB_QUERY  := $(call lib_of,query)
+LIB_WEB    := $(call lib_of,web)
 LIB_OPS    := $(call lib_of,ops)
 LIB_DAEMON := $(call lib_of,daemon)
 LIB_CLI    := $(call lib_of,cli)
@@ -102,9 +105,9 @@ LIB_SIM    := $(call lib_of,sim)
 
 # What each program links, top layer first.
 DAEMON_LIBS := $(LIB_DAEMON) $(LIB_OPS) $(LIB_CACHE) $(LIB_STORE) $(LIB_ACQ) $(LIB_COMMON)
-CLI_LIBS    := $(LIB_CLI) $(LIB_QUERY) $(LIB_CACHE) $(LIB_STORE) $(LIB_ACQ) $(LIB_COMMON)
+CLI_LIBS    := $(LIB_CLI) $(LIB_WEB) $(LIB_QUERY) $(LIB_CACHE) $(LIB_STORE) $(LIB_ACQ) $(LIB_COMMON)
 SIM_LIBS    := $(LIB_SIM) $(LIB_ACQ) $(LIB_COMMON)
-ALL_LIBS    := $(LIB_CLI) $(LIB_DAEMON) $(LIB_OPS) $(LIB_CACHE) $(LIB_QUERY) $(LIB_STORE) \
+ALL_LIBS    := $(LIB_CLI) $(LIB_DAEMON) $(LIB_OPS) $(LIB_CACHE) $(LIB_WEB) $(LIB_QUERY) $(LIB_STORE) \
                $(LIB_SIM) $(LIB_ACQ) $(LIB_COMMON)
 
 PROGS    := $(BIN)/aldsim $(BIN)/aldrecd $(BIN)/aldrec
@@ -112,8 +115,24 @@ UNITS    := $(UNIT_SRCS:tests/unit/%.c=$(BIN)/%)
 TOOLS    := $(TOOL_SRCS:tests/tools/%.c=$(BIN)/%)
 BENCHES  := $(BENCH_SRCS:tests/bench/%.c=$(BIN)/%)
 
+# The pages of aldrec web (web/static) and the charting library from the
+# npm packages pinned in package-lock.json (scripts/setup.sh runs npm ci):
+# served from aldrec's own files, never from another origin.
+WEB_STATIC := $(wildcard web/static/*)
+WEB_VENDOR := node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css
+WEB_FILES  := $(WEB_STATIC:web/static/%=$(BUILD)/web/%) $(WEB_VENDOR:node_modules/uplot/dist/%=$(BUILD)/web/vendor/%)
+$(BUILD)/web/%: web/static/%
+	@mkdir -p $(dir $@)
+	cp $< $@
+$(BUILD)/web/vendor/%: node_modules/uplot/dist/%
+	@mkdir -p $(dir $@)
+	cp $< $@
+node_modules/uplot/dist/%:
+	@echo "missing $@: run make setup (npm ci from package-lock.json)" >&2; exit 1
+
 .PHONY: all setup demo test check unit-test bench valgrind clean install
-all: $(PROGS) $(UNITS) $(TOOLS) $(BENCHES)
+all: $(PROGS) $(UNITS) $(TOOLS) $(BENCHES) $(WEB_FILES)
+
 
 $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -143,6 +162,7 @@ $(eval $(call layer_lib,acq,ACQ))
 $(eval $(call layer_lib,store,STORE))
 $(eval $(call layer_lib,cache,CACHE))
 $(eval $(call layer_lib,query,QUERY))
+$(eval $(call layer_lib,web,WEB))
 $(eval $(call layer_lib,ops,OPS))
 $(eval $(call layer_lib,daemon,DAEMON))
 $(eval $(call layer_lib,cli,CLI))
@@ -245,6 +265,14 @@ unit-test: all
 check: all
 	@BUILD=$(BUILD) tests/run.sh check
 
+# The README's picture of the run and compare pages (docs/web-*.png), from
+# the screenshots web_browser writes into build/.
+.PHONY: screenshots
+screenshots: setup
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/run.sh integration web_browser
+	cp $(BUILD)/web-run.png $(BUILD)/web-compare.png docs/
+
 bench: setup
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/bench/run.sh
@@ -264,7 +292,7 @@ valgrind: setup
 # without it, as root, the aldrec user and directories are made right away
 # (SETUP_SYSTEM=no skips that).
 SETUP_SYSTEM ?= yes
-install: $(BIN)/aldrecd $(BIN)/aldrec
+install: $(BIN)/aldrecd $(BIN)/aldrec $(WEB_FILES)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/sql/migrations \
 	    $(DESTDIR)$(DATADIR)/sql/demo $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(DOCDIR)/docs \
@@ -274,6 +302,9 @@ install: $(BIN)/aldrecd $(BIN)/aldrec
 	install -m 0755 $(BIN)/aldrecd $(DESTDIR)$(SBINDIR)/aldrecd
 	install -m 0644 sql/migrations/*.sql $(DESTDIR)$(DATADIR)/sql/migrations/
 	install -m 0644 sql/demo/*.sql $(DESTDIR)$(DATADIR)/sql/demo/
+	install -d $(DESTDIR)$(DATADIR)/web/vendor
+	install -m 0644 $(filter-out $(BUILD)/web/vendor/%,$(WEB_FILES)) $(DESTDIR)$(DATADIR)/web/
+	install -m 0644 $(filter $(BUILD)/web/vendor/%,$(WEB_FILES)) $(DESTDIR)$(DATADIR)/web/vendor/
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 0644 docs/*.md docs/*.svg $(DESTDIR)$(DOCDIR)/docs/
 	for m in aldrec.1 aldrec.conf.5 aldrecd.8; do \
@@ -283,6 +314,9 @@ install: $(BIN)/aldrecd $(BIN)/aldrec
 	sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/usr/local/share/doc/aldrec/|$(DOCDIR)/|g' \
 	    -e 's|/etc/aldrec/|$(SYSCONFDIR)/aldrec/|g' dist/aldrecd.service > $(BUILD)/aldrecd.service
 	install -m 0644 $(BUILD)/aldrecd.service $(DESTDIR)$(UNITDIR)/aldrecd.service
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/doc/aldrec/|$(DOCDIR)/|g' \
+	    -e 's|/etc/aldrec/|$(SYSCONFDIR)/aldrec/|g' dist/aldrec-web.service > $(BUILD)/aldrec-web.service
+	install -m 0644 $(BUILD)/aldrec-web.service $(DESTDIR)$(UNITDIR)/aldrec-web.service
 	install -m 0644 dist/aldrec.sysusers $(DESTDIR)$(SYSUSERSDIR)/aldrec.conf
 	sed -e 's|/etc/aldrec|$(SYSCONFDIR)/aldrec|g' dist/aldrec.tmpfiles > $(BUILD)/aldrec.tmpfiles
 	install -m 0644 $(BUILD)/aldrec.tmpfiles $(DESTDIR)$(TMPFILESDIR)/aldrec.conf

@@ -191,6 +191,15 @@ static const struct key keys[] = {
         .desc = "`/metrics` and `/health` (`[::1]:9464`, `localhost:9464`), or `off`"),
     KEY("metrics.allow_remote", T_BOOL, metrics_allow_remote, .def = "no",
         .desc = "a non-loopback `listen` is refused unless `yes`"),
+    /* [web] — aldrec web, the trend pages (web/) */
+    KEY("web.listen", T_LISTEN, web_listen, .def = "127.0.0.1:8080",
+        .desc = "`aldrec web`: the run and compare pages and their JSON"),
+    KEY("web.allow_remote", T_BOOL, web_allow_remote, .def = "no",
+        .desc = "a non-loopback `listen` is refused unless `yes`"),
+    KEY("web.pool", T_INT, web_pool, .def = "4", .lo = 1, .hi = 32,
+        .desc = "reader connections kept open (each with the hot queries prepared)"),
+    KEY("web.root", T_PATH, web_root, .unset = "the installed pages",
+        .desc = "the pages and their scripts (`build/web` in a checkout)"),
     KEY("health.database_down_s", T_S, health_database_down_s, .def = "30", .lo = 1,
         .hi = 86400, .reload = true, .desc = "PostgreSQL out of reach this long: degraded"),
     KEY("health.device_down_s", T_S, health_device_down_s, .def = "10", .lo = 1, .hi = 86400,
@@ -583,6 +592,11 @@ static void check_rules(aldrec_config_t *cfg, const char *name, struct perr *e)
         !config_host_is_loopback(host) && !cfg->metrics_allow_remote)
         note(e, name, config_key_line(cfg, "metrics", "listen"),
              "listen: %s is not a loopback address; metrics and health would be"
+             " open to the network: set allow_remote = yes to mean it", host);
+    if (config_parse_listen(cfg->web_listen, host, sizeof host, &port) == 0 &&
+        !config_host_is_loopback(host) && !cfg->web_allow_remote)
+        note(e, name, config_key_line(cfg, "web", "listen"),
+             "listen: %s is not a loopback address; the run pages would be"
              " open to the network: set allow_remote = yes to mean it", host);
     if (cfg->health_spool_degraded_pct >= cfg->health_spool_failing_pct)
         note(e, name, config_key_line(cfg, "health", "spool_degraded_pct") ?

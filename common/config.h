@@ -93,6 +93,11 @@ typedef struct aldrec_config {
     /* [metrics] — Prometheus exposition and /health over HTTP */
     char metrics_listen[80];    /* "127.0.0.1:9464" (default), "[::1]:9464" or "off" */
     bool metrics_allow_remote;  /* yes|no (default no): may listen bind a non-loopback address */
+    /* [web] — aldrec web (web/webd.h) */
+    char web_listen[80];        /* "127.0.0.1:8080" (default) or "off" */
+    bool web_allow_remote;      /* may listen bind a non-loopback address (default no) */
+    int  web_pool;              /* reader connections kept open (default 4) */
+    char web_root[1024];        /* the pages; empty: installed, else the build's */
     /* [health] — ok / degraded / failing (ops/service.h) */
     int  health_database_down_s;   /* PostgreSQL out of reach this long: degraded (default 30) */
     int  health_device_down_s;     /* a device down this long: degraded; all: failing (default 10) */

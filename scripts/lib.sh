@@ -463,13 +463,31 @@ aldrecd_config() {
     {
         echo "# written by scripts/lib.sh"
         local sec k
-        for sec in database recorder modbus spool cache metrics health alerts; do
+        for sec in database recorder modbus spool cache metrics health alerts web; do
             echo "[$sec]"
             for k in $(printf '%s\n' "${!kv[@]}" | sort); do
                 if [ "${k%%.*}" = "$sec" ]; then echo "${k#*.} = ${kv[$k]}"; fi
             done
         done
     } > "$file"
+}
+
+# web_start CONFIG — `aldrec web` with CONFIG on a free loopback port
+# (CONFIG's [web] listen is rewritten); waits until it serves a page; sets
+# WEB_URL and WEB_PID.
+web_start() {
+    local cfg=$1 port
+    port=$("$BIN/freeport")
+    sed -i "/^\[web\]/,/^\[/{/^listen *=/d}" "$cfg"
+    grep -q '^\[web\]' "$cfg" || echo "[web]" >> "$cfg"
+    sed -i "/^\[web\]/a listen = 127.0.0.1:$port" "$cfg"
+    "$BIN/aldrec" --config "$cfg" web 2>>"$WORK/web.log" &
+    WEB_PID=$!
+    ald_track "$WEB_PID" "aldrec web"
+    WEB_URL=http://127.0.0.1:$port
+    export WEB_URL WEB_PID
+    wait_until 20 "aldrec web" curl -fsS -o /dev/null "$WEB_URL/index.html" \
+        || { cat "$WORK/web.log" >&2; return 1; }
 }
 
 aldrecd_start() {   # config [log]

@@ -18,13 +18,30 @@ PKGS=(
     python3                               # query tests parse the SVG, JSON and CSV they get
     valgrind                              # make valgrind
     mandoc                                # mandoc -Tlint of dist/man/ (tests/check/man.sh)
+    chromium fonts-dejavu-core            # the web pages' browser tests (headless Chromium)
+    curl                                  # the web API's tests
 )
+# npm ci of package-lock.json (uPlot; playwright-core): Debian's nodejs
+# and npm, unless a node with npm is installed already (e.g. NodeSource's
+# nodejs, which ships npm and conflicts with Debian's npm package).
+command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
+
+# The npm packages pinned in package-lock.json: the charting library the
+# pages serve from aldrec's own files, and the browser tests' driver
+# (playwright-core drives Debian's chromium; it downloads no browser).
+npm_ci() {
+    cd "$(dirname "$0")/.."
+    if [ ! -e node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+        echo "setup: npm ci (package-lock.json)"
+        npm ci --no-audit --no-fund --loglevel=error >/dev/null
+    fi
+}
 
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then npm_ci; exit 0; fi
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing Debian packages: ${missing[*]}" >&2
@@ -43,4 +60,5 @@ echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+npm_ci
 echo "setup: done"

@@ -64,6 +64,8 @@ static const struct command commands[] = {
     { .name = "plot", .fn = cmd_plot,
       .args = "--process ID --param A,B [--step N] [--from T] [--to T] [--width PX] -o FILE.svg",
       .help = "an SVG chart of a run" },
+    { .name = "web", .fn = cmd_web,
+      .args = "", .help = "serve the run, compare and runs pages ([web] listen)" },
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

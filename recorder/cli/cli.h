@@ -53,6 +53,8 @@ int cmd_runs(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_export(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_summary(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_plot(const aldrec_config_t *cfg, int argc, char **argv);
+/* The trend pages in a browser (web/). */
+int cmd_web(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv);
 /* Parameters by name, through the metadata cache (cache/). */
 int cmd_param_get(const aldrec_config_t *cfg, int argc, char **argv);

@@ -17,7 +17,9 @@
 #      polling 4 aldsim devices x 100 parameters at 10, 20 and 50 Hz.
 #   6. queries (query_bench.sh): export and step summary vs the same on an
 #      unindexed copy, plot time of a 10-hour run.
-#   7. parameter metadata cache: lookup medians (L1 hit, L2 hit, PostgreSQL
+#   7. web pages (web_bench.sh): first complete chart of a 10-hour run in
+#      headless Chromium, zoom re-fetch, bytes, server RSS, vs aldrec plot.
+#   8. parameter metadata cache: lookup medians (L1 hit, L2 hit, PostgreSQL
 #      miss) and bulk refresh vs one query per component (demo map; 1,000
 #      parameters over 100 components).
 #   8. set points (bench_param.sh): aldrec set/get through aldrecd vs
@@ -134,6 +136,8 @@ bash "$(dirname "$0")/bench_acq.sh" | sed 's/^/   /'
 bash "$(dirname "$0")/query_bench.sh"
 # 8. set points through aldrecd (its own private cluster)
 bash "$(dirname "$0")/bench_param.sh"
+echo "== web pages: aldrec web in headless Chromium (tests/bench/web_bench.sh)"
+bash "$(dirname "$0")/web_bench.sh"
 echo "== parameter metadata cache (demo map; 100 components x 10 parameters)"
 redis_start
 psql -XAtq -v ON_ERROR_STOP=1 "$ADMIN_DSN" >/dev/null <<'SQL'

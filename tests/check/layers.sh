@@ -19,12 +19,13 @@ table=(
     "recorder/store   store    common acq"
     "cache            cache    common acq"
     "query            query    common"
+    "web              web      common query"
     "recorder/ops     ops      common acq store cache"
     "recorder/daemon  daemon   common acq store cache ops"
-    "recorder/cli     cli      common acq store cache query"
+    "recorder/cli     cli      common acq store cache query web"
     "firmware         firmware common acq"
 )
-known=" common acq store cache query ops daemon cli firmware "
+known=" common acq store cache query web ops daemon cli firmware "
 
 pass=0 fail=0
 for row in "${table[@]}"; do

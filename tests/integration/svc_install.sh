@@ -74,6 +74,15 @@ out=$(systemd-analyze verify "$WORK/bad/aldrecd.service" 2>&1)
 check_match "... and it does complain about a broken copy" "$out" "protect system value.*stricter"
 out=$(systemd-analyze verify "$UNIT" 2>&1)
 check_match "... or one whose binary is missing" "$out" "is not executable"
+# aldrec web's unit: installed beside it, the same hardening, verified.
+WUNIT=$ROOT/usr/local/lib/systemd/system/aldrec-web.service
+for want in '^User=aldrec$' '^ProtectSystem=strict$' '^PrivateDevices=yes$' '^NoNewPrivileges=yes$' \
+    '^CapabilityBoundingSet=$' '^ExecStart=/usr/local/bin/aldrec --config /etc/aldrec/aldrec.conf web$'; do
+    check "aldrec-web.service has $want" grep -q "$want" "$WUNIT"
+done
+sed "s|/usr/local/bin/|$ROOT/usr/local/bin/|g" "$WUNIT" > "$WORK/aldrec-web.service"
+out=$(systemd-analyze verify "$WORK/aldrec-web.service" 2>&1); rc=$?
+check_eq "systemd-analyze verify passes on aldrec-web.service, without a complaint" "$rc $out" "0 "
 
 # Binaries built for a PREFIX find their migrations there.
 P=$WORK/prefix

@@ -353,6 +353,8 @@ static const char *other_value(const config_key_info_t *k)
         { "spool.full_policy", "drop_newest" },
         { "metrics.allow_remote", "yes" },
         { "metrics.listen", "off" },
+        { "web.allow_remote", "yes" },
+        { "web.listen", "off" },
     };
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
         if (strcmp(others[i][0], k->name) == 0)
