@@ -30,7 +30,8 @@
 
 struct pcache {
     /* options (strings owned) */
-    char *conninfo, *machine, *app_name, *redis_host, *redis_password_file, *snapshot_path;
+    char *conninfo, *listen_conninfo, *machine, *app_name, *redis_host, *redis_password_file,
+         *snapshot_path;
     int pg_timeout_ms, redis_port, redis_db, redis_timeout_ms;
     atomic_int ttl_s, refresh_s;  /* pcache_set_ttl() changes them at run time */
     bool write_snapshot;
@@ -87,6 +88,7 @@ void pcache_opts_from_config(pcache_opts_t *o, const aldrec_config_t *cfg)
 {
     *o = (pcache_opts_t){
         .conninfo = cfg->conninfo,
+        .listen_conninfo = cfg->listen_conninfo,
         .machine = cfg->machine,
         .pg_timeout_ms = cfg->connect_timeout_s * 1000,
         .ttl_s = cfg->cache_ttl_s,
@@ -119,6 +121,8 @@ pcache_t *pcache_new(const pcache_opts_t *o)
     c->req_fd = c->stop_fd = c->change_fd = -1;
     pthread_mutex_init(&c->lock, NULL);
     c->conninfo = dup_or_empty(o->conninfo);
+    c->listen_conninfo = dup_or_empty(o->listen_conninfo && o->listen_conninfo[0]
+                                      ? o->listen_conninfo : o->conninfo);
     c->machine = dup_or_empty(o->machine);
     c->app_name = dup_or_empty(o->app_name && o->app_name[0] ? o->app_name : "aldrec-cache");
     c->redis_host = dup_or_empty(o->redis_host && o->redis_host[0] ? o->redis_host : "127.0.0.1");
@@ -140,8 +144,8 @@ pcache_t *pcache_new(const pcache_opts_t *o)
     c->req_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     c->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     c->change_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!c->conninfo || !c->machine || !c->app_name || !c->redis_host ||
-        !c->redis_password_file || !c->snapshot_path ||
+    if (!c->conninfo || !c->listen_conninfo || !c->machine || !c->app_name ||
+        !c->redis_host || !c->redis_password_file || !c->snapshot_path ||
         c->req_fd < 0 || c->stop_fd < 0 || c->change_fd < 0)
         goto fail;
     if (c->redis_port > 0) {
@@ -177,6 +181,7 @@ void pcache_free(pcache_t *c)
         close(c->change_fd);
     pthread_mutex_destroy(&c->lock);
     free(c->conninfo);
+    free(c->listen_conninfo);
     free(c->machine);
     free(c->app_name);
     free(c->redis_host);
@@ -596,11 +601,13 @@ pcache_result_t pcache_fetch(pcache_t *c, const char *qualified, param_meta_t *o
 
 /* ---- refresher ---------------------------------------------------------- */
 
-/* Connects the refresher's own connection and LISTENs. */
+/* Connects the refresher's own connection and LISTENs. A LISTEN binds the
+ * session to one server connection (pgbouncer: a session-mode pool), hence
+ * a conninfo of its own. */
 static PGconn *listen_connect(pcache_t *c, char *err, size_t errlen)
 {
-    PGconn *conn = pgconn_connect(c->conninfo, c->app_name, c->pg_timeout_ms, c->stop_fd,
-                                  err, errlen);
+    PGconn *conn = pgconn_connect(c->listen_conninfo, c->app_name, c->pg_timeout_ms,
+                                  c->stop_fd, err, errlen);
     if (!conn)
         return NULL;
     PGresult *res = pgconn_query(conn, "LISTEN " LISTEN_CHANNEL, 0, NULL, c->pg_timeout_ms,

@@ -74,6 +74,7 @@ typedef void (*pcache_change_fn)(void *arg, pmap_t *map);
 
 typedef struct pcache_opts {
     const char *conninfo;            /* PostgreSQL (passwords via passfile) */
+    const char *listen_conninfo;     /* the refresher's LISTEN session; NULL/"": conninfo */
     const char *machine;             /* machines.name */
     const char *app_name;            /* application_name; default "aldrec-cache" */
     int pg_timeout_ms;               /* connect and query deadline; default 5000 */

@@ -112,6 +112,9 @@ static const struct key keys[] = {
         .desc = "deadline of every wait on PostgreSQL, and of every statement of the writer"),
     KEY("database.reader_conninfo", T_CONNINFO, reader_conninfo, .unset = "same as `conninfo`",
         .desc = "`aldrec runs/export/summary/plot` (member of `aldrec_reader`)"),
+    KEY("database.listen_conninfo", T_CONNINFO, listen_conninfo, .unset = "same as `conninfo`",
+        .desc = "aldrecd's metadata refresher, a `LISTEN` session (through pgbouncer: a"
+                " session-mode pool)"),
     KEY("database.partition_interval", T_ENUM, partition_interval, .def = "day",
         .names = partition_names, .desc = "the period of one partition of `process_data_points`"),
     KEY("database.partitions_ahead", T_INT, partitions_ahead, .def = "7", .lo = 0, .hi = 1000,
@@ -582,6 +585,8 @@ static void check_rules(aldrec_config_t *cfg, const char *name, struct perr *e)
         memcpy(cfg->admin_conninfo, cfg->conninfo, sizeof cfg->conninfo);
     if (cfg->reader_conninfo[0] == '\0')
         memcpy(cfg->reader_conninfo, cfg->conninfo, sizeof cfg->conninfo);
+    if (cfg->listen_conninfo[0] == '\0')
+        memcpy(cfg->listen_conninfo, cfg->conninfo, sizeof cfg->conninfo);
     if (cfg->cache_refresh_s > cfg->cache_ttl_s)
         note(e, name, config_key_line(cfg, "cache", "refresh_s"),
              "refresh_s (%d) must not exceed ttl_s (%d): entries would go stale"

@@ -54,6 +54,7 @@ typedef struct aldrec_config {
     char admin_conninfo[1024];  /* aldrec db migrate; defaults to conninfo */
     int  connect_timeout_s;     /* default 5 */
     char reader_conninfo[1024]; /* aldrec runs|export|summary|plot; defaults to conninfo */
+    char listen_conninfo[1024]; /* the metadata refresher's LISTEN session; defaults to conninfo */
     enum config_partition partition_interval; /* one partition of process_data_points (default day) */
     int  partitions_ahead;      /* aldrec db maintain creates this many periods ahead (default 7) */
     int  retention_days;        /* ... and drops partitions older than this; 0 = keep (default 0) */

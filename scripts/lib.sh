@@ -7,6 +7,16 @@
 #                           migrated; sets PGPORT, ADMIN_DSN, REC_DSN, READER_DSN
 #   pg_crash / pg_restart   stop it at once (pg_ctl -m immediate, no
 #                           shutdown checkpoint) / start it again, same port
+#   PG_TLS=1 pg_start       the same with ssl = on, a private CA made by
+#                           pg_tls_setup (openssl) and hostssl-only pg_hba; the
+#                           DSNs then carry sslmode=verify-full and the CA file
+#   pg_cert_role NAME GROUP a login role authenticated by a client certificate
+#                           (pg_hba `cert`); sets CERT_DSN (needs PG_TLS=1)
+#   pgbouncer_start [TARGET_PORT]
+#                           pgbouncer in front of it: database "aldrec" in
+#                           transaction pooling, "aldrec_listen" in session
+#                           pooling; sets PGB_PORT, PGB_PID, PGB_REC_DSN,
+#                           PGB_LISTEN_DSN, PGB_ADMIN_DSN (its console)
 #   relay_start TARGET_PORT a TCP relay in front of it (tests/tools/relay.c);
 #                           sets RELAY_PORT, RELAY_PID; relay_hole /
 #                           relay_pass switch it to black hole and back
@@ -183,6 +193,7 @@ pg_start() {
         --pwfile="$dir/admin.pw" --no-locale -E UTF8 >"$WORK/initdb.log" 2>&1 \
         || { cat "$WORK/initdb.log" >&2; ald_die "initdb failed"; }
     rm -f "$dir/admin.pw"
+    if [ -n "${PG_TLS:-}" ]; then pg_tls_setup "$dir/data"; fi
     for try in 1 2 3; do
         PGPORT=$("$BIN/freeport")
         PG_OPTS="-c listen_addresses=127.0.0.1 -c port=$PGPORT -c unix_socket_directories=$dir/data \
@@ -207,9 +218,165 @@ PASS
     export ADMIN_DSN="host=127.0.0.1 port=$PGPORT dbname=aldrec user=aldrec_admin passfile=$WORK/pgpass"
     export REC_DSN="host=127.0.0.1 port=$PGPORT dbname=aldrec user=aldrecd passfile=$WORK/pgpass"
     export READER_DSN="host=127.0.0.1 port=$PGPORT dbname=aldrec user=engineer passfile=$WORK/pgpass"
+    if [ -n "${PG_TLS:-}" ]; then
+        ADMIN_DSN+=" $TLS_OPTS"; REC_DSN+=" $TLS_OPTS"; READER_DSN+=" $TLS_OPTS"
+    fi
     psql -q "host=127.0.0.1 port=$PGPORT dbname=postgres user=aldrec_admin passfile=$WORK/pgpass" \
         -c "CREATE DATABASE aldrec" >/dev/null || ald_die "cannot create database"
 }
+
+# ---- TLS (PG_TLS=1 pg_start) ----------------------------------------------
+# tls_ca NAME — a private certificate authority $WORK/tls/NAME.crt/.key.
+tls_ca() {
+    local d=$WORK/tls
+    mkdir -p "$d"; chmod 700 "$d"
+    openssl req -x509 -new -nodes -newkey rsa:2048 -sha256 -days 2 \
+        -subj "/CN=aldrec test CA $1" -keyout "$d/$1.key" -out "$d/$1.crt" \
+        >>"$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; ald_die "openssl: CA $1"; }
+    chmod 600 "$d/$1.key"; chmod 644 "$d/$1.crt"
+}
+
+# tls_cert CA NAME CN [SAN] — a key and a certificate signed by CA:
+# $WORK/tls/NAME.crt/.key (mode 600). SAN e.g. "DNS:localhost,IP:127.0.0.1".
+tls_cert() {
+    local d=$WORK/tls ca=$1 name=$2 cn=$3 san=${4:-}
+    local ext=$d/$name.ext
+    { echo "basicConstraints = CA:FALSE"
+      echo "keyUsage = digitalSignature, keyEncipherment"
+      if [ -n "$san" ]; then echo "extendedKeyUsage = serverAuth"; echo "subjectAltName = $san"
+      else echo "extendedKeyUsage = clientAuth"; fi
+    } > "$ext"
+    ( umask 077
+      openssl req -new -nodes -newkey rsa:2048 -subj "/CN=$cn" \
+          -keyout "$d/$name.key" -out "$d/$name.csr" &&
+      openssl x509 -req -in "$d/$name.csr" -CA "$d/$ca.crt" -CAkey "$d/$ca.key" \
+          -CAcreateserial -days 2 -sha256 -extfile "$ext" -out "$d/$name.crt"
+    ) >>"$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; ald_die "openssl: certificate $name"; }
+}
+
+# pg_tls_setup DATADIR — (pg_start with PG_TLS=1) a CA "ca", a server
+# certificate for 127.0.0.1 and localhost signed by it, a second CA
+# "wrong-ca" that signed nothing the server has; ssl = on; pg_hba: TCP only
+# with TLS (hostnossl rejected), SCRAM passwords, and `cert` for the roles
+# made by pg_cert_role (user name = certificate CN). Sets TLS_DIR, TLS_CA,
+# TLS_WRONG_CA and TLS_OPTS (what a conninfo adds for verify-full).
+pg_tls_setup() {
+    local data=$1
+    tls_ca ca
+    tls_ca wrong-ca
+    tls_cert ca server localhost "DNS:localhost,IP:127.0.0.1"
+    cp "$WORK/tls/server.crt" "$WORK/tls/server.key" "$WORK/tls/ca.crt" "$data/"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$data/server.crt" "$data/server.key" "$data/ca.crt"
+    chmod 600 "$data/server.key"
+    as_pg tee "$data/pg_hba.conf" >/dev/null <<HBA
+# written by scripts/lib.sh (PG_TLS=1): TCP only over TLS
+local     all  all                  scram-sha-256
+hostssl   all  +aldrec_cert  127.0.0.1/32  cert
+hostssl   all  all           127.0.0.1/32  scram-sha-256
+hostnossl all  all           127.0.0.1/32  reject
+HBA
+    PG_EXTRA_OPTS="${PG_EXTRA_OPTS:-} -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c ssl_ca_file=ca.crt"
+    TLS_DIR=$WORK/tls TLS_CA=$WORK/tls/ca.crt TLS_WRONG_CA=$WORK/tls/wrong-ca.crt
+    TLS_OPTS="sslmode=verify-full sslrootcert=$TLS_CA"
+    export TLS_DIR TLS_CA TLS_WRONG_CA TLS_OPTS
+}
+
+# pg_cert_role NAME GROUP — a login role without a password, member of
+# GROUP and of aldrec_cert (pg_hba: `cert`), and a client certificate with
+# CN=NAME ($TLS_DIR/NAME.crt/.key). Sets CERT_DSN: its conninfo.
+pg_cert_role() {
+    psql -q -v ON_ERROR_STOP=1 "$ADMIN_DSN" >/dev/null <<SQL || ald_die "cannot create role $1"
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'aldrec_cert') THEN
+    CREATE ROLE aldrec_cert NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$1') THEN
+    CREATE ROLE $1 LOGIN IN ROLE $2, aldrec_cert;
+  END IF;
+END \$\$;
+SQL
+    tls_cert ca "$1" "$1"
+    export CERT_DSN="host=127.0.0.1 port=$PGPORT dbname=aldrec user=$1 $TLS_OPTS sslcert=$TLS_DIR/$1.crt sslkey=$TLS_DIR/$1.key"
+}
+
+# ---- pgbouncer --------------------------------------------------------------
+# pgbouncer_start [TARGET_PORT] — pgbouncer on a free loopback port in front
+# of the private cluster (or of TARGET_PORT on 127.0.0.1, e.g. a relay),
+# run as the cluster's user, stopped by its PID. Its files are private
+# ($WORK/pgbouncer, mode 700): the auth file holds the roles' SCRAM secrets
+# read from pg_authid (no password in clear), so pgbouncer can log in to
+# PostgreSQL with the client's own SCRAM keys. Two databases:
+#   aldrec         transaction pooling, pool of PGB_POOL_SIZE (default 4)
+#                  server connections: the forwarder, the tools
+#   aldrec_listen  session pooling (dbname=aldrec): the LISTEN session
+# ignore_startup_parameters=options: pgbouncer refuses libpq's "options"
+# (pgconn sets the server's keepalives there); its own tcp_keepalive and
+# tcp_user_timeout settings take that place. With PG_TLS=1 it reaches the
+# cluster over TLS, verify-full against the test's CA. server_login_retry is 1 s
+# (default 15 s) so that tests see PostgreSQL back at once.
+pgbouncer_start() {
+    local target=${1:-$PGPORT} dir=$WORK/pgbouncer try
+    mkdir -p "$dir"; chmod 700 "$dir"
+    psql -XAtq -v ON_ERROR_STOP=1 "$ADMIN_DSN" -c \
+        "SELECT format('\"%s\" \"%s\"', rolname, rolpassword) FROM pg_authid
+          WHERE rolname IN ('aldrec_admin', 'aldrecd', 'engineer') AND rolpassword IS NOT NULL" \
+        > "$dir/userlist.txt" || ald_die "pgbouncer_start: cannot read the SCRAM secrets"
+    local tls=""
+    if [ -n "${PG_TLS:-}" ]; then   # to a TLS cluster: verify-full as well
+        cp "$TLS_CA" "$dir/ca.crt"
+        tls="server_tls_sslmode = verify-full
+server_tls_ca_file = $dir/ca.crt"
+    fi
+    [ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir"
+    for try in 1 2 3; do
+        PGB_PORT=$("$BIN/freeport")
+        as_pg tee "$dir/pgbouncer.ini" >/dev/null <<INI
+[databases]
+aldrec = host=127.0.0.1 port=$target dbname=aldrec pool_mode=transaction pool_size=${PGB_POOL_SIZE:-4}
+aldrec_listen = host=127.0.0.1 port=$target dbname=aldrec pool_mode=session
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $dir/userlist.txt
+admin_users = aldrec_admin
+pool_mode = session
+max_client_conn = ${PGB_MAX_CLIENTS:-200}
+ignore_startup_parameters = options
+server_login_retry = 1
+server_connect_timeout = 5
+tcp_keepalive = 1
+tcp_keepidle = 2
+tcp_keepintvl = 1
+tcp_keepcnt = 3
+tcp_user_timeout = 5000
+$tls
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+INI
+        rm -f "$dir/pgbouncer.pid"
+        if as_pg /usr/sbin/pgbouncer -d -q "$dir/pgbouncer.ini" 2>>"$dir/start.log" &&
+            wait_until 10 pgbouncer test -s "$dir/pgbouncer.pid"; then
+            PGB_PID=$(cat "$dir/pgbouncer.pid")
+            ald_track "$PGB_PID" pgbouncer
+            break
+        fi
+        PGB_PID=""
+        ald_log "pgbouncer did not start on port $PGB_PORT (try $try)"
+    done
+    [ -n "$PGB_PID" ] || { cat "$dir/start.log" "$dir/pgbouncer.log" >&2; ald_die "cannot start pgbouncer"; }
+    export PGB_PORT PGB_PID
+    echo "127.0.0.1:$PGB_PORT:*:aldrec_admin:$ADMIN_PW" >> "$WORK/pgpass"
+    wait_until 10 "pgbouncer on $PGB_PORT" psql -XAtq "host=127.0.0.1 port=$PGB_PORT dbname=pgbouncer user=aldrec_admin passfile=$WORK/pgpass" -c "SHOW VERSION" \
+        || { cat "$dir/pgbouncer.log" >&2; ald_die "pgbouncer does not answer"; }
+    export PGB_REC_DSN="host=127.0.0.1 port=$PGB_PORT dbname=aldrec user=aldrecd passfile=$WORK/pgpass"
+    export PGB_LISTEN_DSN="host=127.0.0.1 port=$PGB_PORT dbname=aldrec_listen user=aldrecd passfile=$WORK/pgpass"
+    export PGB_ADMIN_DSN="host=127.0.0.1 port=$PGB_PORT dbname=pgbouncer user=aldrec_admin passfile=$WORK/pgpass"
+}
+
+# pgb_show WHAT — pgbouncer's console: SHOW WHAT (POOLS, SERVERS, ...), unaligned.
+pgb_show() { psql -XAq -F' ' "$PGB_ADMIN_DSN" -c "SHOW $1"; }
 
 # Applies migrations (as the admin role) and creates the login roles: the
 # recorder's (aldrecd, a member of aldrec_recorder only) and an engineer's

@@ -10,6 +10,8 @@ PKGS=(
     systemd                               # systemd-analyze verify of dist/aldrecd.service
     postgresql postgresql-contrib         # server for demo/tests (pg_stat_statements)
     redis-server                          # L2 metadata cache
+    openssl                               # the TLS tests' private CA (db_tls)
+    pgbouncer                             # connection pooling test (db_pgbouncer)
     socat                                 # serial pty pairs for Modbus RTU tests
     strace                                # the line framing aldrec and aldrecd ask for (acq_rtu_get)
     clang libclang-rt-14-dev              # libFuzzer targets (the fuzzer and sanitizer

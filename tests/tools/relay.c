@@ -1,6 +1,6 @@
 /* relay.c — a TCP relay for tests that can turn into a black hole.
  *
- *   relay --target HOST:PORT [--port N]
+ *   relay --target HOST:PORT [--port N] [--hole-after BYTES]
  *
  * Listens on 127.0.0.1 (port N, or one the kernel picks), prints
  * "relay listening on 127.0.0.1:PORT", and copies bytes both ways between
@@ -15,7 +15,15 @@
  *   SIGUSR2  pass bytes again (whatever waited in the buffers goes on).
  *   SIGTERM  exit.
  * Every change of mode is printed ("mode hole", "mode pass") so a test can
- * wait for it. */
+ * wait for it.
+ *
+ * --hole-after BYTES: every connection turns into a black hole of its own
+ * once BYTES bytes went from the target to the client: nothing moves any
+ * more either way, nothing is closed. With BYTES = 1 against PostgreSQL
+ * the server's 'S' (yes to the SSLRequest) passes and the TLS handshake
+ * that follows never gets an answer. Each such connection is printed
+ * ("held after D bytes down, U up") when it stops, and closed when the
+ * client closes its end. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +32,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +52,8 @@ struct dir {               /* one direction: bytes read from `from`, not yet wri
 struct pair {
     int client, server;    /* -1: none (server: not connected yet) */
     bool connecting;
+    bool held;             /* --hole-after reached: never moves again */
+    size_t up_sent, down_sent;
     struct dir up, down;   /* up: client -> server; down: server -> client */
 };
 
@@ -109,9 +120,11 @@ static void connect_server(struct pair *p)
     }
 }
 
-/* Moves what it can from `from` into d and from d into `to`. Returns -1
- * when the pair is finished (error). */
-static int pump(int from, int to, struct dir *d, short rev_from, short rev_to)
+/* Moves what it can from `from` into d and from d into `to`, at most
+ * `limit` bytes to `to`; *sent counts them. Returns -1 when the pair is
+ * finished (error). */
+static int pump(int from, int to, struct dir *d, short rev_from, short rev_to, size_t limit,
+                size_t *sent)
 {
     if ((rev_from & (POLLIN | POLLHUP | POLLERR)) && !d->eof && d->len < BUF) {
         ssize_t n = read(from, d->buf + d->len, BUF - d->len);
@@ -122,9 +135,10 @@ static int pump(int from, int to, struct dir *d, short rev_from, short rev_to)
         else if (errno != EAGAIN && errno != EINTR)
             return -1;
     }
-    if ((rev_to & POLLOUT) && d->len > 0) {
-        ssize_t n = send(to, d->buf, d->len, MSG_NOSIGNAL);
+    if ((rev_to & POLLOUT) && d->len > 0 && limit > 0) {
+        ssize_t n = send(to, d->buf, d->len < limit ? d->len : limit, MSG_NOSIGNAL);
         if (n > 0) {
+            *sent += (size_t)n;
             memmove(d->buf, d->buf + n, d->len - (size_t)n);
             d->len -= (size_t)n;
         } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -142,16 +156,19 @@ int main(int argc, char **argv)
 {
     const char *tgt = NULL;
     int port = 0;
+    long long hole_after = -1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--target") == 0 && i + 1 < argc)
             tgt = argv[++i];
         else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
             port = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--hole-after") == 0 && i + 1 < argc)
+            hole_after = atoll(argv[++i]);
         else
             tgt = NULL, i = argc;
     }
     if (!tgt || resolve(tgt) < 0) {
-        fprintf(stderr, "usage: relay --target HOST:PORT [--port N]\n");
+        fprintf(stderr, "usage: relay --target HOST:PORT [--port N] [--hole-after BYTES]\n");
         return 2;
     }
     int sp[2];
@@ -211,6 +228,14 @@ int main(int argc, char **argv)
             if (p->client < 0)
                 continue;
             short ce = 0, se = 0;
+            if (p->held) {
+                /* Only to notice the client leaving. */
+                owner[n] = i;
+                pfd[n++] = (struct pollfd){ .fd = p->client, .events = POLLRDHUP };
+                owner[n] = i;
+                pfd[n++] = (struct pollfd){ .fd = -1 };
+                continue;
+            }
             if (p->connecting) {
                 se = POLLOUT;
             } else {
@@ -253,6 +278,11 @@ int main(int argc, char **argv)
             if (p->client < 0)
                 continue;
             short cr = pfd[k].revents, sr = pfd[k + 1].revents;
+            if (p->held) {
+                if (cr & (POLLRDHUP | POLLHUP | POLLERR))
+                    pair_close(p);
+                continue;
+            }
             if (p->connecting) {
                 if (!sr)
                     continue;
@@ -266,10 +296,19 @@ int main(int argc, char **argv)
                 p->connecting = false;
                 continue;
             }
-            if (pump(p->client, p->server, &p->up, cr, sr) < 0 ||
-                pump(p->server, p->client, &p->down, sr, cr) < 0 ||
-                (p->up.shut && p->down.shut))
+            size_t down_limit = hole_after < 0 ? SIZE_MAX
+                                : (size_t)hole_after - p->down_sent;
+            if (pump(p->client, p->server, &p->up, cr, sr, SIZE_MAX, &p->up_sent) < 0 ||
+                pump(p->server, p->client, &p->down, sr, cr, down_limit, &p->down_sent) < 0 ||
+                (p->up.shut && p->down.shut)) {
                 pair_close(p);
+                continue;
+            }
+            if (hole_after >= 0 && p->down_sent >= (size_t)hole_after && p->up_sent > 0) {
+                p->held = true;
+                printf("held after %zu bytes down, %zu up\n", p->down_sent, p->up_sent);
+                fflush(stdout);
+            }
         }
     }
     for (int i = 0; i < MAX_PAIRS; i++)

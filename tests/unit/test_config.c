@@ -37,6 +37,7 @@ static void test_good(void)
     T_EQ_STR(err, "");
     T_EQ_STR(c.conninfo, "host=db dbname=aldrec user=aldrecd passfile=/etc/aldrec/pgpass");
     T_EQ_STR(c.admin_conninfo, c.conninfo);
+    T_EQ_STR(c.listen_conninfo, c.conninfo);
     T_EQ_STR(c.machine, "ald-01");
     T_EQ_STR(c.recorder_id, "ald-01-a ; not a comment: values run to the end of the line");
     T_EQ_INT(c.batch_rows, 250);
@@ -232,15 +233,16 @@ static void test_diff(void)
              "[alerts]\nspool_pct = 70\n");
     T_EQ_INT(parse(&b, text, err, sizeof err), 0);
     T_EQ_INT(b.log_level, LL_DEBUG);
-    T_EQ_INT(config_diff_summary(&a, &b, reload, sizeof reload, restart, sizeof restart), 7);
+    T_EQ_INT(config_diff_summary(&a, &b, reload, sizeof reload, restart, sizeof restart), 8);
     T_EQ_STR(reload, "recorder.flush_interval_ms (1000 -> 200), recorder.log_level (info -> debug),"
                      " alerts.spool_pct (80 -> 70)");
-    /* admin/reader conninfo default to conninfo, so they changed too */
-    T_EQ_STR(restart, "database.conninfo database.admin_conninfo database.reader_conninfo spool.path");
+    /* admin/reader/listen conninfo default to conninfo, so they changed too */
+    T_EQ_STR(restart, "database.conninfo database.admin_conninfo database.reader_conninfo"
+                      " database.listen_conninfo spool.path");
     T_EQ_INT(config_diff_summary(&a, &a, reload, sizeof reload, restart, sizeof restart), 0);
     T_EQ_STR(reload, "");
     T_EQ_STR(restart, "");
-    T_EQ_INT(config_diff(&a, &b, NULL, NULL), 7);
+    T_EQ_INT(config_diff(&a, &b, NULL, NULL), 8);
     /* applying takes the reloadable values only */
     aldrec_config_t run = a;
     config_apply_reloadable(&run, &b);
@@ -249,12 +251,12 @@ static void test_diff(void)
     T_EQ_INT(run.alert_spool_pct, 70);
     T_EQ_STR(run.conninfo, "host=db");
     T_EQ_STR(run.spool_path, "/var/lib/aldrec/spool.db");
-    T_EQ_INT(config_diff_summary(&run, &b, reload, sizeof reload, restart, sizeof restart), 4);
+    T_EQ_INT(config_diff_summary(&run, &b, reload, sizeof reload, restart, sizeof restart), 5);
     T_EQ_STR(reload, "");
     T_EQ_INT(config_keys_set(&b), 7);
     /* truncated, still terminated */
     char small[12];
-    T_EQ_INT(config_diff_summary(&a, &b, small, sizeof small, restart, sizeof restart), 7);
+    T_EQ_INT(config_diff_summary(&a, &b, small, sizeof small, restart, sizeof restart), 8);
     T_EQ_STR(small, "recorder.fl");
 }
 
@@ -300,12 +302,13 @@ static void test_load_missing_file(void)
 
 /* ---- the key table: every row, whatever it is ------------------------- */
 
-/* Every required key set, and admin/reader conninfo set on their own, so
+/* Every required key set, and admin/reader/listen conninfo set on their own, so
  * that changing one key changes that key only. */
 static const char *const base_keys[][2] = {
     { "database.conninfo", "host=db" },
     { "database.admin_conninfo", "host=db user=admin" },
     { "database.reader_conninfo", "host=db user=reader" },
+    { "database.listen_conninfo", "host=db user=listen" },
     { "recorder.machine", "m" },
     { "recorder.id", "r" },
 };
