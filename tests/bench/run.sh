@@ -22,7 +22,7 @@
 #   8. parameter metadata cache: lookup medians (L1 hit, L2 hit, PostgreSQL
 #      miss) and bulk refresh vs one query per component (demo map; 1,000
 #      parameters over 100 components).
-#   8. set points (bench_param.sh): aldrec set/get through aldrecd vs
+#   9. set points (bench_param.sh): aldrec set/get through aldrecd vs
 #      --direct, the Python client, the CLI floor, poll lateness with 20
 #      sets/s vs none.
 # Not run by `make test`: timings belong here, not in pass/fail checks.
