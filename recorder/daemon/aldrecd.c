@@ -132,6 +132,9 @@ static void take_snapshot(void *arg, svc_snapshot_t *s)
         batcher_get_stats(r->batcher, &bs);
     s->process_id = bs.process_id;
     s->process_rows = bs.process_rows;
+    s->idle_rows = bs.idle_rows;
+    s->idle_params = bs.idle_params;
+    s->idle_per_s = bs.idle_per_s;
     s->batch_pending_rows = bs.pending_rows;
     s->flushed_batches = bs.flushed_batches;
     s->flushed_rows = bs.flushed_rows;

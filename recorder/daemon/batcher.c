@@ -14,6 +14,8 @@
 #include "store/pgcopy.h"
 #include "store/records.h"
 
+#define IDLE_SECS 11   /* 10 complete seconds and the current one */
+
 struct batcher {
     spool_t *spool;
     forwarder_t *fwd;
@@ -32,6 +34,10 @@ struct batcher {
     int64_t idle_first_ts, idle_last_ts;
     int64_t idle_deadline_ns;    /* INT64_MAX: nothing pending */
     uint64_t idle_rows;          /* idle samples kept since start */
+    /* idle samples kept per monotonic second, the last IDLE_SECS seconds:
+     * slot s % IDLE_SECS counts second s (idle_sec[] says which) */
+    uint32_t idle_count[IDLE_SECS];
+    int64_t idle_sec[IDLE_SECS];
     /* set-point events and step markers: one row per batch */
     pgcopy_t *rec;
     /* what flushing cost and how it went */
@@ -187,6 +193,13 @@ static void on_idle_sample(batcher_t *b, const sample_t *s)
     }
     b->idle_last_ts = s->ts_us;
     b->idle_rows++;
+    int64_t sec = clock_mono_ns() / 1000000000LL;
+    size_t slot = (size_t)(sec % IDLE_SECS);
+    if (b->idle_sec[slot] != sec) {
+        b->idle_sec[slot] = sec;
+        b->idle_count[slot] = 0;
+    }
+    b->idle_count[slot]++;
     if (pgcopy_rows(b->idle_enc) >= (size_t)b->batch_rows) {
         b->idle_deadline_ns = INT64_MAX;
         flush_enc(b, b->idle_enc, BATCH_IDLE, 0, b->idle_first_ts, b->idle_last_ts);
@@ -345,6 +358,17 @@ void batcher_close_gaps(batcher_t *b)
         wake_forwarder(b);
 }
 
+/* Idle samples kept per second over the last 10 complete seconds. */
+static double idle_rate(const batcher_t *b)
+{
+    int64_t now = clock_mono_ns() / 1000000000LL;
+    uint64_t n = 0;
+    for (size_t i = 0; i < IDLE_SECS; i++)
+        if (b->idle_sec[i] < now && b->idle_sec[i] >= now - (IDLE_SECS - 1))
+            n += b->idle_count[i];
+    return (double)n / (IDLE_SECS - 1);
+}
+
 void batcher_get_stats(const batcher_t *b, batcher_stats_t *out)
 {
     *out = (batcher_stats_t){
@@ -352,6 +376,7 @@ void batcher_get_stats(const batcher_t *b, batcher_stats_t *out)
         .process_rows = b->process_rows,
         .pending_rows = pgcopy_rows(b->enc) + pgcopy_rows(b->idle_enc),
         .idle_rows = b->idle_rows,
+        .idle_per_s = idle_rate(b),
         .idle_params = idle_policy_count(b->idle),
         .flushed_batches = b->flushed_batches,
         .flushed_rows = b->flushed_rows,

@@ -59,6 +59,7 @@ typedef struct batcher_stats {
     uint64_t process_rows;       /* samples of the current (or last) process */
     size_t pending_rows;         /* in the open batches (points and idle) */
     uint64_t idle_rows;          /* idle samples kept since start */
+    double idle_per_s;           /* ... per second over the last 10 complete seconds */
     size_t idle_params;          /* parameters kept while idle */
     uint64_t flushed_batches, flushed_rows;    /* points appended to the spool */
     uint64_t flush_errors;       /* appends the spool refused */
