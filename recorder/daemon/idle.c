@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-idle_rule_t idle_rule(int param_ms, int default_ms, int poll_ms)
+idle_rule_t idle_rule(int param_ms, int default_ms, int poll_ms, bool deadband)
 {
     int ms = param_ms >= 0 ? param_ms : default_ms;
     if (ms <= 0)
@@ -13,15 +13,24 @@ idle_rule_t idle_rule(int param_ms, int default_ms, int poll_ms)
     int64_t slack = poll_ms > 0 ? (int64_t)poll_ms * 500 : 0;
     if (slack > (int64_t)ms * 500)
         slack = (int64_t)ms * 500;
-    return (idle_rule_t){ .interval_us = (int64_t)ms * 1000, .slack_us = slack };
+    uint32_t every = 0;
+    if (!deadband && poll_ms > 0) {
+        /* rounded: an interval of 1000 ms at 300 ms polls keeps every 3rd */
+        every = (uint32_t)((ms + poll_ms / 2) / poll_ms);
+        if (every == 0)
+            every = 1;
+    }
+    return (idle_rule_t){ .interval_us = (int64_t)ms * 1000, .slack_us = slack, .every = every };
 }
 
 bool idle_keep(const idle_rule_t *rule, idle_state_t *st, const sample_t *s)
 {
     if (rule->interval_us <= 0)
         return false;
+    st->seen++;
     if (st->kept && s->quality == st->quality &&
-        s->ts_us - st->at_us < rule->interval_us - rule->slack_us)
+        (rule->every ? st->seen < rule->every
+                     : s->ts_us - st->at_us < rule->interval_us - rule->slack_us))
         return false;
     *st = (idle_state_t){ .kept = true, .quality = s->quality, .at_us = s->ts_us };
     return true;
@@ -65,7 +74,7 @@ idle_policy_t *idle_policy_new(const pmap_t *map, int default_ms, const idle_pol
         const param_meta_t *pm = pmap_at(map, i);
         if (!pm->valid)
             continue;
-        idle_rule_t r = idle_rule(pm->idle_interval_ms, default_ms, pm->poll_ms);
+        idle_rule_t r = idle_rule(pm->idle_interval_ms, default_ms, pm->poll_ms, pm->has_deadband);
         if (r.interval_us <= 0)
             continue;
         struct entry *e = &p->v[p->n++];

@@ -9,11 +9,15 @@
  *     STOP, or after aldrecd starts), or
  *   - its quality differs from the last kept one (a read that starts or
  *     stops failing is always visible), or
- *   - at least interval - slack has passed since the last kept one, slack
- *     being half the parameter's poll interval (at most half the idle
- *     interval): polls land on a grid with a little jitter, so with a poll
- *     every 100 ms and an interval of 1000 ms exactly every 10th poll is
- *     kept, and with both at 1000 ms every poll.
+ *   - for a parameter without a deadband (a sample every poll): it is the
+ *     interval / poll interval'th sample since the last kept one, so that
+ *     with a poll every 100 ms and an interval of 1000 ms exactly every
+ *     10th poll is kept however late a response comes (a response's
+ *     timestamp jitters by tens of ms on a busy machine; a rule on time
+ *     alone then keeps the 9th and the 11th);
+ *   - for a parameter with a deadband (samples only on change): at least
+ *     interval - slack has passed since the last kept one, slack being
+ *     half the poll interval (at most half the idle interval).
  * The deadband (deadband.h) has already been applied by the device thread,
  * so a parameter recorded on change keeps only changes (and its
  * max_interval_ms heartbeat) while idle too, rate-limited as above.
@@ -32,18 +36,20 @@
 typedef struct idle_rule {
     int64_t interval_us;      /* 0: not kept while idle */
     int64_t slack_us;
+    uint32_t every;           /* > 0: keep every this many samples (no deadband) */
 } idle_rule_t;
 
 typedef struct idle_state {
     bool kept;                /* something was kept since the idle time began */
     int16_t quality;
     int64_t at_us;            /* ts of the last kept sample */
+    uint32_t seen;            /* samples since the last kept one */
 } idle_state_t;
 
-/* The rule of a parameter polled every poll_ms whose own idle interval is
- * param_ms (-1: NULL, use default_ms; 0: never) under the machine-wide
- * default_ms (0: off). */
-idle_rule_t idle_rule(int param_ms, int default_ms, int poll_ms);
+/* The rule of a parameter polled every poll_ms (with a deadband or not)
+ * whose own idle interval is param_ms (-1: NULL, use default_ms; 0: never)
+ * under the machine-wide default_ms (0: off). */
+idle_rule_t idle_rule(int param_ms, int default_ms, int poll_ms, bool deadband);
 
 /* True when s is to be kept in idle history under rule; then st is updated
  * to it. */
