@@ -129,6 +129,8 @@ echo "== acquisition: one aldrecd, 4 aldsim devices x 100 parameters (tests/benc
 bash "$(dirname "$0")/bench_acq.sh" | sed 's/^/   /'
 # 6. the read side at 10 M points (its own private cluster)
 bash "$(dirname "$0")/query_bench.sh"
+# 7. idle recording's cost on the controller (its own cluster)
+bash "$(dirname "$0")/idle_bench.sh"
 echo "== parameter metadata cache (demo map; 100 components x 10 parameters)"
 redis_start
 psql -XAtq -v ON_ERROR_STOP=1 "$ADMIN_DSN" >/dev/null <<'SQL'
