@@ -121,6 +121,9 @@ static const struct key keys[] = {
         .desc = "`db maintain` creates this many periods ahead"),
     KEY("database.retention_days", T_INT, retention_days, .def = "0", .lo = 0, .hi = 100000,
         .desc = "`db maintain` drops partitions older than this many days; 0 keeps all"),
+    KEY("database.idle_retention_days", T_INT, idle_retention_days, .def = "30", .lo = 0,
+        .hi = 100000, .desc = "`db maintain` drops idle history (`machine_history`) older than"
+                              " this many days; 0 keeps all; never touches runs"),
 
     /* [recorder] */
     KEY("recorder.machine", T_STRING, machine, .required = true, .desc = "`machines.name`"),
@@ -132,6 +135,10 @@ static const struct key keys[] = {
         .reload = true, .desc = "flush a batch after this many rows ..."),
     KEY("recorder.flush_interval_ms", T_MS, flush_interval_ms, .def = "1000", .lo = 10,
         .hi = 3600000, .reload = true, .desc = "... or this long after its first row"),
+    KEY("recorder.idle_interval_ms", T_MS, idle_interval_ms, .def = "1000", .lo = 0,
+        .hi = 86400000, .reload = true,
+        .desc = "outside a process keep one sample per parameter this often (idle history);"
+                " a parameter's `idle_interval_ms` wins; 0 = off"),
     GONE("recorder.queue_batches", "batches wait in the spool now; see [spool] max_bytes"),
     KEY("recorder.log_level", T_ENUM, log_level, .def = "info", .names = level_names,
         .reload = true, .desc = "the least severe level that is logged"),

@@ -58,12 +58,14 @@ typedef struct aldrec_config {
     enum config_partition partition_interval; /* one partition of process_data_points (default day) */
     int  partitions_ahead;      /* aldrec db maintain creates this many periods ahead (default 7) */
     int  retention_days;        /* ... and drops partitions older than this; 0 = keep (default 0) */
+    int  idle_retention_days;   /* ... and idle history older than this; 0 = keep (default 30) */
     /* [recorder] */
     char machine[64];           /* machines.name (required) */
     char recorder_id[64];       /* ingest_ledger.recorder_id (required) */
     char socket_path[108];      /* control socket (default /run/aldrec/aldrecd.sock) */
     int  batch_rows;            /* flush after this many rows (default 5000) */
     int  flush_interval_ms;     /* ... or this long after the batch's first row (default 1000) */
+    int  idle_interval_ms;      /* outside a process: one sample per parameter this often; 0 = off (default 1000) */
     enum log_level log_level;   /* error|warn|info|debug (default info) */
     char socket_group[64];      /* group of the control socket (mode 0660); "" = the daemon's */
     /* [modbus] */

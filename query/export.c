@@ -86,7 +86,10 @@ static void header(struct writer *w)
 
     if (json) {
         char b[40];
-        fprintf(w->out, "{\"process\":%lld,\"machine\":", (long long)s->process_id);
+        if (s->process_id)
+            fprintf(w->out, "{\"process\":%lld,\"machine\":", (long long)s->process_id);
+        else
+            fputs("{\"process\":null,\"machine\":", w->out);
         qtext_json_str(w->out, s->machine);
         fputs(",\"recipe\":", w->out);
         qtext_json_str(w->out, s->recipe);
@@ -246,7 +249,28 @@ int export_run(PGconn *conn, const qsel_t *s, const export_opts_t *o, FILE *out,
     const char *params[5] = { pid, ids, from, to, every };
 
     header(&w);
-    if (o->every_us > 0) {
+    if (s->machine_window) {
+        /* the machine's rows, runs and idle history alike (0010_idle.sql) */
+        const char *mp[5] = { s->machine, ids, from, to, every };
+        if (o->every_us > 0)
+            rc = qdb_stream(conn, wide
+                ? "SELECT * FROM machine_series_bucketed($1, $2::int[], $5::interval, $3, $4)"
+                  " ORDER BY bucket_start, parameter_id"
+                : "SELECT * FROM machine_series_bucketed($1, $2::int[], $5::interval, $3, $4)"
+                  " ORDER BY parameter_id, bucket_start",
+                5, mp, CHUNK, on_bucket, &w, err, errlen);
+        else
+            rc = qdb_stream(conn, wide
+                ? "SELECT parameter_id, ts, value, quality FROM machine_points"
+                  " WHERE parameter_id = ANY ($2::int[]) AND machine_id = (SELECT id FROM machines"
+                  " WHERE name = $1) AND ts >= $3::timestamptz AND ts < $4::timestamptz"
+                  " ORDER BY ts, parameter_id"
+                : "SELECT parameter_id, ts, value, quality FROM machine_points"
+                  " WHERE parameter_id = ANY ($2::int[]) AND machine_id = (SELECT id FROM machines"
+                  " WHERE name = $1) AND ts >= $3::timestamptz AND ts < $4::timestamptz"
+                  " ORDER BY parameter_id, ts",
+                4, mp, CHUNK, on_sample, &w, err, errlen);
+    } else if (o->every_us > 0) {
         rc = qdb_stream(conn, wide
             ? "SELECT * FROM series_bucketed($1, $2::int[], $5::interval, $3, $4)"
               " ORDER BY bucket_start, parameter_id"

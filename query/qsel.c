@@ -37,7 +37,7 @@ static qsel_status_t load_process(PGconn *conn, qsel_t *s, const char *arg, char
     const char *p[1] = { ids };
     PGresult *res = qdb_query(conn,
         "SELECT m.name, p.recipe, coalesce(p.lot, ''), p.status, " TS_US("p.started_at") ","
-        " coalesce(" TS_US("p.ended_at") ", 0)"
+        " coalesce(" TS_US("p.ended_at") ", 0), p.machine_id"
         " FROM processes p JOIN machines m ON m.id = p.machine_id WHERE p.id = $1",
         1, p, err, errlen, NULL);
     if (!res)
@@ -53,6 +53,7 @@ static qsel_status_t load_process(PGconn *conn, qsel_t *s, const char *arg, char
     snprintf(s->status, sizeof s->status, "%s", PQgetvalue(res, 0, 3));
     s->started_us = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
     s->ended_us = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+    s->machine_id = atoi(PQgetvalue(res, 0, 6));
     PQclear(res);
 
     res = qdb_query(conn,
@@ -98,13 +99,12 @@ static qsel_status_t load_process(PGconn *conn, qsel_t *s, const char *arg, char
 static qsel_status_t load_params(PGconn *conn, qsel_t *s, const char *list, char *err, size_t errlen)
 {
     char mid[24];
-    snprintf(mid, sizeof mid, "%lld", (long long)s->process_id);
+    snprintf(mid, sizeof mid, "%d", s->machine_id);
     const char *p[1] = { mid };
     PGresult *res = qdb_query(conn,
         "SELECT n.parameter_id, n.full_name, n.units, n.min_value, n.max_value,"
         " n.expected_interval_ms"
-        " FROM parameter_names n JOIN processes p ON p.machine_id = n.machine_id"
-        " WHERE p.id = $1 ORDER BY n.full_name",
+        " FROM parameter_names n WHERE n.machine_id = $1::int ORDER BY n.full_name",
         1, p, err, errlen, NULL);
     if (!res)
         return QSEL_FAILED;
@@ -184,14 +184,74 @@ static qsel_status_t parse_time(PGconn *conn, const char *opt, const char *arg, 
     return QSEL_OK;
 }
 
+/* --machine NAME --from T --to T: the machine's window, no process. */
+static qsel_status_t resolve_machine(PGconn *conn, const qsel_args_t *a, qsel_t *s, char *err,
+                                     size_t errlen)
+{
+    if (a->process || a->step || a->before)
+        return bad(err, errlen, "--machine: not with %s (a machine window is not a process's)",
+                   a->process ? "--process" : a->step ? "--step" : "--before");
+    if (!a->from || !a->to)
+        return bad(err, errlen, "--machine %s needs --from and --to", a->machine);
+    if (a->from[0] == '+' || a->to[0] == '+')
+        return bad(err, errlen, "--machine: --from and --to must be times (e.g. "
+                   "2026-11-24T08:00:00Z), not +DURATION");
+    const char *p[1] = { a->machine };
+    PGresult *res = qdb_query(conn, "SELECT id, name FROM machines WHERE name = $1", 1, p, err,
+                              errlen, NULL);
+    if (!res)
+        return QSEL_FAILED;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return bad(err, errlen, "unknown machine \"%s\"", a->machine);
+    }
+    s->machine_id = atoi(PQgetvalue(res, 0, 0));
+    snprintf(s->machine, sizeof s->machine, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    s->machine_window = true;
+    qsel_status_t st = parse_time(conn, "--from", a->from, 0, &s->from_us, err, errlen);
+    if (st == QSEL_OK)
+        st = parse_time(conn, "--to", a->to, 0, &s->to_us, err, errlen);
+    if (st != QSEL_OK)
+        return st;
+    if (s->from_us >= s->to_us)
+        return bad(err, errlen, "--from %s is not before --to %s", a->from, a->to);
+    if ((st = load_params(conn, s, a->params, err, errlen)) != QSEL_OK)
+        return st;
+    s->scan_from_us = s->from_us;
+    s->scan_to_us = s->to_us;
+    return QSEL_OK;
+}
+
 qsel_status_t qsel_resolve(PGconn *conn, const qsel_args_t *a, qsel_t *s, char *err, size_t errlen)
 {
     qsel_status_t st;
     *s = (qsel_t){ .from_us = INT64_MIN, .to_us = INT64_MAX,
                    .scan_from_us = INT64_MIN, .scan_to_us = INT64_MAX };
 
+    if (a->machine) {
+        if ((st = resolve_machine(conn, a, s, err, errlen)) != QSEL_OK)
+            goto fail;
+        return QSEL_OK;
+    }
     if ((st = load_process(conn, s, a->process, err, errlen)) != QSEL_OK)
         goto fail;
+    if (a->before) {
+        int64_t d;
+        if (a->step || a->from) {
+            st = bad(err, errlen, "--before: not with %s", a->step ? "--step" : "--from");
+            goto fail;
+        }
+        if (qtext_duration_us(a->before, &d) < 0 || d <= 0) {
+            st = bad(err, errlen, "--before: expected a duration such as 30m, got \"%s\"", a->before);
+            goto fail;
+        }
+        /* from the time before the start to the end (or, while it runs, now) */
+        s->machine_window = true;
+        s->from_us = s->started_us - d;
+        if (s->ended_us && !a->to)
+            s->to_us = s->ended_us + 1;
+    }
     if (a->step) {
         long long no;
         if (qtext_int(a->step, 0, INT32_MAX, &no) < 0) {

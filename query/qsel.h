@@ -33,10 +33,21 @@ typedef struct qsel_args {
     const char *from, *to;   /* absolute time, or +DURATION from the
                                 process start (from the step start with
                                 --step) */
+    const char *machine;     /* --machine NAME instead of --process: a
+                                window of the machine's history, runs or
+                                not; needs absolute --from and --to */
+    const char *before;      /* --before DURATION with --process: the window
+                                starts that long before the process start,
+                                and holds the machine's idle history too */
 } qsel_args_t;
 
 typedef struct qsel {
-    int64_t process_id;
+    int64_t process_id;            /* 0 with --machine */
+    int machine_id;
+    /* true with --machine or --before: the rows are the machine's
+     * (machine_points: runs and idle history, 0010_idle.sql), not only
+     * the process' */
+    bool machine_window;
     char machine[64], recipe[128], lot[128], status[16];
     int64_t started_us, ended_us;  /* ended_us = 0 while running */
     qstep_t *steps;                /* every step of the process, in time order */

@@ -40,7 +40,8 @@ static const char load_sql[] =
     "       cp.is_writable, cp.poll_interval_ms,"
     "       mc.transport, mc.serial_port, mc.baud, mc.parity, mc.data_bits, mc.stop_bits,"
     "       mc.max_registers, mc.max_bits, mc.max_gap, mc.response_timeout_ms, mc.no_bridge,"
-    "       cp.deadband, cp.max_interval_ms, coalesce(mm.version, 0), cp.stale_after_ms"
+    "       cp.deadband, cp.max_interval_ms, coalesce(mm.version, 0), cp.stale_after_ms,"
+    "       cp.idle_interval_ms"
     "  FROM machines m"
     "  LEFT JOIN machine_metadata mm ON mm.machine_id = m.id"
     "  LEFT JOIN (machine_components mc"
@@ -297,6 +298,7 @@ pmap_t *pmap_from_result(const PGresult *res, const char *machine, int64_t loade
             p->deadband = strtod(PQgetvalue(res, r, 30), NULL);
         p->max_interval_ms = atoi(PQgetvalue(res, r, 31));
         p->stale_after_ms = atoi(PQgetvalue(res, r, 33));
+        p->idle_interval_ms = PQgetisnull(res, r, 34) ? -1 : atoi(PQgetvalue(res, r, 34));
         validate(p, PQgetvalue(res, r, 10), PQgetvalue(res, r, 11), PQgetvalue(res, r, 8));
     }
     if (build_index(m) < 0) {
@@ -488,6 +490,7 @@ uint8_t *pmap_encode(const pmap_t *m, size_t *len)
         put_f64(&w, p->deadband);
         put_i32(&w, p->max_interval_ms);
         put_i32(&w, p->stale_after_ms);
+        put_i32(&w, p->idle_interval_ms);
         put_str(&w, p->why);
     }
     if (w.oom) {
@@ -619,6 +622,9 @@ static void get_param(rbuf_t *r, param_meta_t *p)
     p->stale_after_ms = get_i32(r);
     if (!r->bad && p->stale_after_ms < 0)
         r->bad = "negative stale_after_ms";
+    p->idle_interval_ms = get_i32(r);
+    if (!r->bad && p->idle_interval_ms < -1)
+        r->bad = "idle_interval_ms below -1";
     get_str(r, p->why, sizeof p->why);
     if (r->bad || !(flags & F_VALID)) {
         p->valid = false;

@@ -43,7 +43,8 @@
  *     u8 flags (1 has_min, 2 has_max, 4 has_set, 8 writable, 16 has_deadband,
  *               32 valid; other bits rejected),
  *     i32 poll_ms, f64 deadband, i32 max_interval_ms,
- *     i32 stale_after_ms (>= 0; format 2), str why
+ *     i32 stale_after_ms (>= 0; format 2),
+ *     i32 idle_interval_ms (>= -1; format 3), str why
  *   str = u16 length + that many bytes, no NUL, shorter than the field it
  *   fills; "qualified" is rebuilt from component and name.
  *
@@ -99,13 +100,15 @@ typedef struct param_meta {
     bool has_deadband;
     int max_interval_ms;         /* with a deadband: store at least this often; 0 = never forced */
     int stale_after_ms;          /* registers unchanged this long: quality stale; 0 = never */
+    int idle_interval_ms;        /* outside a process: keep one sample per this many ms;
+                                  * -1 (NULL) = [recorder] idle_interval_ms, 0 = never */
     bool valid;                  /* false: skip this parameter, see why */
     char why[160];
 } param_meta_t;
 
 typedef struct pmap pmap_t;
 
-#define PMAP_BLOB_FORMAT 2
+#define PMAP_BLOB_FORMAT 3
 #define PMAP_BLOB_HEADER 48
 #define PMAP_MAX_PARAMS 100000
 

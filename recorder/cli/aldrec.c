@@ -55,9 +55,10 @@ static const struct command commands[] = {
       .args = "[--recipe R] [--since T] [--machine M] [--limit N] [--format table|csv|json]",
       .help = "recent processes" },
     { .name = "export", .fn = cmd_export,
-      .args = "--process ID [--param A,B] [--step N] [--from T] [--to T] [--every DUR]"
+      .args = "--process ID [--before DUR] | --machine M --from T --to T; [--param A,B]"
+              " [--step N] [--from T] [--to T] [--every DUR]"
               " [--format csv|json] [--layout wide|long] [-o FILE]",
-      .help = "a run's samples (bucketed with --every)" },
+      .help = "a run's or a machine window's samples (bucketed with --every)" },
     { .name = "summary", .fn = cmd_summary,
       .args = "--process ID [--param A,B] [--step N] [--format table|json]",
       .help = "per-parameter, per-step statistics" },

@@ -9,7 +9,10 @@
  * transaction (each statement here commits on its own), so that a long
  * backlog is not one huge transaction and a period that fails does not undo
  * the others; then aldrec_maintain() does the periods ahead, whatever
- * arrived meanwhile, and the retention. */
+ * arrived meanwhile, and the retention. Last, aldrec_idle_maintain()
+ * (0010_idle.sql) does the same for the idle history (machine_history, by
+ * UTC day) with its own retention, [database] idle_retention_days: it
+ * never touches a run's rows. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +23,9 @@
 #define ACTION_COLUMNS \
     "action, partition, coalesce(lower_bound::text, 'MINVALUE'), coalesce(upper_bound::text, 'MAXVALUE'), rows"
 
-/* Prints the rows of an aldrec_maintain*() result, counting what it did. */
-static void print_actions(const aldrec_config_t *cfg, PGresult *r, int *created, int *dropped)
+/* Prints the rows of an aldrec_maintain*() result, counting what it did;
+ * days is the retention that dropped what was dropped. */
+static void print_actions(int days, PGresult *r, int *created, int *dropped)
 {
     for (int i = 0; i < PQntuples(r); i++) {
         const char *action = PQgetvalue(r, i, 0), *name = PQgetvalue(r, i, 1);
@@ -35,7 +39,7 @@ static void print_actions(const aldrec_config_t *cfg, PGresult *r, int *created,
         } else if (strcmp(action, "dropped") == 0) {
             (*dropped)++;
             printf("dropped %s [%s, %s): %s rows older than %d days\n", name, lo, hi, rows,
-                   cfg->retention_days);
+                   days);
         } else {
             printf("warning: the default partition holds %s rows (%s .. %s): no partition "
                    "covers their time\n", rows, lo, hi);
@@ -74,7 +78,7 @@ int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv)
             status = 1;
             continue;
         }
-        print_actions(cfg, r, &created, &dropped);
+        print_actions(cfg->retention_days, r, &created, &dropped);
         PQclear(r);
     }
     PQclear(periods);
@@ -90,7 +94,7 @@ int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv)
         PQfinish(conn);
         return 1;
     }
-    print_actions(cfg, r, &created, &dropped);
+    print_actions(cfg->retention_days, r, &created, &dropped);
     PQclear(r);
     r = qdb_query(conn, "SELECT count(*), coalesce(max(upper_bound)::text, '-') FROM data_partitions",
                   0, NULL, err, sizeof err, NULL);
@@ -106,6 +110,25 @@ int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "aldrec: db maintain: %s\n", err);
         status = 1;
     }
+
+    /* the idle history: its day partitions and its own retention */
+    int icreated = 0, idropped = 0;
+    snprintf(retention, sizeof retention, "%d days", cfg->idle_retention_days);
+    const char *ip[2] = { ahead, cfg->idle_retention_days ? retention : NULL };
+    r = qdb_query(conn, "SELECT " ACTION_COLUMNS " FROM aldrec_idle_maintain($1::int, $2::interval)",
+                  2, ip, err, sizeof err, NULL);
+    if (!r) {
+        fprintf(stderr, "aldrec: db maintain: idle history: %s\n", err);
+        PQfinish(conn);
+        return 1;
+    }
+    print_actions(cfg->idle_retention_days, r, &icreated, &idropped);
+    PQclear(r);
+    printf("idle history: %d created, %d dropped; retention: ", icreated, idropped);
+    if (cfg->idle_retention_days)
+        printf("%d days\n", cfg->idle_retention_days);
+    else
+        printf("keep everything\n");
     PQfinish(conn);
     return status;
 }

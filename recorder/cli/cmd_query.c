@@ -22,6 +22,7 @@
 enum {
     O_PROCESS = 1 << 0, O_PARAM = 1 << 1, O_STEP = 1 << 2, O_FROM = 1 << 3, O_TO = 1 << 4,
     O_EVERY = 1 << 5, O_FORMAT = 1 << 6, O_LAYOUT = 1 << 7, O_OUTPUT = 1 << 8, O_WIDTH = 1 << 9,
+    O_MACHINE = 1 << 10, O_BEFORE = 1 << 11,
 };
 
 struct qopts {
@@ -44,11 +45,13 @@ static int parse_opts(const char *cmd, unsigned allowed, int argc, char **argv, 
         { "to", required_argument, NULL, 't' },      { "every", required_argument, NULL, 'e' },
         { "format", required_argument, NULL, 'F' },  { "layout", required_argument, NULL, 'l' },
         { "output", required_argument, NULL, 'o' },  { "width", required_argument, NULL, 'w' },
+        { "machine", required_argument, NULL, 'm' }, { "before", required_argument, NULL, 'b' },
         { NULL, 0, NULL, 0 },
     };
     static const struct { int c; unsigned bit; } bits[] = {
         { 'p', O_PROCESS }, { 'P', O_PARAM }, { 's', O_STEP }, { 'f', O_FROM }, { 't', O_TO },
         { 'e', O_EVERY }, { 'F', O_FORMAT }, { 'l', O_LAYOUT }, { 'o', O_OUTPUT }, { 'w', O_WIDTH },
+        { 'm', O_MACHINE }, { 'b', O_BEFORE },
     };
     int opt, idx;
     *q = (struct qopts){ 0 };
@@ -73,6 +76,8 @@ static int parse_opts(const char *cmd, unsigned allowed, int argc, char **argv, 
         case 'l': slot = &q->layout; break;
         case 'o': slot = &q->output; break;
         case 'w': slot = &q->width; break;
+        case 'm': slot = &q->sel.machine; break;
+        case 'b': slot = &q->sel.before; break;
         default: break;
         }
         if (slot && *slot)
@@ -82,8 +87,9 @@ static int parse_opts(const char *cmd, unsigned allowed, int argc, char **argv, 
     }
     if (optind != argc)
         return cli_usage_error("%s: unexpected argument \"%s\"", cmd, argv[optind]);
-    if ((allowed & O_PROCESS) && !q->sel.process)
-        return cli_usage_error("%s: --process ID is required", cmd);
+    if ((allowed & O_PROCESS) && !q->sel.process && !q->sel.machine)
+        return cli_usage_error("%s: --process ID%s is required", cmd,
+                               allowed & O_MACHINE ? " or --machine NAME" : "");
     return 0;
 }
 
@@ -141,7 +147,8 @@ int cmd_export(const aldrec_config_t *cfg, int argc, char **argv)
     export_opts_t o = { .format = EXPORT_CSV, .layout = EXPORT_WIDE };
     char err[512] = "";
     int rc = parse_opts("export", O_PROCESS | O_PARAM | O_STEP | O_FROM | O_TO | O_EVERY |
-                                  O_FORMAT | O_LAYOUT | O_OUTPUT, argc, argv, &q);
+                                  O_FORMAT | O_LAYOUT | O_OUTPUT | O_MACHINE | O_BEFORE,
+                        argc, argv, &q);
     if (rc)
         return rc;
     if (q.format && strcmp(q.format, "csv") && strcmp(q.format, "json"))

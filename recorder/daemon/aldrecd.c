@@ -132,6 +132,9 @@ static void take_snapshot(void *arg, svc_snapshot_t *s)
         batcher_get_stats(r->batcher, &bs);
     s->process_id = bs.process_id;
     s->process_rows = bs.process_rows;
+    s->idle_rows = bs.idle_rows;
+    s->idle_params = bs.idle_params;
+    s->idle_per_s = bs.idle_per_s;
     s->batch_pending_rows = bs.pending_rows;
     s->flushed_batches = bs.flushed_batches;
     s->flushed_rows = bs.flushed_rows;
@@ -416,6 +419,10 @@ static int start_recording(struct recorder *r, int64_t pid)
         log_msg(LL_ERROR, "start-up failed: out of memory");
         return -1;
     }
+    if (batcher_set_idle(r->batcher, r->map, r->cfg.idle_interval_ms) < 0) {
+        log_msg(LL_ERROR, "start-up failed: out of memory");
+        return -1;
+    }
     batcher_set_process(r->batcher, pid);
     poller_stats_t ps;
     poller_get_stats(r->poller, &ps);
@@ -473,6 +480,9 @@ static void apply_map_change(struct recorder *r)
     bool first = pmap_count(r->map) == 0;
     pmap_free(r->map);
     r->map = m;
+    if (batcher_set_idle(r->batcher, r->map, r->cfg.idle_interval_ms) < 0)
+        log_msg(LL_ERROR, "cannot apply the idle policy of map version %lld: out of memory;"
+                " the previous one stays", (long long)pmap_version(m));
     if (first) {
         poller_stats_t ps;
         poller_get_stats(r->poller, &ps);
@@ -502,6 +512,8 @@ static void reload(struct recorder *r)
     config_apply_reloadable(&r->cfg, &nc);
     log_set_level(r->cfg.log_level);
     batcher_set_limits(r->batcher, r->cfg.batch_rows, r->cfg.flush_interval_ms);
+    if (batcher_set_idle(r->batcher, r->map, r->cfg.idle_interval_ms) < 0)
+        log_msg(LL_ERROR, "reload: cannot apply [recorder] idle_interval_ms: out of memory");
     pcache_set_ttl(r->cache, r->cfg.cache_ttl_s, r->cfg.cache_refresh_s);
     ops_set_config(r->ops, &r->cfg);
     /* Poll intervals and everything else in PostgreSQL: a bulk refresh now

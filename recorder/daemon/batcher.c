@@ -9,9 +9,12 @@
 #include "acq/poller.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "daemon/idle.h"
 #include "store/batch.h"
 #include "store/pgcopy.h"
 #include "store/records.h"
+
+#define IDLE_SECS 11   /* 10 complete seconds and the current one */
 
 struct batcher {
     spool_t *spool;
@@ -24,6 +27,17 @@ struct batcher {
     pgcopy_t *enc;
     int64_t first_ts, last_ts;
     int64_t flush_deadline_ns;   /* INT64_MAX: nothing pending */
+    /* idle history: samples kept by the idle policy while no process is
+     * being recorded, in a batch of their own (record kind IDLE) */
+    idle_policy_t *idle;
+    pgcopy_t *idle_enc;
+    int64_t idle_first_ts, idle_last_ts;
+    int64_t idle_deadline_ns;    /* INT64_MAX: nothing pending */
+    uint64_t idle_rows;          /* idle samples kept since start */
+    /* idle samples kept per monotonic second, the last IDLE_SECS seconds:
+     * slot s % IDLE_SECS counts second s (idle_sec[] says which) */
+    uint32_t idle_count[IDLE_SECS];
+    int64_t idle_sec[IDLE_SECS];
     /* set-point events and step markers: one row per batch */
     pgcopy_t *rec;
     /* what flushing cost and how it went */
@@ -47,9 +61,11 @@ batcher_t *batcher_new(const batcher_opts_t *opts)
     b->flush_interval_ms = opts->flush_interval_ms;
     b->policy = opts->policy;
     b->flush_deadline_ns = INT64_MAX;
+    b->idle_deadline_ns = INT64_MAX;
     b->enc = pgcopy_new();
+    b->idle_enc = pgcopy_new();
     b->rec = pgcopy_new();
-    if (!b->enc || !b->rec)
+    if (!b->enc || !b->idle_enc || !b->rec)
         goto fail;
     return b;
 fail:
@@ -63,7 +79,9 @@ void batcher_free(batcher_t *b)
     if (!b)
         return;
     pgcopy_free(b->enc);
+    pgcopy_free(b->idle_enc);
     pgcopy_free(b->rec);
+    idle_policy_free(b->idle);
     free(b);
 }
 
@@ -98,25 +116,27 @@ static void note_drops(batcher_t *b, const spool_append_result_t *res)
     }
 }
 
-void batcher_flush(batcher_t *b)
+/* Flushes the open batch of enc (kind POINTS of process_id, or IDLE) into
+ * the spool. */
+static void flush_enc(batcher_t *b, pgcopy_t *enc, enum batch_kind kind, int64_t process_id,
+                      int64_t first_ts, int64_t last_ts)
 {
-    size_t rows = pgcopy_rows(b->enc);
+    size_t rows = pgcopy_rows(enc);
     if (rows == 0)
         return;
-    b->flush_deadline_ns = INT64_MAX;
     size_t len;
-    uint8_t *data = pgcopy_take(b->enc, &len);
+    uint8_t *data = pgcopy_take(enc, &len);
     if (!data) {
         log_msg(LL_ERROR, "out of memory encoding a batch of %zu rows; rows lost", rows);
-        pgcopy_reset(b->enc);
+        pgcopy_reset(enc);
         return;
     }
     batch_t batch = {
-        .kind = BATCH_POINTS,
-        .process_id = b->process_id,
+        .kind = kind,
+        .process_id = process_id,
         .rows = (uint32_t)rows,
-        .first_ts_us = b->first_ts,
-        .last_ts_us = b->last_ts,
+        .first_ts_us = first_ts,
+        .last_ts_us = last_ts,
         .data = data,
         .len = len,
     };
@@ -146,11 +166,53 @@ void batcher_flush(batcher_t *b)
         wake_forwarder(b);
 }
 
+void batcher_flush(batcher_t *b)
+{
+    if (pgcopy_rows(b->enc)) {
+        b->flush_deadline_ns = INT64_MAX;
+        flush_enc(b, b->enc, BATCH_POINTS, b->process_id, b->first_ts, b->last_ts);
+    }
+    if (pgcopy_rows(b->idle_enc)) {
+        b->idle_deadline_ns = INT64_MAX;
+        flush_enc(b, b->idle_enc, BATCH_IDLE, 0, b->idle_first_ts, b->idle_last_ts);
+    }
+}
+
+/* A sample outside a process: into the idle batch if the policy keeps it. */
+static void on_idle_sample(batcher_t *b, const sample_t *s)
+{
+    if (!idle_policy_keep(b->idle, s))
+        return;
+    if (pgcopy_rows(b->idle_enc) == 0) {
+        b->idle_first_ts = s->ts_us;
+        b->idle_deadline_ns = clock_mono_ns() + (int64_t)b->flush_interval_ms * 1000000LL;
+    }
+    if (pgcopy_add_idle(b->idle_enc, s) < 0) {
+        log_msg(LL_ERROR, "out of memory adding an idle sample of parameter %d", s->parameter_id);
+        return;
+    }
+    b->idle_last_ts = s->ts_us;
+    b->idle_rows++;
+    int64_t sec = clock_mono_ns() / 1000000000LL;
+    size_t slot = (size_t)(sec % IDLE_SECS);
+    if (b->idle_sec[slot] != sec) {
+        b->idle_sec[slot] = sec;
+        b->idle_count[slot] = 0;
+    }
+    b->idle_count[slot]++;
+    if (pgcopy_rows(b->idle_enc) >= (size_t)b->batch_rows) {
+        b->idle_deadline_ns = INT64_MAX;
+        flush_enc(b, b->idle_enc, BATCH_IDLE, 0, b->idle_first_ts, b->idle_last_ts);
+    }
+}
+
 void batcher_on_sample(void *arg, const sample_t *s)
 {
     batcher_t *b = arg;
-    if (b->process_id == 0)
+    if (b->process_id == 0) {
+        on_idle_sample(b, s);
         return;
+    }
     if (pgcopy_rows(b->enc) == 0) {
         b->first_ts = s->ts_us;
         b->flush_deadline_ns = clock_mono_ns() + (int64_t)b->flush_interval_ms * 1000000LL;
@@ -167,12 +229,13 @@ void batcher_on_sample(void *arg, const sample_t *s)
 
 int64_t batcher_deadline(const batcher_t *b)
 {
-    return b->flush_deadline_ns;
+    return b->flush_deadline_ns < b->idle_deadline_ns ? b->flush_deadline_ns
+                                                      : b->idle_deadline_ns;
 }
 
 void batcher_flush_due(batcher_t *b, int64_t now_ns)
 {
-    if (now_ns >= b->flush_deadline_ns)
+    if (now_ns >= b->flush_deadline_ns || now_ns >= b->idle_deadline_ns)
         batcher_flush(b);
 }
 
@@ -184,10 +247,26 @@ void batcher_set_limits(batcher_t *b, int batch_rows, int flush_interval_ms)
         if (d < b->flush_deadline_ns)
             b->flush_deadline_ns = d;
     }
+    if (flush_interval_ms != b->flush_interval_ms && pgcopy_rows(b->idle_enc) > 0) {
+        int64_t d = clock_mono_ns() + (int64_t)flush_interval_ms * 1000000LL;
+        if (d < b->idle_deadline_ns)
+            b->idle_deadline_ns = d;
+    }
     b->batch_rows = batch_rows;
     b->flush_interval_ms = flush_interval_ms;
-    if (pgcopy_rows(b->enc) >= (size_t)b->batch_rows)
+    if (pgcopy_rows(b->enc) >= (size_t)b->batch_rows ||
+        pgcopy_rows(b->idle_enc) >= (size_t)b->batch_rows)
         batcher_flush(b);
+}
+
+int batcher_set_idle(batcher_t *b, const pmap_t *map, int default_ms)
+{
+    idle_policy_t *p = idle_policy_new(map, default_ms, b->idle);
+    if (!p)
+        return -1;
+    idle_policy_free(b->idle);
+    b->idle = p;
+    return 0;
 }
 
 int64_t batcher_process(const batcher_t *b)
@@ -201,8 +280,11 @@ void batcher_set_process(batcher_t *b, int64_t process_id)
         return;
     batcher_flush(b);
     b->process_id = process_id;
-    if (process_id)
+    if (process_id) {
         b->process_rows = 0;
+        /* the idle time after this run begins afresh: its first sample is kept */
+        idle_policy_reset(b->idle);
+    }
 }
 
 /* Appends the one row waiting in b->rec as a batch of its own; a step
@@ -276,12 +358,26 @@ void batcher_close_gaps(batcher_t *b)
         wake_forwarder(b);
 }
 
+/* Idle samples kept per second over the last 10 complete seconds. */
+static double idle_rate(const batcher_t *b)
+{
+    int64_t now = clock_mono_ns() / 1000000000LL;
+    uint64_t n = 0;
+    for (size_t i = 0; i < IDLE_SECS; i++)
+        if (b->idle_sec[i] < now && b->idle_sec[i] >= now - (IDLE_SECS - 1))
+            n += b->idle_count[i];
+    return (double)n / (IDLE_SECS - 1);
+}
+
 void batcher_get_stats(const batcher_t *b, batcher_stats_t *out)
 {
     *out = (batcher_stats_t){
         .process_id = b->process_id,
         .process_rows = b->process_rows,
-        .pending_rows = pgcopy_rows(b->enc),
+        .pending_rows = pgcopy_rows(b->enc) + pgcopy_rows(b->idle_enc),
+        .idle_rows = b->idle_rows,
+        .idle_per_s = idle_rate(b),
+        .idle_params = idle_policy_count(b->idle),
         .flushed_batches = b->flushed_batches,
         .flushed_rows = b->flushed_rows,
         .flush_errors = b->flush_errors,

@@ -4,7 +4,13 @@
  * The main loop passes every sample the device threads queued to
  * batcher_on_sample() (poller_drain()'s callback). While a process is
  * being recorded the sample becomes a binary COPY row of the open batch
- * (pgcopy.h); while none is, it is discarded. The open batch is flushed
+ * (pgcopy.h); while none is, the idle policy (idle.h) decides whether it is
+ * kept in the machine's idle history, a second open batch (record kind
+ * IDLE) with the same flush rules. Which of the two a sample goes to is
+ * decided by the process at the moment it is drained: START and STOP drain
+ * the poller first (ctlsrv.c), so the samples of cycles completed before
+ * START are idle history, those after it the run's, until STOP; a sample
+ * is in exactly one of them. The open batches are flushed
  * into the spool (durable when the flush returns, spool.h) when
  *   - it holds batch_rows rows: at once, from batcher_on_sample();
  *   - flush_interval_ms have passed since its first row: the loop polls
@@ -32,6 +38,7 @@
 #include "common/clock.h"
 #include "acq/sample.h"
 #include "common/hist.h"
+#include "acq/pmap.h"
 #include "store/ctlrec.h"
 #include "store/forwarder.h"
 #include "store/spool.h"
@@ -50,7 +57,10 @@ typedef struct batcher_opts {
 typedef struct batcher_stats {
     int64_t process_id;          /* 0: not recording */
     uint64_t process_rows;       /* samples of the current (or last) process */
-    size_t pending_rows;         /* in the open batch */
+    size_t pending_rows;         /* in the open batches (points and idle) */
+    uint64_t idle_rows;          /* idle samples kept since start */
+    double idle_per_s;           /* ... per second over the last 10 complete seconds */
+    size_t idle_params;          /* parameters kept while idle */
     uint64_t flushed_batches, flushed_rows;    /* points appended to the spool */
     uint64_t flush_errors;       /* appends the spool refused */
     bool spool_write_failing;    /* the last append failed */
@@ -83,6 +93,12 @@ void batcher_flush_due(batcher_t *b, int64_t now_ns);
 /* New limits after a reload: a shorter flush interval brings the open
  * batch's deadline forward, a batch_rows it already reaches flushes it. */
 void batcher_set_limits(batcher_t *b, int batch_rows, int flush_interval_ms);
+
+/* The idle policy from map (borrowed, not kept) under [recorder]
+ * idle_interval_ms default_ms; parameters of the previous policy keep their
+ * state. Without a call nothing is kept while idle. Returns 0, or -1 with
+ * errno ENOMEM (the previous policy stays). */
+int batcher_set_idle(batcher_t *b, const pmap_t *map, int default_ms);
 
 /* The process being recorded, 0 for none. */
 int64_t batcher_process(const batcher_t *b);

@@ -792,6 +792,13 @@ void svc_render_metrics(const svc_snapshot_t *s, const svc_health_report_t *h,
           (double)s->process_id);
     gauge(m, "aldrec_process_rows", "Rows recorded for the current process.",
           (double)s->process_rows);
+    counter(m, "aldrec_idle_points_total",
+            "Samples kept in the idle history (outside a process) since start.",
+            (double)s->idle_rows);
+    gauge(m, "aldrec_idle_points_per_second",
+          "Idle-history samples kept per second over the last 10 s.", s->idle_per_s);
+    gauge(m, "aldrec_idle_parameters", "Parameters the idle policy keeps outside a process.",
+          (double)s->idle_params);
     gauge(m, "aldrec_parameters", "Parameters being polled.", (double)s->poll.params);
     gauge(m, "aldrec_parameters_skipped", "Parameters skipped (unusable definition).",
           (double)s->poll.params_skipped);
@@ -884,6 +891,7 @@ size_t svc_render_status(const svc_snapshot_t *s, const svc_health_report_t *h,
                  "uptime_s:           %.1f\n"
                  "process:            %s\n"
                  "process_rows:       %llu\n"
+                 "idle:               %zu params, %llu rows, %.1f points/s (last 10 s)\n"
                  "parameters:         %zu polled, %zu skipped\n"
                  "devices:            %zu (%zu connected)\n"
                  "requests_per_cycle: %zu\n"
@@ -906,7 +914,8 @@ size_t svc_render_status(const svc_snapshot_t *s, const svc_health_report_t *h,
                  "last_error:         %s\n"
                  "%s%s",
                  s->machine, s->recorder_id, s->pid, s->uptime_s, proc,
-                 (unsigned long long)s->process_rows, ps->params, ps->params_skipped,
+                 (unsigned long long)s->process_rows, s->idle_params,
+                 (unsigned long long)s->idle_rows, s->idle_per_s, ps->params, ps->params_skipped,
                  ps->devices, ps->devices_up, ps->requests_per_cycle,
                  (unsigned long long)ps->cycles, (unsigned long long)ps->overruns,
                  (unsigned long long)ps->requests, (unsigned long long)ps->request_errors,

@@ -68,6 +68,9 @@ typedef struct svc_snapshot {
     double uptime_s;
     int64_t process_id;            /* 0: not recording */
     uint64_t process_rows;
+    uint64_t idle_rows;            /* idle history kept since start (batcher) */
+    size_t idle_params;            /* parameters kept while idle */
+    double idle_per_s;             /* idle samples kept per s, last 10 s */
     size_t batch_pending_rows;
     uint64_t flushed_batches, flushed_rows;     /* appended to the spool */
     uint64_t flush_errors;
@@ -190,6 +193,10 @@ void svc_render_metrics(const svc_snapshot_t *s, const svc_health_report_t *h,
  *   process             N, the process being recorded, or "none"
  *   process_rows        N: samples recorded for the current process (after
  *                       STOP: for the last one, until the next START)
+ *   idle                "N params, N rows, F points/s (last 10 s)": the
+ *                       machine's idle history (samples kept outside a
+ *                       process, idle.h): parameters the idle policy keeps,
+ *                       samples kept since start, and their rate (1 decimal)
  *   parameters          "N polled, N skipped": in the map, unusable ones skipped
  *   devices             "N (N connected)"
  *   requests_per_cycle  N: Modbus requests per poll cycle, over all devices

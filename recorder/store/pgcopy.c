@@ -123,6 +123,32 @@ int pgcopy_add(pgcopy_t *p, int64_t process_id, const sample_t *s)
     return 0;
 }
 
+int pgcopy_add_idle(pgcopy_t *p, const sample_t *s)
+{
+    if (reserve(p, 40) < 0)
+        return -1;
+    uint8_t *o = p->buf + p->len;
+    uint64_t bits;
+
+    o = put16(o, 4);
+    o = put32(o, 4);
+    o = put32(o, (uint32_t)s->parameter_id);
+    o = put32(o, 8);
+    o = put64(o, (uint64_t)pgcopy_pg_time(s->ts_us));
+    if (s->has_value) {
+        memcpy(&bits, &s->value, sizeof bits);
+        o = put32(o, 8);
+        o = put64(o, bits);
+    } else {
+        o = put32(o, 0xffffffffu);   /* -1: NULL */
+    }
+    o = put32(o, 2);
+    o = put16(o, (uint16_t)s->quality);
+    p->len = (size_t)(o - p->buf);
+    p->rows++;
+    return 0;
+}
+
 int pgcopy_row(pgcopy_t *p, int nfields)
 {
     if (reserve(p, 2) < 0)
@@ -290,13 +316,15 @@ long pgcopy_points_scan(const uint8_t *data, size_t len,
         return -1;
     const uint8_t *p = data + off, *end = p + blen;
     while (p < end) {
-        /* Each row: int16 5, then (int32 length, bytes) per field; only
-         * value may be NULL (length -1). */
-        if (end - p < 2 || p[0] != 0 || p[1] != 5)
+        /* Each row: int16 5 (points) or 4 (idle: no process_id), then
+         * (int32 length, bytes) per field; only value may be NULL (length
+         * -1). */
+        if (end - p < 2 || p[0] != 0 || (p[1] != 5 && p[1] != 4))
             goto bad;
+        int skip = p[1] == 5 ? 0 : 1;   /* idle rows start at parameter_id */
         p += 2;
         int32_t param = 0;
-        for (int f = 0; f < 5; f++) {
+        for (int f = skip; f < 5; f++) {
             if (end - p < 4)
                 goto bad;
             int32_t flen = (int32_t)get32(p);

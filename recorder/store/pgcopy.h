@@ -31,6 +31,11 @@ void pgcopy_reset(pgcopy_t *p);
 /* Appends one row. Returns 0, or -1 with errno ENOMEM. */
 int pgcopy_add(pgcopy_t *p, int64_t process_id, const sample_t *s);
 
+/* Appends one machine_history row (record kind BATCH_IDLE: parameter_id,
+ * ts, value, quality; 40 bytes, 32 when value is NULL). Returns 0, or -1
+ * with errno ENOMEM. Do not mix with pgcopy_add() rows in one stream. */
+int pgcopy_add_idle(pgcopy_t *p, const sample_t *s);
+
 /* Generic rows (set-point events, step markers, gap records, ...): start
  * a row of nfields fields with pgcopy_row(), then put exactly nfields
  * values in the table's column order. Timestamps are Unix-epoch µs and are
@@ -66,7 +71,8 @@ int pgcopy_body(const uint8_t *data, size_t len, size_t *body_off, size_t *body_
 #define PGCOPY_HEADER_LEN 19
 #define PGCOPY_TRAILER_LEN 2
 
-/* Walks the rows of a process_data_points stream (pgcopy_add() output),
+/* Walks the rows of a process_data_points stream (pgcopy_add() output)
+ * or of a machine_history stream (pgcopy_add_idle() output),
  * calling fn with each row's parameter id. Returns the number of rows, or
  * -1 with errno EINVAL when the data is not such a stream. */
 long pgcopy_points_scan(const uint8_t *data, size_t len,

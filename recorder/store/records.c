@@ -25,6 +25,11 @@ static const record_kind_t kinds[BATCH_KIND_MAX + 1] = {
         .columns = "process_id, first_ts, last_ts, points, batches, parameter_ids, reason",
         .ncolumns = 7, .encoder = "gap_payload (store/spool.c)",
     },
+    [BATCH_IDLE] = {
+        .kind = BATCH_IDLE, .name = "idle", .table = "machine_history",
+        .columns = "parameter_id, ts, value, quality", .ncolumns = 4,
+        .encoder = "pgcopy_add_idle (store/pgcopy.h)",
+    },
 };
 
 const record_kind_t *records_kind(int kind)
@@ -57,4 +62,9 @@ int records_ncolumns(enum batch_kind kind)
 {
     const record_kind_t *k = records_kind(kind);
     return k ? k->ncolumns : 0;
+}
+
+bool records_samples(int kind)
+{
+    return kind == BATCH_POINTS || kind == BATCH_IDLE;
 }

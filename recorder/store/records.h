@@ -17,9 +17,10 @@ enum batch_kind {
     BATCH_EVENTS = 2,   /* setpoint_events (migration 0005) */
     BATCH_STEPS = 3,    /* process_steps (migration 0006) */
     BATCH_GAPS = 4,     /* data_gaps (migration 0004) */
+    BATCH_IDLE = 5,     /* machine_history: samples outside a process (0010) */
 };
 #define BATCH_KIND_MIN BATCH_POINTS
-#define BATCH_KIND_MAX BATCH_GAPS
+#define BATCH_KIND_MAX BATCH_IDLE
 
 typedef struct record_kind {
     enum batch_kind kind;
@@ -36,7 +37,7 @@ const record_kind_t *records_kind(int kind);
 /* True when kind is a record kind. */
 bool records_known(int kind);
 
-/* The name of kind ("points", "events", "steps", "gaps"), or "?". */
+/* The name of kind ("points", "events", "steps", "gaps", "idle"), or "?". */
 const char *records_name(int kind);
 
 /* The kind named name, or 0 when there is none. */
@@ -44,5 +45,10 @@ int records_by_name(const char *name);
 
 /* The fields in each row of kind (a known kind). */
 int records_ncolumns(enum batch_kind kind);
+
+/* True for the kinds that carry samples (points of a run, idle history):
+ * they count against the spool's cap, may be dropped when it is full, and
+ * leave a gap record (data_gaps) when they are lost. */
+bool records_samples(int kind);
 
 #endif

@@ -285,10 +285,11 @@ int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err,
     char detail[160];
     snprintf(detail, sizeof detail, "max_bytes %lld reached, policy %s",
              (long long)sp->max_bytes, spool_policy_name(sp->policy));
-    /* Only POINTS batches count against the cap: the others are one small
-     * row each (a gap record, a set-point event, a step marker) whose
-     * caller was told, or will be told, that it is recorded. */
-    bool fits = b->kind != BATCH_POINTS ||
+    /* Only batches of samples (POINTS, IDLE) count against the cap: the
+     * others are one small row each (a gap record, a set-point event, a
+     * step marker) whose caller was told, or will be told, that it is
+     * recorded. */
+    bool fits = !records_samples((int)b->kind) ||
                 (int64_t)(sp->bytes + sp->q_bytes + b->len) <= sp->max_bytes;
     int64_t seq = 0;
 
@@ -326,7 +327,7 @@ int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err,
             res->dropped_batches++;
             res->dropped_points += b->rows;
         }
-    } else if (sp->gaps_open > 0 && b->kind == BATCH_POINTS) {
+    } else if (sp->gaps_open > 0 && records_samples((int)b->kind)) {
         /* It fitted without dropping anything: the hole has an end. */
         if (sp_close_gaps(sp, -1, 0, &res->gaps_closed, err, errlen) < 0)
             goto fail_rollback;
@@ -354,7 +355,7 @@ int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err,
         b->seq = seq;
         sp->appended_batches++;
         sp->appended_rows += b->rows;
-        if (b->kind == BATCH_POINTS)
+        if (records_samples((int)b->kind))
             sp->last_len = b->len;
     }
     pthread_mutex_unlock(&sp->lock);
@@ -366,7 +367,7 @@ fail:
     /* Lost points become a gap record; an event or step marker that could
      * not be written is reported to whoever sent it, not counted here. */
     *res = (spool_append_result_t){ 0 };
-    if (b->kind == BATCH_POINTS) {
+    if (records_samples((int)b->kind)) {
         *res = (spool_append_result_t){ .dropped_batches = 1, .dropped_points = b->rows };
         if (!sp->readonly)
             sp_note_lost(sp, b, err);

@@ -556,7 +556,7 @@ long spool_quarantine_drop(spool_t *sp, int64_t seq, char *err, size_t errlen)
             .first = sqlite3_column_int64(s, 4),
             .last = sqlite3_column_int64(s, 5),
         };
-        if (q->kind == BATCH_POINTS)
+        if (records_samples(q->kind))
             sp_idset_add_points(&q->params, sqlite3_column_blob(s, 6),
                              (size_t)sqlite3_column_bytes(s, 6));
         idset_normalise(&q->params);
@@ -574,7 +574,7 @@ long spool_quarantine_drop(spool_t *sp, int64_t seq, char *err, size_t errlen)
         rc = sp_db_fail(sp, "reading the quarantine", err, errlen);
     for (size_t i = 0; rc == 0 && i < nv; i++) {
         struct qd *q = &v[i];
-        if (q->kind != BATCH_POINTS)
+        if (!records_samples(q->kind))
             continue;
         size_t len;
         int64_t gseq;

@@ -55,8 +55,10 @@ static const char steps_sql[] =
     "  process_id INTEGER NOT NULL, step_no INTEGER NOT NULL,"
     "  PRIMARY KEY (process_id, step_no)) WITHOUT ROWID;";
 
-/* "kind = 1" below is BATCH_POINTS (records.h). */
+/* "kind = 1" below is BATCH_POINTS (records.h); "kind IN (1, 5)" the
+ * batches of samples (records_samples(): POINTS and IDLE). */
 _Static_assert(BATCH_POINTS == 1, "the spool's statements select POINTS batches as kind = 1");
+_Static_assert(BATCH_IDLE == 5, "the spool's statements select IDLE batches as kind = 5");
 
 static const char *const st_sql[ST_COUNT] = {
     [ST_INSERT] = "INSERT INTO batches (kind, process_id, rows, first_ts, last_ts,"
@@ -66,13 +68,13 @@ static const char *const st_sql[ST_COUNT] = {
                  " FROM batches ORDER BY seq LIMIT ?",
     [ST_DROP] = "DELETE FROM batches WHERE seq = ?"
                 " RETURNING process_id, rows, first_ts, last_ts, data",
-    [ST_VICTIMS] = "SELECT seq, length(data) FROM batches WHERE kind = 1 AND sent = 0"
+    [ST_VICTIMS] = "SELECT seq, length(data) FROM batches WHERE kind IN (1, 5) AND sent = 0"
                    " AND seq > ? ORDER BY seq",
     /* sent: 0 never handed to PostgreSQL; 1 claimed by the forwarder now;
      * 2 in doubt (a send died after COMMIT went out). ?4 < 0: any state. */
     [ST_MARK_SENT] = "UPDATE batches SET sent = ?3 WHERE seq BETWEEN ?1 AND ?2"
                      " AND (?4 < 0 OR sent = ?4)",
-    [ST_BETWEEN] = "SELECT 1 FROM batches WHERE process_id = ? AND kind = 1"
+    [ST_BETWEEN] = "SELECT 1 FROM batches WHERE process_id = ? AND kind IN (1, 5)"
                    " AND seq > ? AND seq < ? LIMIT 1",
     [ST_MAX_SEQ] = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'batches'), 0)",
     [ST_TO_QUARANTINE] = "INSERT INTO quarantine SELECT seq, kind, process_id, rows,"

@@ -9,7 +9,12 @@
 # each against the same command reading an unindexed, unpartitioned copy
 # of the same rows (schema "flat", reached through the reader's
 # search_path: same SQL, same plans apart from the indexes); and
-#   3. the plot of the 10-hour run (1.44 M samples).
+#   3. the plot of the 10-hour run (1.44 M samples);
+#   4. 1 and 2 again with a week of idle history at 1 Hz of every parameter
+#      of the machine beside the runs (machine_history, 0010_idle.sql),
+#      against the times of 1 and 2 measured just before (same run, same
+#      cluster), the idle history's size on disk per day, and an export of
+#      an hour of it (aldrec export --machine).
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 [ -n "${BENCH_KEEP:-}" ] || trap ald_cleanup EXIT   # BENCH_KEEP=1: leave the cluster up to look at it
@@ -140,6 +145,45 @@ si=$(time_cmd "$ROUNDS" $A summary --process "$RUN" --step 3 --format json)
 su=$(time_cmd "$ROUNDS" $F summary --process "$RUN" --step 3 --format json)
 ratio "step summary (aldrec summary, end to end)" "$si" "$su"
 ratio "step summary (its query alone)" "$(sql_s public "$STEP_SQL")" "$(sql_s flat,public "$STEP_SQL")"
+echo "== the same run queries with a week of idle history at 1 Hz beside them"
+eq0=$(sql_s public "$EXPORT_SQL"); sq0=$(sql_s public "$STEP_SQL")
+t0=$(now_s)
+psql -XAtq -v ON_ERROR_STOP=1 "$ADMIN_DSN" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+-- one row per past day first, so that aldrec_idle_maintain() makes the
+-- day partitions and the week goes straight into them
+INSERT INTO machine_history
+SELECT n.parameter_id, now() - k * interval '1 day', 0, 0
+FROM parameter_names n, generate_series(1, 7) k WHERE n.machine = 'ald-demo' LIMIT 7;
+SELECT count(*) FROM aldrec_idle_maintain(1);
+TRUNCATE machine_history;
+INSERT INTO machine_history
+SELECT n.parameter_id, date_trunc('second', now()) - interval '7 days' + g * interval '1 s',
+       n.parameter_id * 10 + sin(g / 600.0), 0
+FROM generate_series(0, 7 * 86400 - 1) g, parameter_names n
+WHERE n.machine = 'ald-demo'
+ORDER BY g, n.parameter_id;
+VACUUM ANALYZE machine_history;
+SQL
+t1=$(now_s)
+read -r HROWS HBYTES HPARAMS <<<"$(psql -XAtq -F' ' "$ADMIN_DSN" -c "SELECT count(*), (SELECT sum(pg_total_relation_size(partition)) FROM history_partitions) + pg_total_relation_size('machine_history_default'), count(DISTINCT parameter_id) FROM machine_history")"
+awk -v a="$t0" -v b="$t1" -v n="$HROWS" -v by="$HBYTES" -v np="$HPARAMS" 'BEGIN {
+    printf "   %d idle rows (%d parameters x 7 days x 86,400 s), generated in %.0f s\n", n, np, b - a
+    printf "   FIGURE idle history on disk (PostgreSQL, table + indexes): %.1f MB per day for %d parameters at 1 Hz (%.1f bytes per row)\n", by / 7 / 1e6, np, by / n }'
+ratio2() {   # label with without
+    awk -v l="$1" -v w="$2" -v o="$3" 'BEGIN {printf "   RATIO %s: with idle history / without = %.1f / %.1f ms = %.2f\n", l, w * 1000, o * 1000, w / o}'
+}
+ei2=$(time_cmd "$ROUNDS" $A export --process "$RUN" --param "$PARAM")
+ratio2 "export (aldrec export, end to end)" "$ei2" "$ei"
+ratio2 "export (its query alone)" "$(sql_s public "$EXPORT_SQL")" "$eq0"
+si2=$(time_cmd "$ROUNDS" $A summary --process "$RUN" --step 3 --format json)
+ratio2 "step summary (aldrec summary, end to end)" "$si2" "$si"
+ratio2 "step summary (its query alone)" "$(sql_s public "$STEP_SQL")" "$sq0"
+H_FROM=$(psql -XAtq "$ADMIN_DSN" -c "SELECT to_char((now() - interval '3 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
+H_TO=$(psql -XAtq "$ADMIN_DSN" -c "SELECT to_char((now() - interval '3 days' + interval '1 hour') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
+hm=$(time_cmd "$ROUNDS" $A export --machine ald-demo --param "$PARAM" --from "$H_FROM" --to "$H_TO")
+awk -v a="$hm" 'BEGIN {printf "   export --machine of one parameter, one idle hour (3,600 rows): %.0f ms\n", a * 1000}'
+
 echo "== plot of a 10-hour run at 10 Hz, median of $ROUNDS"
 p1=$(time_cmd "$ROUNDS" $A plot --process "$LONG" --param "$PARAM" -o "$WORK/long1.svg")
 p4=$(time_cmd "$ROUNDS" $A plot --process "$LONG" --param "$PARAMS4" -o "$WORK/long4.svg")

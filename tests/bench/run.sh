@@ -25,6 +25,8 @@
 #   9. set points (bench_param.sh): aldrec set/get through aldrecd vs
 #      --direct, the Python client, the CLI floor, poll lateness with 20
 #      sets/s vs none.
+#  10. idle recording (idle_bench.sh): run queries with a week of idle
+#      history beside them vs without; idle CPU and disk per day.
 # Not run by `make test`: timings belong here, not in pass/fail checks.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -138,6 +140,8 @@ bash "$(dirname "$0")/query_bench.sh"
 bash "$(dirname "$0")/bench_param.sh"
 echo "== web pages: aldrec web in headless Chromium (tests/bench/web_bench.sh)"
 bash "$(dirname "$0")/web_bench.sh"
+# 10. idle recording's cost on the controller (its own cluster)
+bash "$(dirname "$0")/idle_bench.sh"
 echo "== parameter metadata cache (demo map; 100 components x 10 parameters)"
 redis_start
 psql -XAtq -v ON_ERROR_STOP=1 "$ADMIN_DSN" >/dev/null <<'SQL'

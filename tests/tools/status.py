@@ -35,6 +35,8 @@ FORMS = {
     "uptime_s": dec("s"),
     "process": r"(?P<id>\d+|none)",
     "process_rows": num("rows"),
+    "idle": num("params") + " params, " + num("rows") + " rows, " + dec("per_s")
+    + r" points/s \(last 10 s\)",
     "parameters": num("polled") + " polled, " + num("skipped") + " skipped",
     "devices": num("devices") + r" \(" + num("connected") + r" connected\)",
     "requests_per_cycle": num("requests"),

@@ -553,8 +553,8 @@ static void test_table_diff(void)
         t_report(config_diff(&run, &c, NULL, NULL) == (k.reloadable ? 0 : 1), __FILE__,
                  __LINE__, msg);
     }
-    /* flush settings, log level, cache TTLs, [health], [alerts] */
-    T_EQ_INT(reloadable, 3 + 2 + 4 + 7);
+    /* flush settings, idle_interval_ms, log level, cache TTLs, [health], [alerts] */
+    T_EQ_INT(reloadable, 3 + 1 + 2 + 4 + 7);
 }
 
 /* The reference: a Markdown table, every key on one row, once. */

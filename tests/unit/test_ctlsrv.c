@@ -98,6 +98,7 @@ static void fake_snapshot(void *arg, svc_snapshot_t *s)
     *s = (svc_snapshot_t){
         .machine = "m1", .recorder_id = "r1", .spool_path = "/var/lib/aldrec/spool.db",
         .pid = 4242, .ready = true, .uptime_s = 12.34, .process_id = 0, .process_rows = 99,
+        .idle_rows = 1800, .idle_params = 30, .idle_per_s = 30.5,
         .batch_pending_rows = 7, .append_last_ms = 1.234, .append_max_ms = 5.678,
         .poll = { .params = 32, .params_skipped = 1, .devices = 1, .devices_up = 1,
                   .requests_per_cycle = 4, .cycles = 100, .overruns = 2, .requests = 400,
@@ -129,7 +130,7 @@ static void fake_snapshot(void *arg, svc_snapshot_t *s)
 
 /* The contract's keys, in order (service.h, svc_render_status). */
 static const char *const status_keys[] = {
-    "machine", "recorder_id", "pid", "uptime_s", "process", "process_rows", "parameters",
+    "machine", "recorder_id", "pid", "uptime_s", "process", "process_rows", "idle", "parameters",
     "devices", "requests_per_cycle", "poll_cycles", "requests", "samples", "cycle_ms",
     "late_ms", "device 10.0.0.1:502 unit 1", "batch_rows", "spool_append_ms",
     "database_link", "queue", "drain_rate", "stored", "duplicates_skipped", "quarantined",
@@ -147,6 +148,7 @@ static const char status_want[] =
         "uptime_s:           12.3\n"
         "process:            none\n"
         "process_rows:       99\n"
+        "idle:               30 params, 1800 rows, 30.5 points/s (last 10 s)\n"
         "parameters:         32 polled, 1 skipped\n"
         "devices:            1 (1 connected)\n"
         "requests_per_cycle: 4\n"
@@ -219,6 +221,8 @@ static void test_status(void)
     out = request("METRICS");
     T_CHECK(starts_with(out, "OK\n# HELP aldrec_ready "));
     T_CHECK(strstr(out, "\naldrec_process_rows 99\n") != NULL);
+    T_CHECK(strstr(out, "\naldrec_idle_points_total 1800\n") != NULL);
+    T_CHECK(strstr(out, "\naldrec_idle_points_per_second 30.5\n") != NULL);
     T_CHECK(strstr(out, "\naldrec_batch_pending_rows 7\n") != NULL);
     T_CHECK(strstr(out, "\naldrec_queue_rows 40\n") != NULL);
 }

@@ -38,6 +38,8 @@ static pmap_t *sample_map(void)
     ps[1].deadband = 0.5;
     ps[1].max_interval_ms = 10000;
     ps[1].stale_after_ms = 2500;
+    ps[1].idle_interval_ms = 5000;
+    ps[2].idle_interval_ms = -1;
     ps[2].has_min = ps[2].has_max = false;
     ps[2].has_set = true;
     ps[2].set_value = 1;
@@ -126,7 +128,7 @@ static void test_round_trip(void)
         T_EQ_STR(pmap_machine(d), "ald-x");
         const param_meta_t *p = pmap_find(d, "heater1.temperature");
         T_CHECK(p && p->has_deadband && p->deadband == 0.5 && p->max_interval_ms == 10000 &&
-                p->stale_after_ms == 2500);
+                p->stale_after_ms == 2500 && p->idle_interval_ms == 5000);
         T_CHECK(p && p->type == DT_I16 && p->order == WO_CDAB && p->scale == 0.1 &&
                 p->offset == -5 && p->max == 400 && p->valid);
         p = pmap_find(d, "bad.thing");
@@ -288,7 +290,7 @@ static void test_crafted(void)
     T_CHECK(decode_crafted(b, len, "unknown format"));
 
     memcpy(b, good, len);
-    le_store(b + 8, PMAP_BLOB_FORMAT - 1, 2);   /* format 1: no stale_after_ms */
+    le_store(b + 8, PMAP_BLOB_FORMAT - 1, 2);   /* format 2: no idle_interval_ms */
     T_CHECK(decode_crafted(b, len, "unknown format"));
 
     memcpy(b, good, len);

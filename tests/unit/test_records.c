@@ -39,9 +39,10 @@ static void test_table(void)
     T_EQ_INT(BATCH_EVENTS, 2);
     T_EQ_INT(BATCH_STEPS, 3);
     T_EQ_INT(BATCH_GAPS, 4);
-    static const char *const names[] = { NULL, "points", "events", "steps", "gaps" };
+    T_EQ_INT(BATCH_IDLE, 5);
+    static const char *const names[] = { NULL, "points", "events", "steps", "gaps", "idle" };
     static const char *const tables[] = { NULL, "process_data_points", "setpoint_events",
-                                          "process_steps", "data_gaps" };
+                                          "process_steps", "data_gaps", "machine_history" };
     for (int k = BATCH_KIND_MIN; k <= BATCH_KIND_MAX; k++) {
         const record_kind_t *r = records_kind(k);
         T_CHECK(r != NULL && (int)r->kind == k);
@@ -57,7 +58,7 @@ static void test_table(void)
         T_EQ_STR(pgsink_copy_sql((enum batch_kind)k), want);
         T_CHECK(records_known(k));
     }
-    T_CHECK(records_kind(0) == NULL && records_kind(5) == NULL && records_kind(-1) == NULL);
+    T_CHECK(records_kind(0) == NULL && records_kind(6) == NULL && records_kind(-1) == NULL);
     T_CHECK(!records_known(0) && !records_known(BATCH_KIND_MAX + 1));
     T_EQ_STR(records_name(9), "?");
     T_EQ_INT(records_by_name("rows"), 0);
