@@ -265,6 +265,16 @@ static void log_drain(forwarder_t *f, bool draining, uint64_t queued_rows)
 
 enum outcome { OUT_AGAIN, OUT_LINK_FAILED, OUT_EXIT };
 
+/* PostgreSQL answered: the backoff starts over, and a failure being
+ * complained about ends (ss: the spool as it was before this turn). */
+static void link_recovered(forwarder_t *f, const spool_stats_t *ss)
+{
+    backoff_reset(&f->backoff);
+    log_release(&f->db_down, LL_INFO, "PostgreSQL reachable again; %llu batches"
+                " (%llu rows) waiting in the spool", (unsigned long long)ss->batches,
+                (unsigned long long)ss->rows);
+}
+
 /* One turn of the loop: connect if needed, claim, write, settle. */
 static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
 {
@@ -293,11 +303,12 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
         link_to(f, LINK_CONNECTING);
         if (pgsink_connect(f->sink, err, errlen) < 0)
             return OUT_LINK_FAILED;
-        backoff_reset(&f->backoff);
         link_to(f, LINK_UP);
-        log_release(&f->db_down, LL_INFO, "PostgreSQL reachable again; %llu batches"
-                    " (%llu rows) waiting in the spool", (unsigned long long)ss.batches,
-                    (unsigned long long)ss.rows);
+        /* Through a pooler (pgbouncer) a connection proves nothing about
+         * PostgreSQL behind it: with batches waiting, only a stored one
+         * ends the failure and its backoff. */
+        if (ss.batches == 0)
+            link_recovered(f, &ss);
     }
 
     batch_t *b = NULL;
@@ -330,6 +341,7 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
     int64_t t0 = clock_mono_us();
     pgsink_result_t r = pgsink_write(f->sink, b, n, err, errlen);
     if (r == PGSINK_STORED) {
+        link_recovered(f, &ss);
         int64_t us = clock_mono_us() - t0;
         pthread_mutex_lock(&f->lock);
         hist_add(&f->st.write_us, us > 0 ? (uint64_t)us : 0);
