@@ -311,8 +311,10 @@ static void test_kinds(const char *dsn)
                                                  " started_at)") != NULL);
     T_CHECK(strstr(pgsink_copy_sql(BATCH_GAPS), "data_gaps (process_id, first_ts, last_ts,"
                                                 " points, batches, parameter_ids, reason)") != NULL);
+    T_CHECK(strstr(pgsink_copy_sql(BATCH_IDLE), "machine_history (parameter_id, ts, value,"
+                                                " quality)") != NULL);
     T_CHECK(pgsink_copy_sql((enum batch_kind)0) == NULL);
-    T_CHECK(pgsink_copy_sql((enum batch_kind)5) == NULL);
+    T_CHECK(pgsink_copy_sql((enum batch_kind)(BATCH_KIND_MAX + 1)) == NULL);
 
     pgcopy_t *p = pgcopy_new();
     int64_t t = 1763800000000000LL;   /* 2025-11-22 08:26:40 UTC */
