@@ -276,6 +276,15 @@ screenshots: setup
 bench: setup
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/bench/run.sh
+ifeq ($(FLEET),1)
+	@BUILD=$(BUILD) tests/bench/fleet.sh
+endif
+
+# N tools into one PostgreSQL (tests/bench/fleet.sh); also make bench FLEET=1.
+.PHONY: bench-fleet
+bench-fleet: setup
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/bench/fleet.sh
 
 # scripts/lib.sh adds --log-file (one log per aldrecd under the test's
 # work directory) and fails the test script when a log shows an error,

@@ -5,7 +5,10 @@
  * (COPY FROM text, COPY OUT binary) that the psql \copy reference loads and
  * that our file must equal byte for byte.
  *
- *   bench_copy DSN ROWS BATCH_ROWS OUT.bin PROCESS_ID   -> prints "rows_per_s N"
+ *   bench_copy DSN ROWS BATCH_ROWS OUT.bin PROCESS_ID [RECORDER_ID]
+ *                                                       -> prints "rows_per_s N"
+ *       (RECORDER_ID, default "bench": a writer of its own in the ledger, as
+ *       each aldrecd of a fleet is; tests/bench/fleet.sh runs several)
  *   bench_copy --file-only ROWS OUT.bin PROCESS_ID      -> writes OUT.bin only
  *   bench_copy --text-only ROWS OUT.txt PROCESS_ID      -> the rows as text COPY
  *       (columns process_id, parameter_id, ts, value, quality; no pgcopy) */
@@ -73,14 +76,14 @@ int main(int argc, char **argv)
         return write_file(atol(argv[2]), argv[3], atoll(argv[4]));
     if (argc == 5 && strcmp(argv[1], "--text-only") == 0)
         return write_text(atol(argv[2]), argv[3], atoll(argv[4]));
-    if (argc != 6) {
-        fprintf(stderr, "usage: bench_copy DSN ROWS BATCH_ROWS OUT.bin PROCESS_ID\n");
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "usage: bench_copy DSN ROWS BATCH_ROWS OUT.bin PROCESS_ID [RECORDER_ID]\n");
         return 2;
     }
     const char *dsn = argv[1];
     long rows = atol(argv[2]), batch = atol(argv[3]);
     long long proc = atoll(argv[5]);
-    pgsink_t *sink = pgsink_new(dsn, "bench", 60000);
+    pgsink_t *sink = pgsink_new(dsn, argc > 6 ? argv[6] : "bench", 60000);
     pgcopy_t *p = pgcopy_new();
     char err[256];
     int64_t seq = 0;
