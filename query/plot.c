@@ -167,8 +167,11 @@ static void svg_head(const struct plot *pl, int height, FILE *f)
                " data-t0-us=\"%lld\" data-t1-us=\"%lld\">\n",
             pl->width, height, pl->width, height, (long long)s->process_id,
             (long long)pl->t0, (long long)pl->t1);
-    fprintf(f, "<title>aldrec process %lld: ", (long long)s->process_id);
-    qtext_xml_str(f, s->recipe);
+    if (s->process_id)
+        fprintf(f, "<title>aldrec process %lld: ", (long long)s->process_id);
+    else
+        fputs("<title>aldrec machine ", f);   /* --machine: a window, no process */
+    qtext_xml_str(f, s->process_id ? s->recipe : s->machine);
     fputs("</title>\n<style>\n"
           " text { fill: #374151; }\n"
           " .sub { fill: #6b7280; }\n"
@@ -181,9 +184,12 @@ static void svg_head(const struct plot *pl, int height, FILE *f)
           " .gap.nodata { fill: #6b7280; fill-opacity: 0.16; }\n"
           "</style>\n", f);
     fprintf(f, "<rect width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", pl->width, height);
-    fprintf(f, "<text x=\"%d\" y=\"26\" font-size=\"17\" font-weight=\"600\">Process %lld \xc2\xb7 ",
-            MARGIN_L, (long long)s->process_id);
-    qtext_xml_str(f, s->recipe);
+    if (s->process_id)
+        fprintf(f, "<text x=\"%d\" y=\"26\" font-size=\"17\" font-weight=\"600\">Process %lld \xc2\xb7 ",
+                MARGIN_L, (long long)s->process_id);
+    else
+        fprintf(f, "<text x=\"%d\" y=\"26\" font-size=\"17\" font-weight=\"600\">Machine ", MARGIN_L);
+    qtext_xml_str(f, s->process_id ? s->recipe : s->machine);
     if (s->lot[0]) {
         fputs(" \xc2\xb7 lot ", f);
         qtext_xml_str(f, s->lot);
@@ -405,11 +411,18 @@ int plot_run(PGconn *conn, const qsel_t *s, const plot_opts_t *o, FILE *out,
     snprintf(pid, sizeof pid, "%lld", (long long)s->process_id);
     utc_format(pl.t0, UTC_ISO_US, from, sizeof from);
     utc_format(pl.t1, UTC_ISO_US, to, sizeof to);
-    const char *params[4] = { pid, qsel_ids_text(s, ids, sizeof ids), from, to };
-    if (qdb_stream(conn,
-            "SELECT parameter_id, ts, value, quality FROM process_data_points"
-            " WHERE process_id = $1 AND parameter_id = ANY ($2::int[])"
-            " AND ts >= $3::timestamptz AND ts < $4::timestamptz ORDER BY parameter_id, ts",
+    const char *params[4] = { s->machine_window ? s->machine : pid,
+                              qsel_ids_text(s, ids, sizeof ids), from, to };
+    /* --machine and --before: the machine's rows, runs and idle history
+     * alike (machine_points, 0010_idle.sql), as export reads them. */
+    if (qdb_stream(conn, s->machine_window
+            ? "SELECT parameter_id, ts, value, quality FROM machine_points"
+              " WHERE machine_id = (SELECT id FROM machines WHERE name = $1)"
+              " AND parameter_id = ANY ($2::int[])"
+              " AND ts >= $3::timestamptz AND ts < $4::timestamptz ORDER BY parameter_id, ts"
+            : "SELECT parameter_id, ts, value, quality FROM process_data_points"
+              " WHERE process_id = $1 AND parameter_id = ANY ($2::int[])"
+              " AND ts >= $3::timestamptz AND ts < $4::timestamptz ORDER BY parameter_id, ts",
             4, params, CHUNK, on_row, &pl, err, errlen) < 0)
         goto out;
     for (size_t k = 0; k < s->nparams; k++)

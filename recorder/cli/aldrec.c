@@ -63,8 +63,9 @@ static const struct command commands[] = {
       .args = "--process ID [--param A,B] [--step N] [--format table|json]",
       .help = "per-parameter, per-step statistics" },
     { .name = "plot", .fn = cmd_plot,
-      .args = "--process ID --param A,B [--step N] [--from T] [--to T] [--width PX] -o FILE.svg",
-      .help = "an SVG chart of a run" },
+      .args = "--process ID [--before DUR] | --machine M --from T --to T; --param A,B"
+              " [--step N] [--from T] [--to T] [--width PX] -o FILE.svg",
+      .help = "an SVG chart of a run, or of a machine's history" },
     { .name = "web", .fn = cmd_web,
       .args = "", .help = "serve the run, compare and runs pages ([web] listen)" },
 };

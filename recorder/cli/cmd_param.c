@@ -67,34 +67,14 @@ static pcache_t *open_cache(const aldrec_config_t *cfg, bool verbose)
     return c;
 }
 
-/* Prints why name is not a parameter of the map, with what there is. */
+/* Prints why name is not a parameter of the map, with what there is (the
+ * same words aldrecd answers with: setpoint_explain_unknown). */
 static void explain_unknown(pcache_t *c, const char *name, const char *cmd)
 {
     pmap_t *m = pcache_map(c);
-    char comp[64], list[512] = "";
-    size_t clen = strcspn(name, ".");
-    snprintf(comp, sizeof comp, "%.*s", (int)(clen < sizeof comp ? clen : sizeof comp - 1), name);
-    bool comp_known = false;
-    for (size_t i = 0; m && i < pmap_count(m); i++)
-        comp_known |= strcmp(pmap_at(m, i)->component, comp) == 0;
-    for (size_t i = 0; m && i < pmap_count(m); i++) {
-        const param_meta_t *p = pmap_at(m, i);
-        const char *item = comp_known ? p->name : p->component;
-        if (comp_known && strcmp(p->component, comp) != 0)
-            continue;
-        if (!comp_known && i > 0 && strcmp(pmap_at(m, i - 1)->component, p->component) == 0)
-            continue;
-        size_t used = strlen(list);
-        snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", item);
-    }
-    if (!name[clen])
-        fprintf(stderr, "aldrec: %s: \"%s\" is not COMPONENT.PARAM\n", cmd, name);
-    else if (comp_known)
-        fprintf(stderr, "aldrec: %s: unknown parameter \"%s\" (%s has: %s)\n", cmd, name, comp,
-                list);
-    else
-        fprintf(stderr, "aldrec: %s: unknown parameter \"%s\": no component \"%s\" on machine"
-                " %s (components: %s)\n", cmd, name, comp, m ? pmap_machine(m) : "?", list);
+    char msg[1024];
+    setpoint_explain_unknown(m, name, cmd, msg, sizeof msg);
+    fprintf(stderr, "aldrec: %s\n", msg);
     pmap_free(m);
 }
 

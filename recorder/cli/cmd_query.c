@@ -202,7 +202,8 @@ int cmd_plot(const aldrec_config_t *cfg, int argc, char **argv)
     plot_opts_t o = { .width = 1200 };
     char err[512] = "";
     long long w;
-    int rc = parse_opts("plot", O_PROCESS | O_PARAM | O_STEP | O_FROM | O_TO | O_OUTPUT | O_WIDTH,
+    int rc = parse_opts("plot", O_PROCESS | O_PARAM | O_STEP | O_FROM | O_TO | O_OUTPUT | O_WIDTH |
+                                O_MACHINE | O_BEFORE,
                         argc, argv, &q);
     if (rc)
         return rc;
