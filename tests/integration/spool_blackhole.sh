@@ -26,7 +26,12 @@ sleep 8                                   # a baseline of undisturbed polling
 
 relay_hole
 T_HOLE=$(now_s)
-wait_link 30 spooling
+# Noticed = the link leaves "up". After the failure it is "spooling" only
+# for the backoff (200 ms at first), then "connecting" into the hole for
+# connect_timeout_s: waiting for "spooling" alone can miss that window on
+# a loaded machine and see it only after the next attempt, 3 s later.
+link_left_up() { st_match database_link '^(spooling|connecting)'; }
+wait_until 30 "link down" link_left_up
 DETECT_MS=$(awk -v a="$T_HOLE" -v b="$(now_s)" 'BEGIN {printf "%d", (b - a) * 1000}')
 BOUND_MS=$((TIMEOUT_S * 1000 + FLUSH_MS))
 echo "# black hole noticed after $DETECT_MS ms (stated bound $BOUND_MS ms)"
