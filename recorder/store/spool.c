@@ -290,7 +290,7 @@ int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err,
      * step marker) whose caller was told, or will be told, that it is
      * recorded. */
     bool fits = !records_samples((int)b->kind) ||
-                (int64_t)(sp->bytes + sp->q_bytes + b->len) <= sp->max_bytes;
+                sp_used(sp) + (int64_t)b->len <= sp->max_bytes;
     int64_t seq = 0;
 
     if (sp_check_writable(sp, err, errlen) < 0)
@@ -339,13 +339,14 @@ int spool_append(spool_t *sp, batch_t *b, spool_append_result_t *res, char *err,
         if (b->kind == BATCH_STEPS && b->marks_step &&
             step_note(sp, b->process_id, b->step_no, err, errlen) < 0)
             goto fail_rollback;
-        if (b->kind == BATCH_POINTS) {
-            sqlite3_stmt *s = sp_stmt(sp, ST_PROC_ROWS);
-            sqlite3_bind_int64(s, 1, b->process_id);
-            sqlite3_bind_int64(s, 2, b->rows);
-            if (sp_step_done(sp, s, "counting rows", err, errlen) < 0)
-                goto fail_rollback;
-        }
+    }
+    if (b->kind == BATCH_POINTS) {
+        /* Recorded, stored or dropped: recorded = stored + dropped. */
+        sqlite3_stmt *s = sp_stmt(sp, ST_PROC_ROWS);
+        sqlite3_bind_int64(s, 1, b->process_id);
+        sqlite3_bind_int64(s, 2, b->rows);
+        if (sp_step_done(sp, s, "counting rows", err, errlen) < 0)
+            goto fail_rollback;
     }
     if (sp_commit(sp, err, errlen) < 0)
         goto fail;
@@ -382,7 +383,7 @@ int spool_close_gaps(spool_t *sp, int64_t process_id, bool only_if_room, uint32_
     uint32_t n = 0;
     int rc = 0;
     pthread_mutex_lock(&sp->lock);
-    bool room = (int64_t)(sp->bytes + sp->q_bytes + sp->last_len) <= sp->max_bytes;
+    bool room = sp_used(sp) + (int64_t)sp->last_len <= sp->max_bytes;
     if (sp->gaps_open > 0 && (room || !only_if_room)) {
         rc = sp_begin_durable(sp, err, errlen);
         if (rc == 0) {
@@ -440,6 +441,7 @@ static int quarantine_locked(spool_t *sp, int64_t seq, const char *why, char *er
         return -1;
     if (seq > sp->removed_hi)
         sp->removed_hi = seq;
+    sp_claim_left(sp, seq, len);
     sp->batches--;
     sp->rows -= rows;
     sp->bytes -= len;
@@ -540,7 +542,11 @@ again:;
         }
         if (sp_commit(sp, err, errlen) < 0)
             goto out;
+        sp->claim_lo = v[0].seq;
         sp->claim_hi = v[k - 1].seq;
+        sp->claim_bytes = 0;
+        for (size_t i = 0; i < k; i++)
+            sp->claim_bytes += v[i].len;
     }
     rc = 0;
 out:
@@ -561,6 +567,7 @@ int spool_unclaim(spool_t *sp, const batch_t *b, size_t n, bool in_doubt, char *
     int rc = 0;
     pthread_mutex_lock(&sp->lock);
     sp->claim_hi = 0;
+    sp->claim_bytes = 0;
     /* Certainly not stored: back to droppable, except batches that were
      * already in doubt before this claim (a group that failed because one
      * of them turned out stored must not make that one droppable). Maybe
@@ -603,9 +610,11 @@ int spool_remove(spool_t *sp, const batch_t *b, size_t n, char *err, size_t errl
         if (step == SQLITE_ROW) {
             if (b[i].seq > sp->removed_hi)
                 sp->removed_hi = b[i].seq;
+            uint64_t len = (uint64_t)sqlite3_column_int64(s, 1);
+            sp_claim_left(sp, b[i].seq, len);
             sp->batches--;
             sp->rows -= (uint64_t)sqlite3_column_int64(s, 0);
-            sp->bytes -= (uint64_t)sqlite3_column_int64(s, 1);
+            sp->bytes -= len;
             step = sqlite3_step(s);
         }
         sqlite3_reset(s);

@@ -63,6 +63,8 @@ struct spool {
     /* this process */
     uint64_t appended_batches, appended_rows;
     int64_t claim_hi;           /* highest seq claimed by the forwarder; 0: none */
+    int64_t claim_lo;           /* lowest seq of the claim in flight */
+    uint64_t claim_bytes;       /* bytes of that claim not yet removed or given back */
     int64_t removed_hi;         /* highest seq that left for PostgreSQL since open */
     size_t last_len;            /* size of the last POINTS batch appended */
     int wal_pages;
@@ -93,6 +95,23 @@ struct drop {
     struct idset params;       /* its parameter ids */
     const char *detail;
 };
+
+/* Bytes that count against max_bytes: queued and quarantined, less the
+ * claim being sent — it is leaving, and counting it would drop the newest
+ * batch (everything older is in flight) the moment PostgreSQL comes back
+ * to a full spool. The file holds at most one claim more than max_bytes,
+ * and only while it is in flight. */
+static inline int64_t sp_used(const spool_t *sp)
+{
+    return (int64_t)(sp->bytes - sp->claim_bytes + sp->q_bytes);
+}
+
+/* The claim in flight lost a batch of len bytes (stored or quarantined). */
+static inline void sp_claim_left(spool_t *sp, int64_t seq, uint64_t len)
+{
+    if (sp->claim_bytes > 0 && seq >= sp->claim_lo && seq <= sp->claim_hi)
+        sp->claim_bytes = len < sp->claim_bytes ? sp->claim_bytes - len : 0;
+}
 
 /* spool.c */
 int sp_begin(spool_t *sp, char *err, size_t errlen);

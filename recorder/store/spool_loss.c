@@ -387,7 +387,7 @@ void sp_note_lost(spool_t *sp, const batch_t *b, const char *why)
 int sp_make_room(spool_t *sp, size_t need, const char *detail, spool_append_result_t *res,
                      char *err, size_t errlen)
 {
-    int64_t over = (int64_t)(sp->bytes + sp->q_bytes + need) - sp->max_bytes;
+    int64_t over = sp_used(sp) + (int64_t)need - sp->max_bytes;
     int64_t *victims = NULL;
     size_t nv = 0, cap = 0;
     int rc = -1;

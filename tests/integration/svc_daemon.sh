@@ -191,7 +191,11 @@ wait_until 30 "health failing" bash -c "$PROM health '$HURL' | grep -q '^503 fai
 check_eq "/health: failing (HTTP 503) while every device is down" "$($PROM health "$HURL")" "503 failing"
 check_match "aldrec status says so too" "$($A status)" "health: +failing \(failing: every device"
 check_match "Modbus timeouts are counted per device" "$($PROM get "$URL" aldrec_modbus_errors_total "$DEV" kind=timeout)" '^[1-9][0-9]*$'
+# The alert waits alerts.device_down_s (3 s), longer than /health (2 s):
+# the device stays down until it is raised.
+wait_until 10 "device alert" grep -q 'alert=device_down state=raised' "$WORK/aldrecd.log"
 aldsim_fault a
+wait_until 10 "device alert cleared" grep -q 'alert=device_down state=cleared' "$WORK/aldrecd.log"
 wait_until 30 "health ok" bash -c "$PROM health '$HURL' | grep -q '^200 ok'"
 check_eq "... ok once it answers again" "$($PROM health "$HURL")" "200 ok"
 check_eq "alert device_down: raised once, cleared once" \

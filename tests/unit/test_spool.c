@@ -228,12 +228,14 @@ static void test_cap(void)
         T_EQ_INT(append(sp, 7, 1000000 + i * 500000LL, 5, 4, &res), i + 1);
         T_CHECK(res.stored && res.dropped_batches == 0);
     }
-    /* The forwarder holds batch 1: it must survive; 2 and 3 go. */
+    /* The forwarder holds batch 1: it must survive; 2 and 3 go. Batch 1 is
+     * leaving and does not count against the cap, so the next batch has 10
+     * polls (40 rows, 2101 bytes): 3 x 1061 + 2101 is still 920 bytes over. */
     batch_t *b;
     size_t n;
     T_EQ_INT(spool_claim(sp, 1, 1000, &b, &n, NULL, err, sizeof err), 0);
     T_EQ_INT(n, 1);
-    T_EQ_INT(append(sp, 7, 3000000, 5, 4, &res), 5);
+    T_EQ_INT(append(sp, 7, 3000000, 10, 4, &res), 5);
     T_CHECK(res.stored);
     T_EQ_INT(res.dropped_batches, 1);
     T_EQ_INT(res.dropped_points, 20);
@@ -246,12 +248,12 @@ static void test_cap(void)
     T_EQ_INT(st.dropped_batches, 2);
     T_EQ_INT(st.dropped_points, 40);
     T_CHECK(st.dropping);
-    T_CHECK(st.bytes <= (uint64_t)cap);
+    T_CHECK(st.bytes - 1061 <= (uint64_t)cap);   /* less batch 1, in flight */
     spool_process_info_t pi;
     T_EQ_INT(spool_process_info(sp, 7, &pi, err, sizeof err), 0);
     T_EQ_INT(pi.dropped_points, 40);
     T_EQ_INT(pi.dropped_batches, 2);
-    T_EQ_INT(pi.rows, 100);
+    T_EQ_INT(pi.rows, 120);
     T_CHECK(pi.gap_open);
 
     /* The forwarder stores batch 1 and the next two: room again. The next
@@ -348,6 +350,10 @@ static void test_cap(void)
     spool_get_stats(sp, &st);
     T_EQ_INT(st.batches, 2);
     T_EQ_INT(st.dropped_points, 20);
+    /* The refused batch was recorded too: recorded = stored + dropped. */
+    T_EQ_INT(spool_process_info(sp, 9, &pi, err, sizeof err), 0);
+    T_EQ_INT(pi.rows, 60);
+    T_EQ_INT(pi.dropped_points, 20);
     /* A step marker (or set-point event) is never refused by the cap (its
      * sender is told it is recorded), and it says nothing about room for
      * points: the hole stays open. */
@@ -374,6 +380,36 @@ static void test_cap(void)
     spool_get_stats(sp, &st);
     T_EQ_INT(st.batches, 4);
     T_CHECK(!st.dropping);
+    spool_close(sp);
+
+    /* PostgreSQL comes back to a full spool and the forwarder claims all
+     * of it: the next batch is stored, not dropped (everything older is
+     * leaving), and it ends the hole — one gap record, not two. */
+    sp = open_at("drain.db", cap, SPOOL_DROP_OLDEST, NULL);
+    if (!sp)
+        return;
+    for (int i = 0; i < 5; i++)
+        append(sp, 12, 1000000 + i * 500000LL, 5, 4, &res);
+    T_EQ_INT(res.dropped_batches, 1);   /* batch 1 made room for batch 5 */
+    T_EQ_INT(spool_claim(sp, 10, 1000, &b, &n, NULL, err, sizeof err), 0);
+    T_EQ_INT(n, 4);
+    T_EQ_INT(append(sp, 12, 3500000, 5, 4, &res), 7);   /* 6 is the gap record */
+    T_CHECK(res.stored);
+    T_EQ_INT(res.dropped_batches, 0);
+    T_EQ_INT(res.gaps_closed, 1);
+    /* The send fails: the claim counts again, and the next batch drops the
+     * oldest to get back under the cap: 2, 3 and 4 (queued: 2-5 and 7, 5 x
+     * 1061 bytes, and the gap record, 6, of more than 100). */
+    T_EQ_INT(spool_unclaim(sp, b, n, false, err, sizeof err), 0);
+    spool_batches_free(b, n);
+    T_EQ_INT(append(sp, 12, 4000000, 5, 4, &res), 8);
+    T_CHECK(res.stored);
+    T_EQ_INT(res.dropped_batches, 3);
+    spool_get_stats(sp, &st);
+    T_CHECK(st.bytes <= (uint64_t)cap + 200);   /* + the gap record */
+    T_EQ_INT(spool_process_info(sp, 12, &pi, err, sizeof err), 0);
+    T_EQ_INT(pi.rows, 140);
+    T_EQ_INT(pi.dropped_points, 80);
     spool_close(sp);
 }
 
@@ -473,8 +509,11 @@ static void test_doubt(void)
     spool_close(sp);
 
     /* A group in flight while its successors are dropped, then released
-     * (the send failed for sure): dropping it next makes a second hole,
-     * before the first one — two records, neither spanning batch 2. */
+     * (the send failed for sure): it counts against the cap again, and
+     * dropping it next makes a second hole, before the first — two
+     * records, neither overlapping the other. The claim (1, 2) does not
+     * count while in flight, so 5 has 15 polls (3141 bytes: 3 goes) and 6
+     * one poll (229 bytes: 4 goes); released, 1 and 2 go for 8. */
     sp = open_at("split.db", cap, SPOOL_DROP_OLDEST, NULL);
     if (!sp)
         return;
@@ -482,23 +521,25 @@ static void test_doubt(void)
         append(sp, 21, 1000000 + i * 500000LL, 5, 4, NULL);
     T_EQ_INT(spool_claim(sp, 2, 1000, &b, &n, NULL, err, sizeof err), 0);
     T_EQ_INT(n, 2);
-    T_EQ_INT(append(sp, 21, 3000000, 5, 4, &res), 5);
-    T_EQ_INT(append(sp, 21, 3500000, 5, 4, &res), 6);
+    T_EQ_INT(append(sp, 21, 3000000, 15, 4, &res), 5);
+    T_EQ_INT(res.dropped_batches, 1);
+    T_EQ_INT(append(sp, 21, 4500000, 1, 4, &res), 6);
+    T_EQ_INT(res.dropped_batches, 1);
     T_EQ_INT(spool_unclaim(sp, b, n, false, err, sizeof err), 0);
     spool_batches_free(b, n);
     uint32_t closed = 0;
-    T_EQ_INT(append(sp, 21, 4000000, 5, 4, &res), 8);   /* 7: the record of 3-4 */
-    T_EQ_INT(res.dropped_batches, 1);
+    T_EQ_INT(append(sp, 21, 5000000, 1, 4, &res), 8);   /* 7: the record of 3-4 */
+    T_EQ_INT(res.dropped_batches, 2);
     T_EQ_INT(spool_close_gaps(sp, -1, false, &closed, err, sizeof err), 0);
     T_EQ_INT(closed, 1);
     T_EQ_INT(spool_process_info(sp, 21, &pi, err, sizeof err), 0);
-    T_EQ_INT(pi.dropped_batches, 3);
-    /* Left: 2, 5, 6, 7 (gap 3-4), 8, 9 (gap 1), in that order. */
-    static const int64_t want_seq[] = { 2, 5, 6, 7, 8, 9 };
-    static const int want_kind[] = { 1, 1, 1, BATCH_GAPS, 1, BATCH_GAPS };
-    static const int64_t want_first[] = { 1500000, 3000000, 3500000, 2000000, 4000000, 1000000 };
-    static const int64_t want_last[] = { 1900000, 3400000, 3900000, 2900000, 4400000, 1400000 };
-    for (int i = 0; i < 6; i++) {
+    T_EQ_INT(pi.dropped_batches, 4);
+    /* Left: 5, 6, 7 (gap 3-4), 8, 9 (gap 1-2), in that order. */
+    static const int64_t want_seq[] = { 5, 6, 7, 8, 9 };
+    static const int want_kind[] = { 1, 1, BATCH_GAPS, 1, BATCH_GAPS };
+    static const int64_t want_first[] = { 3000000, 4500000, 2000000, 5000000, 1000000 };
+    static const int64_t want_last[] = { 4400000, 4500000, 2900000, 5000000, 1900000 };
+    for (int i = 0; i < 5; i++) {
         T_EQ_INT(spool_claim(sp, 1, 1000, &b, &n, NULL, err, sizeof err), 0);
         T_EQ_INT(n, 1);
         if (n != 1)
@@ -515,7 +556,7 @@ static void test_doubt(void)
     }
     if (conn) {
         T_EQ_INT(q_int("SELECT count(*) FROM data_gaps WHERE process_id = 21"), 2);
-        T_EQ_INT(q_int("SELECT sum(points) FROM data_gaps WHERE process_id = 21"), 60);
+        T_EQ_INT(q_int("SELECT sum(points) FROM data_gaps WHERE process_id = 21"), 80);
     }
     spool_close(sp);
 }
