@@ -246,7 +246,8 @@ SAN_BUILD := build-san
 units: $(UNITS) $(BIN)/aldsim
 
 # CI runs exactly `make test`: so it also runs the unit tests under
-# ASan+UBSan (SAN_BIN) and the fuzz targets for a few seconds (FUZZ_BIN).
+# ASan+UBSan (SAN_BIN; with an aldrec there that web_api fuzzes) and the
+# fuzz targets for a few seconds (FUZZ_BIN).
 test: setup
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory fuzzers
@@ -254,7 +255,7 @@ ifeq ($(SAN),1)
 	@BUILD=$(BUILD) FUZZ_BIN=$(abspath $(FUZZ_BUILD))/bin \
 	    FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) tests/run.sh
 else
-	@$(MAKE) --no-print-directory SAN=1 BUILD=$(SAN_BUILD) units
+	@$(MAKE) --no-print-directory SAN=1 BUILD=$(SAN_BUILD) units $(SAN_BUILD)/bin/aldrec
 	@BUILD=$(BUILD) SAN_BIN=$(abspath $(SAN_BUILD))/bin FUZZ_BIN=$(abspath $(FUZZ_BUILD))/bin \
 	    FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) tests/run.sh
 endif

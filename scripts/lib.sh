@@ -641,14 +641,14 @@ aldrecd_config() {
 
 # web_start CONFIG — `aldrec web` with CONFIG on a free loopback port
 # (CONFIG's [web] listen is rewritten); waits until it serves a page; sets
-# WEB_URL and WEB_PID.
+# WEB_URL and WEB_PID. WEB_BIN: another aldrec (a sanitizer build).
 web_start() {
     local cfg=$1 port
     port=$("$BIN/freeport")
     sed -i "/^\[web\]/,/^\[/{/^listen *=/d}" "$cfg"
     grep -q '^\[web\]' "$cfg" || echo "[web]" >> "$cfg"
     sed -i "/^\[web\]/a listen = 127.0.0.1:$port" "$cfg"
-    "$BIN/aldrec" --config "$cfg" web 2>>"$WORK/web.log" &
+    "${WEB_BIN:-$BIN/aldrec}" --config "$cfg" web 2>>"$WORK/web.log" &
     WEB_PID=$!
     ald_track "$WEB_PID" "aldrec web"
     WEB_URL=http://127.0.0.1:$port

@@ -15,7 +15,9 @@
 #include "query/qsel.h"
 #include "query/qtext.h"
 
-#define CHUNK 50000
+/* Rows per FETCH: a chunk is the server's largest buffer (a PGresult of
+ * 8192 rows is about 1 MiB), whatever the run's length. */
+#define CHUNK 8192
 #define MAX_WIDTH 4000
 
 /* The answer being written: a memory stream. */
@@ -136,7 +138,9 @@ static int resolve(PGconn *conn, webapi_arg_fn arg, void *ctx, qsel_t *s, webapi
     "  extract(epoch FROM pr.duration)::float8 AS duration_s, pr.status, pr.steps, pr.points," \
     "  (SELECT count(*) FROM data_gaps g WHERE g.process_id = pr.process_id) AS gaps," \
     "  (SELECT coalesce(sum(g.points), 0) FROM data_gaps g" \
-    "    WHERE g.process_id = pr.process_id) AS points_lost" \
+    "    WHERE g.process_id = pr.process_id) AS points_lost," \
+    "  (SELECT count(*) FROM process_data_points d" \
+    "    WHERE d.process_id = pr.process_id AND d.quality <> 0) AS bad" \
     " FROM process_runs pr" \
     " WHERE ($1::text IS NULL OR pr.machine = $1) AND ($2::text IS NULL OR pr.recipe = $2)" \
     "   AND ($3::text IS NULL OR pr.lot = $3) AND ($4::timestamptz IS NULL OR pr.started_at >= $4)" \
@@ -156,11 +160,12 @@ static int api_runs(PGconn *conn, webapi_arg_fn arg, void *ctx, webapi_reply_t *
     PGresult *res = PQexecPrepared(conn, "web_runs", 6, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        bool bad_input = state && strncmp(state, "22", 2) == 0;   /* res owns state */
         char msg[512];
         snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(res));
         msg[strcspn(msg, "\n")] = '\0';
         PQclear(res);
-        if (state && strncmp(state, "22", 2) == 0)
+        if (bad_input)
             return fail(r, 400, "since/until: %s", msg);
         return db_fail(r, conn, "listing runs", msg);
     }

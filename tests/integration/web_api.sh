@@ -26,6 +26,12 @@ check_eq "/api/runs: 200" "$(get /api/runs)" 200
 check_eq "/api/runs lists the recorded runs with the ledger's points" \
     "$(js "r={x['run']:x for x in d}; print(r[$PROC1]['points'], r[$PROC1]['steps'], r[$PROC1]['status'])")" \
     "$(q "SELECT points || ' ' || steps || ' ' || status FROM process_runs WHERE process_id = $PROC1")"
+# 37 bad samples at the start of the 10-hour run (quality 2: the device timed out).
+q "UPDATE process_data_points SET quality = 2 WHERE process_id = $LONG AND ts < '2026-01-05 00:00:03.7Z'" >/dev/null
+get /api/runs >/dev/null
+check_eq "/api/runs: bad-quality samples per run, as SQL counts them" \
+    "$(js "r={x['run']:x for x in d}; print(r[$LONG]['bad'], r[$PROC1]['bad'])")" \
+    "$(q "SELECT 37 || ' ' || count(*) FROM process_data_points WHERE process_id = $PROC1 AND quality <> 0")"
 check_eq "/api/runs?lot=W2 filters" "$(get '/api/runs?lot=W2'; js "print([x['run'] for x in d])")" "200[$PROC2]"
 check_eq "/api/runs?limit=0 → 400 naming limit" "$(get '/api/runs?limit=0'; js "print(d['error'].split(':')[0])")" "400limit"
 
@@ -75,6 +81,9 @@ check_eq "/api/series of the 10-hour run: 200" "$(get "/api/series?run=$LONG&par
 check_eq "the spike is in the reduced series, at its time" \
     "$(js "s=d['series'][0]; i=s['v'].index(max(s['v'])); print('%g' % s['v'][i], '%.1f' % s['t'][i], s['samples'], len(s['t']) <= 4000)")" \
     "900 $SPIKE_TS 360000 True"
+check_eq "... and its 37 bad samples are one red span, in the first column (36 s)" \
+    "$(js "sp=[x for x in d['series'][0]['spans'] if x[2]=='bad']; print(len(sp), 1767571200 <= sp[0][0] < sp[0][1] <= 1767571236)")" \
+    "1 True"
 
 # Zoomed to a 2-second window of the 10-hour run: finer (more points per
 # second of data than the whole run at the same width).
@@ -159,7 +168,24 @@ out=$(psql -XAtq "$READER_DSN" -c "DELETE FROM processes" 2>&1)
 check_match "the reader role aldrec web connects as cannot write" "$out" "permission denied"
 
 # --- random query strings: never a 5xx, the server stays up ----------------------
-python3 - "$WEB_URL" "$PROC1" > "$WORK/fuzz.txt" <<'PY'
+# Against the ASan+UBSan build when there is one (make test builds it into
+# SAN_BIN): a memory error or undefined behaviour ends that server, and its
+# report lands in $WORK/asan.*.
+FUZZ_URL=$WEB_URL FUZZ_PID=$WEB_PID FUZZ_WHAT="aldrec web"
+if [ -x "${SAN_BIN:-}/aldrec" ]; then
+    PLAIN_URL=$WEB_URL PLAIN_PID=$WEB_PID
+    sed -i "/^\[web\]/a root = $BIN/../web" "$CFG"
+    if ASAN_OPTIONS="log_path=$WORK/asan:detect_leaks=1" UBSAN_OPTIONS="log_path=$WORK/asan:print_stacktrace=1" \
+        WEB_BIN=$SAN_BIN/aldrec web_start "$CFG"; then
+        FUZZ_URL=$WEB_URL FUZZ_PID=$WEB_PID FUZZ_WHAT="aldrec web (ASan+UBSan build)"
+    else
+        not_ok "the ASan+UBSan build of aldrec web starts"
+    fi
+    WEB_URL=$PLAIN_URL WEB_PID=$PLAIN_PID
+else
+    echo "# no sanitizer build of aldrec (SAN_BIN): fuzzing the plain build"
+fi
+python3 - "$FUZZ_URL" "$PROC1" > "$WORK/fuzz.txt" <<'PY'
 import random, sys, urllib.request, urllib.error, urllib.parse
 base, run = sys.argv[1], sys.argv[2]
 rnd = random.Random(20261202)
@@ -183,8 +209,13 @@ for i in range(3000):
         print("BAD", st, url)
 print("statuses", sorted(counts.items(), key=str))
 PY
-check_eq "3000 random query strings: no 5xx, no failed request ($(tail -1 "$WORK/fuzz.txt"))" "$(grep -c '^BAD' "$WORK/fuzz.txt")" 0
-check "aldrec web is still running" kill -0 "$WEB_PID"
+check_eq "3000 random query strings to $FUZZ_WHAT: no 5xx, no failed request ($(tail -1 "$WORK/fuzz.txt"))" "$(grep -c '^BAD' "$WORK/fuzz.txt")" 0
+check "$FUZZ_WHAT is still running" kill -0 "$FUZZ_PID"
+if [ "$FUZZ_PID" != "$WEB_PID" ]; then
+    ald_stop_pid "$FUZZ_PID" "aldrec web (ASan+UBSan build)"
+    check_eq "... and ends without a sanitizer report (leaks included)" \
+        "$(cat "$WORK"/asan.* 2>/dev/null | head -20)" ""
+fi
 
 # --- the database goes away and comes back ------------------------------------------
 ald_stop_pid "$ALDRECD_PID" aldrecd

@@ -36,7 +36,7 @@ async function aldrecRunsPage() {
     for (const r of runs) {
       const tr = document.createElement("tr");
       const cells = [r.run, r.machine, r.recipe, r.lot || "", new Date(r.started * 1000).toISOString(),
-        r.duration_s.toFixed(1) + " s", r.status, r.steps, r.points, r.gaps, r.points_lost];
+        r.duration_s.toFixed(1) + " s", r.status, r.steps, r.points, r.gaps, r.points_lost, r.bad];
       tr.innerHTML = '<td><input type="checkbox" value="' + Number(r.run) + '"></td>';
       cells.forEach((c, i) => {
         const td = document.createElement("td");
