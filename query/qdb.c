@@ -42,6 +42,27 @@ static int exec_ok(PGconn *conn, const char *sql, char *err, size_t errlen)
     return ok ? 0 : -1;
 }
 
+/* Leaves pipeline mode: a sync, then every result up to it (those of the
+ * FETCHes still in flight, aborted or not) is read and dropped. A broken
+ * connection gives no sync: give up after the results there can be. */
+static void pipeline_end(PGconn *conn, int inflight)
+{
+    if (PQpipelineSync(conn)) {
+        for (int nulls = 0; nulls <= 2 * inflight + 2;) {
+            PGresult *r = PQgetResult(conn);
+            if (!r) {
+                nulls++;
+                continue;
+            }
+            ExecStatusType st = PQresultStatus(r);
+            PQclear(r);
+            if (st == PGRES_PIPELINE_SYNC)
+                break;
+        }
+    }
+    PQexitPipelineMode(conn);
+}
+
 int qdb_stream(PGconn *conn, const char *sql, int nparams, const char *const *params,
                int chunk, qdb_row_fn fn, void *arg, char *err, size_t errlen)
 {
@@ -66,22 +87,56 @@ int qdb_stream(PGconn *conn, const char *sql, int nparams, const char *const *pa
         goto out;
     }
     PQclear(res);
+    res = NULL;
     snprintf(fetch, sizeof fetch, "FETCH FORWARD %d FROM qdb_cur", chunk);
-    for (;;) {
-        res = PQexecParams(conn, fetch, 0, NULL, NULL, NULL, NULL, 1);
+    /* Pipelined: the next FETCH is on its way while this chunk is read, so
+     * the server produces rows while the caller reduces them (10 h x 4
+     * parameters, 1.44 M rows: 1.05 s one FETCH at a time, see
+     * docs/querying.md). At most two chunks are in memory. */
+    if (!PQenterPipelineMode(conn)) {
+        db_error(conn, NULL, "reading rows", err, errlen);
+        goto out;
+    }
+    int inflight = 0;
+    bool more = true, failed = false;
+    for (int i = 0; i < 2; i++)
+        if (PQsendQueryParams(conn, fetch, 0, NULL, NULL, NULL, NULL, 1))
+            inflight++;
+    if (inflight < 2 || !PQsendFlushRequest(conn) || PQflush(conn) < 0) {
+        db_error(conn, NULL, "reading rows", err, errlen);
+        failed = true;
+    }
+    while (!failed && inflight > 0) {
+        res = PQgetResult(conn);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             db_error(conn, res, "reading rows", err, errlen);
-            goto out;
+            failed = true;
+            break;
         }
         int rows = PQntuples(res);
-        for (int i = 0; i < rows; i++)
+        for (int i = 0; i < rows && more; i++)
             if (fn(arg, res, i, err, errlen) < 0)
-                goto out;
+                failed = true, more = false;
+        PQclear(res);
+        res = PQgetResult(conn);   /* NULL: the end of this FETCH's results */
         PQclear(res);
         res = NULL;
+        inflight--;
         if (rows < chunk)
-            break;
+            more = false;
+        if (more) {
+            if (!PQsendQueryParams(conn, fetch, 0, NULL, NULL, NULL, NULL, 1) ||
+                !PQsendFlushRequest(conn) || PQflush(conn) < 0) {
+                db_error(conn, NULL, "reading rows", err, errlen);
+                failed = true;
+                break;
+            }
+            inflight++;
+        }
     }
+    pipeline_end(conn, inflight);
+    if (failed)
+        goto out;
     rc = 0;
 out:
     PQclear(res);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/rollup.h"
 #include "query/downsample.h"
 #include "query/export.h"
 #include "query/qdb.h"
@@ -277,6 +278,14 @@ static int api_run(PGconn *conn, webapi_arg_fn arg, void *ctx, webapi_reply_t *r
 struct series_ctx {
     const qsel_t *s;
     ds_t **ds;
+    size_t *samples;        /* per parameter: samples the answer stands for */
+    /* rollup rows: the points of the current bucket, sorted before the
+     * reducer sees them (its partial rows may interleave in time) */
+    int param;
+    int64_t bucket;
+    ds_point_t *pts;
+    bool *good;
+    size_t npts, cap;
 };
 
 static int on_sample(void *arg, const PGresult *res, int row, char *err, size_t errlen)
@@ -291,10 +300,97 @@ static int on_sample(void *arg, const PGresult *res, int row, char *err, size_t 
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    c->samples[k]++;
     return 0;
 }
 
-static void json_series(FILE *f, const qparam_t *p, const ds_t *d)
+/* ---- the rollup (0013_rollup.sql): a whole long run --------------------- */
+
+#define ROLLUP_SQL \
+    "SELECT parameter_id, bucket, samples, first_ts, first_v, min_ts, min_v, max_ts, max_v," \
+    " last_ts, last_v, bad_first, bad_last FROM process_data_rollup" \
+    " WHERE process_id = $1 AND parameter_id = ANY ($2::int[]) ORDER BY parameter_id, bucket"
+
+static int by_time(const void *a, const void *b)
+{
+    const ds_point_t *x = a, *y = b;
+    return (x->t > y->t) - (x->t < y->t);
+}
+
+/* Feeds the current bucket's points, in time order, to its reducer. */
+static int rollup_flush(struct series_ctx *c)
+{
+    int k = qsel_param_index(c->s, c->param);
+    if (k >= 0 && c->npts > 0) {
+        /* good rides in .move until sorted (ds_point_t has no quality) */
+        qsort(c->pts, c->npts, sizeof *c->pts, by_time);
+        for (size_t i = 0; i < c->npts; i++)
+            if (ds_add(c->ds[k], c->pts[i].t, c->pts[i].v, c->pts[i].move) < 0)
+                return -1;
+    }
+    c->npts = 0;
+    return 0;
+}
+
+static int rollup_point(struct series_ctx *c, const PGresult *res, int row, int tcol, int vcol,
+                        bool good)
+{
+    if (qdb_null(res, row, tcol))
+        return 0;
+    if (c->npts == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 64;
+        ds_point_t *np = realloc(c->pts, cap * sizeof *np);
+        if (!np)
+            return -1;
+        c->pts = np;
+        c->cap = cap;
+    }
+    c->pts[c->npts++] = (ds_point_t){ .t = qdb_ts(res, row, tcol),
+                                      .v = vcol >= 0 ? qdb_float8(res, row, vcol) : 0,
+                                      .move = good };
+    return 0;
+}
+
+static int on_rollup(void *arg, const PGresult *res, int row, char *err, size_t errlen)
+{
+    struct series_ctx *c = arg;
+    int param = qdb_int4(res, row, 0);
+    int64_t bucket = qdb_ts(res, row, 1);
+    if ((param != c->param || bucket != c->bucket) && rollup_flush(c) < 0)
+        goto oom;
+    c->param = param;
+    c->bucket = bucket;
+    int k = qsel_param_index(c->s, param);
+    if (k < 0)
+        return 0;
+    c->samples[k] += (size_t)qdb_int4(res, row, 2);
+    /* first, lowest, highest, last good sample; first and last bad one */
+    for (int col = 3; col <= 9; col += 2)
+        if (rollup_point(c, res, row, col, col + 1, true) < 0)
+            goto oom;
+    if (rollup_point(c, res, row, 11, -1, false) < 0 ||
+        rollup_point(c, res, row, 12, -1, false) < 0)
+        goto oom;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+/* Whether the run's rollup rows are complete (processes.rollup). */
+static bool run_has_rollup(PGconn *conn, int64_t process_id)
+{
+    char pid[24];
+    snprintf(pid, sizeof pid, "%lld", (long long)process_id);
+    const char *p[1] = { pid };
+    PGresult *res = PQexecPrepared(conn, "web_rollup", 1, p, NULL, NULL, 0);
+    bool yes = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+               strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return yes;
+}
+
+static void json_series(FILE *f, const qparam_t *p, const ds_t *d, size_t samples)
 {
     size_t n, ns;
     const ds_point_t *pt = ds_points(d, &n);
@@ -303,7 +399,7 @@ static void json_series(FILE *f, const qparam_t *p, const ds_t *d)
     qtext_json_str(f, p->name);
     fputs(", \"units\": ", f);
     qtext_json_str(f, p->units);
-    fprintf(f, ", \"samples\": %zu, \"t\": [", ds_samples(d));
+    fprintf(f, ", \"samples\": %zu, \"t\": [", samples);
     for (size_t i = 0; i < n; i++) {
         if (i)
             fputc(',', f);
@@ -350,26 +446,58 @@ static int api_series(PGconn *conn, webapi_arg_fn arg, void *ctx, webapi_reply_t
     int64_t t1 = s.to_us != INT64_MAX ? s.to_us : s.ended_us ? s.ended_us : clock_real_us();
     if (t1 <= t0)
         t1 = t0 + 1000000;
-    struct series_ctx c = { .s = &s, .ds = calloc(s.nparams, sizeof(ds_t *)) };
+    /* The whole run drawn with columns of 2 buckets or more: the rollup
+     * rows (a tenth of the samples or fewer) hold every column's extremes,
+     * each with its time. A window, a short run or one recorded before
+     * the rollup reads the samples. */
+    bool rollup = s.from_us == INT64_MIN && s.to_us == INT64_MAX &&
+                  (t1 - t0) / width >= 2 * ROLLUP_BUCKET_US && run_has_rollup(conn, s.process_id);
+    struct series_ctx c = { .s = &s, .ds = calloc(s.nparams, sizeof(ds_t *)),
+                            .samples = calloc(s.nparams, sizeof(size_t)), .param = -1 };
     char err[1024] = "";
     rc = -1;
     struct out o = { 0 };
-    if (!c.ds)
+    if (!c.ds || !c.samples)
         goto out;
-    for (size_t k = 0; k < s.nparams; k++)
-        if (!(c.ds[k] = ds_new(t0, t1, (int)width, (int64_t)s.params[k].expected_ms * 2500)))
+    /* Columns of 2 buckets or more are whole buckets, aligned as the
+     * buckets are: each column's first, lowest, highest and last sample is
+     * then one of its buckets', and the rollup draws exactly what the
+     * samples draw. At most `width` columns still. */
+    int64_t g0 = t0, g1 = t1;
+    int columns = (int)width;
+    if ((t1 - t0) / width >= 2 * ROLLUP_BUCKET_US) {
+        const int64_t b = ROLLUP_BUCKET_US;
+        int64_t col = ((t1 - t0 + width - 1) / width + b - 1) / b * b;
+        g0 = (t0 >= 0 ? t0 / b : (t0 - b + 1) / b) * b;
+        columns = (int)((t1 - g0 + col - 1) / col);
+        g1 = g0 + columns * col;
+    }
+    for (size_t k = 0; k < s.nparams; k++) {
+        /* rollup points of one bucket may be a bucket apart */
+        int64_t gap = (int64_t)s.params[k].expected_ms * 2500;
+        if (rollup && gap < 2 * ROLLUP_BUCKET_US)
+            gap = 2 * ROLLUP_BUCKET_US;
+        if (!(c.ds[k] = ds_new(g0, g1, columns, gap)))
             goto out;
+    }
     char pid[24], ids[4096], from[48], to[48];
     snprintf(pid, sizeof pid, "%lld", (long long)s.process_id);
     snprintf(from, sizeof from, "%lld", (long long)t0);
     snprintf(to, sizeof to, "%lld", (long long)t1);
     const char *p[4] = { pid, qsel_ids_text(&s, ids, sizeof ids), from, to };
-    if (qdb_stream(conn,
+    int qrc = rollup
+        ? qdb_stream(conn, ROLLUP_SQL, 2, p, CHUNK, on_rollup, &c, err, sizeof err)
+        : qdb_stream(conn,
             "SELECT parameter_id, ts, value, quality FROM process_data_points"
             " WHERE process_id = $1 AND parameter_id = ANY ($2::int[])"
             " AND ts >= to_timestamp($3::float8 / 1e6) AND ts < to_timestamp($4::float8 / 1e6)"
             " ORDER BY parameter_id, ts",
-            4, p, CHUNK, on_sample, &c, err, sizeof err) < 0) {
+            4, p, CHUNK, on_sample, &c, err, sizeof err);
+    if (qrc == 0 && rollup && rollup_flush(&c) < 0) {
+        snprintf(err, sizeof err, "out of memory");
+        qrc = -1;
+    }
+    if (qrc < 0) {
         rc = db_fail(r, conn, "reading samples", err);
         goto out;
     }
@@ -382,11 +510,12 @@ static int api_series(PGconn *conn, webapi_arg_fn arg, void *ctx, webapi_reply_t
     jts(o.f, t0);
     fputs(", \"to\": ", o.f);
     jts(o.f, t1);
-    fprintf(o.f, ", \"width\": %lld, \"series\": [", width);
+    fprintf(o.f, ", \"width\": %lld, \"source\": \"%s\", \"series\": [", width,
+            rollup ? "rollup" : "samples");
     for (size_t k = 0; k < s.nparams; k++) {
         if (k)
             fputs(", ", o.f);
-        json_series(o.f, &s.params[k], c.ds[k]);
+        json_series(o.f, &s.params[k], c.ds[k], c.samples[k]);
     }
     fputs("]}\n", o.f);
     rc = out_close(&o, r, 200, "application/json");
@@ -394,6 +523,8 @@ out:
     for (size_t k = 0; c.ds && k < s.nparams; k++)
         ds_free(c.ds[k]);
     free(c.ds);
+    free(c.samples);
+    free(c.pts);
     qsel_clear(&s);
     return rc;
 }
@@ -572,6 +703,7 @@ static const struct {
 } prepared[] = {
     { "web_runs", RUNS_SQL },
     { "web_setpoints", SETPOINTS_SQL },
+    { "web_rollup", "SELECT rollup FROM processes WHERE id = $1" },
     { "web_compare_runs",
       "SELECT json_agg(json_build_object('run', p.id, 'recipe', p.recipe, 'lot', p.lot,"
       " 'started', extract(epoch FROM p.started_at)::float8) ORDER BY u.ord)::text"

@@ -12,7 +12,8 @@
  * arrived meanwhile, and the retention. Last, aldrec_idle_maintain()
  * (0010_idle.sql) does the same for the idle history (machine_history, by
  * UTC day) with its own retention, [database] idle_retention_days: it
- * never touches a run's rows. */
+ * never touches a run's rows. The rollup rows of dropped partitions go
+ * with them (0013_rollup.sql). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,19 @@ int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv)
     }
     print_actions(cfg->retention_days, r, &created, &dropped);
     PQclear(r);
+    if (cfg->retention_days && dropped > 0) {
+        /* The rollup (0013_rollup.sql) goes with the points it sums up. */
+        r = qdb_query(conn, "DELETE FROM process_data_rollup WHERE bucket + interval '10 s' <="
+                      " (SELECT min(lower_bound) FROM data_partitions WHERE lower_bound IS NOT NULL)",
+                      0, NULL, err, sizeof err, NULL);
+        if (r) {
+            printf("dropped %s rollup rows of the dropped partitions\n", PQcmdTuples(r));
+            PQclear(r);
+        } else {
+            fprintf(stderr, "aldrec: db maintain: rollup: %s\n", err);
+            status = 1;
+        }
+    }
     r = qdb_query(conn, "SELECT count(*), coalesce(max(upper_bound)::text, '-') FROM data_partitions",
                   0, NULL, err, sizeof err, NULL);
     if (r) {

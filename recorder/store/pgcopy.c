@@ -306,8 +306,13 @@ static uint32_t get32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-long pgcopy_points_scan(const uint8_t *data, size_t len,
-                        void (*fn)(void *arg, int32_t parameter_id), void *arg)
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+long pgcopy_points_rows(const uint8_t *data, size_t len,
+                        void (*fn)(void *arg, const pgcopy_point_t *row), void *arg)
 {
     size_t off, blen;
     long rows = 0;
@@ -317,13 +322,14 @@ long pgcopy_points_scan(const uint8_t *data, size_t len,
     const uint8_t *p = data + off, *end = p + blen;
     while (p < end) {
         /* Each row: int16 5 (points) or 4 (idle: no process_id), then
-         * (int32 length, bytes) per field; only value may be NULL (length
-         * -1). */
+         * (int32 length, bytes) per field: process_id int8, parameter_id
+         * int4, ts int8, value float8 (or NULL: length -1), quality int2. */
+        static const int32_t want[5] = { 8, 4, 8, 8, 2 };
         if (end - p < 2 || p[0] != 0 || (p[1] != 5 && p[1] != 4))
             goto bad;
         int skip = p[1] == 5 ? 0 : 1;   /* idle rows start at parameter_id */
         p += 2;
-        int32_t param = 0;
+        pgcopy_point_t r = { 0 };
         for (int f = skip; f < 5; f++) {
             if (end - p < 4)
                 goto bad;
@@ -331,21 +337,47 @@ long pgcopy_points_scan(const uint8_t *data, size_t len,
             p += 4;
             if (flen == -1 && f == 3)
                 continue;
-            if (flen < 0 || end - p < flen)
+            if (flen != want[f] || end - p < flen)
                 goto bad;
-            if (f == 1) {
-                if (flen != 4)
-                    goto bad;
-                param = (int32_t)get32(p);
+            switch (f) {
+            case 0: r.process_id = (int64_t)get64(p); break;
+            case 1: r.parameter_id = (int32_t)get32(p); break;
+            case 2: r.ts_us = (int64_t)get64(p) + PG_EPOCH_OFFSET_US; break;
+            case 3: {
+                uint64_t u = get64(p);
+                memcpy(&r.value, &u, sizeof r.value);
+                r.has_value = true;
+                break;
+            }
+            default: r.quality = (int16_t)(uint16_t)(p[0] << 8 | p[1]); break;
             }
             p += flen;
         }
         if (fn)
-            fn(arg, param);
+            fn(arg, &r);
         rows++;
     }
     return rows;
 bad:
     errno = EINVAL;
     return -1;
+}
+
+struct scan_param {
+    void (*fn)(void *arg, int32_t parameter_id);
+    void *arg;
+};
+
+static void scan_param(void *arg, const pgcopy_point_t *row)
+{
+    struct scan_param *sp = arg;
+    if (sp->fn)
+        sp->fn(sp->arg, row->parameter_id);
+}
+
+long pgcopy_points_scan(const uint8_t *data, size_t len,
+                        void (*fn)(void *arg, int32_t parameter_id), void *arg)
+{
+    struct scan_param sp = { fn, arg };
+    return pgcopy_points_rows(data, len, scan_param, &sp);
 }

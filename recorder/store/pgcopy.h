@@ -78,6 +78,22 @@ int pgcopy_body(const uint8_t *data, size_t len, size_t *body_off, size_t *body_
 long pgcopy_points_scan(const uint8_t *data, size_t len,
                         void (*fn)(void *arg, int32_t parameter_id), void *arg);
 
+/* One row of such a stream, decoded (process_id 0 in an idle stream). */
+typedef struct pgcopy_point {
+    int64_t process_id;
+    int32_t parameter_id;
+    int64_t ts_us;          /* Unix epoch */
+    double value;
+    bool has_value;         /* false: NULL */
+    int16_t quality;
+} pgcopy_point_t;
+
+/* Walks the rows of such a stream, calling fn with each row decoded.
+ * Returns the number of rows, or -1 with errno EINVAL (not such a stream,
+ * or a field of the wrong width). */
+long pgcopy_points_rows(const uint8_t *data, size_t len,
+                        void (*fn)(void *arg, const pgcopy_point_t *row), void *arg);
+
 /* Unix-epoch µs -> PostgreSQL-epoch µs (2000-01-01 00:00:00 UTC). */
 int64_t pgcopy_pg_time(int64_t unix_us);
 

@@ -3,6 +3,7 @@
 
 #include "common/pgconn.h"
 #include "store/pgcopy.h"
+#include "store/rollup.h"
 #include "store/records.h"
 
 #include <errno.h>
@@ -292,9 +293,10 @@ static enum step put_bytes(pgsink_t *s, const uint8_t *p, size_t len, char *err,
 }
 
 /* The batches' rows as one COPY stream: the first header, every body, one
- * trailer (all were checked with pgcopy_body()). */
-static enum step put_copy_data(pgsink_t *s, const batch_t *b, size_t n, char *err,
-                               size_t errlen)
+ * trailer (all were checked with pgcopy_body()). *in_copy: the next
+ * statement is a COPY too (NULL: none is). */
+static enum step put_copy_data(pgsink_t *s, const batch_t *b, size_t n, bool *in_copy,
+                               char *err, size_t errlen)
 {
     enum step st = put_bytes(s, b[0].data, PGCOPY_HEADER_LEN, err, errlen);
     for (size_t i = 0; i < n && st == STEP_OK; i++)
@@ -309,7 +311,23 @@ static enum step put_copy_data(pgsink_t *s, const batch_t *b, size_t n, char *er
         conn_error(s, "ending COPY", err, errlen);
         return STEP_RETRY;
     }
-    return finish_command(s, clock_mono_ms() + s->timeout_ms, "COPY", NULL, NULL, 0, err, errlen);
+    return finish_command(s, clock_mono_ms() + s->timeout_ms, "COPY", in_copy, NULL, 0, err,
+                          errlen);
+}
+
+/* One more COPY stream, whole (the rollup rows). */
+static enum step put_copy_stream(pgsink_t *s, const uint8_t *data, size_t len, char *err,
+                                 size_t errlen)
+{
+    enum step st = put_bytes(s, data, len, err, errlen);
+    if (st != STEP_OK)
+        return st;
+    if (PQputCopyEnd(s->conn, NULL) < 0) {
+        conn_error(s, "ending COPY", err, errlen);
+        return STEP_RETRY;
+    }
+    return finish_command(s, clock_mono_ms() + s->timeout_ms, "rollup COPY", NULL, NULL, 0, err,
+                          errlen);
 }
 
 /* A growing SQL text. */
@@ -371,8 +389,22 @@ pgsink_result_t pgsink_write(pgsink_t *s, const batch_t *b, size_t n, char *err,
             return PGSINK_REJECTED;
         }
     }
-    if (pgsink_connect(s, err, errlen) < 0)
+    /* Points carry their rollup rows (rollup.h), stored by a second COPY
+     * in the same transaction. */
+    uint8_t *roll = NULL;
+    size_t roll_len = 0;
+    if (b[0].kind == BATCH_POINTS && rollup_payload(b, n, &roll, &roll_len) < 0) {
+        if (errno == ENOMEM) {
+            snprintf(err, errlen, "out of memory");
+            return PGSINK_RETRY;
+        }
+        snprintf(err, errlen, "batch %lld: malformed points (rollup)", (long long)b[0].seq);
+        return PGSINK_REJECTED;
+    }
+    if (pgsink_connect(s, err, errlen) < 0) {
+        free(roll);
         return PGSINK_RETRY;
+    }
 
     /* One round trip: the server runs BEGIN and the ledger insert, then
      * waits for COPY data. If a ledger row exists the insert fails on its
@@ -391,25 +423,38 @@ pgsink_result_t pgsink_write(pgsink_t *s, const batch_t *b, size_t n, char *err,
                 (long long)b[i].last_ts_us);
     }
     sql_add(&sql, "; %s", copy);
+    if (roll)
+        sql_add(&sql, "; %s", ROLLUP_COPY_SQL);
     if (sql.oom) {
         free(sql.p);
+        free(roll);
         snprintf(err, errlen, "out of memory");
         return PGSINK_RETRY;
     }
     st = send_and_finish(s, sql.p, "ledger insert + COPY", &in_copy, NULL, 0, err, errlen);
     free(sql.p);
     if (st == STEP_DUPLICATE) {
+        free(roll);
         rollback(s);
         return PGSINK_DUPLICATE;
     }
     if (st != STEP_OK || !in_copy) {
+        free(roll);
+        roll = NULL;
         if (st == STEP_OK) {
             snprintf(err, errlen, "COPY: server did not enter COPY IN");
             st = STEP_RETRY;
         }
         goto fail;
     }
-    st = put_copy_data(s, b, n, err, errlen);
+    st = put_copy_data(s, b, n, roll ? &in_copy : NULL, err, errlen);
+    if (st == STEP_OK && roll) {
+        st = in_copy ? put_copy_stream(s, roll, roll_len, err, errlen) : STEP_RETRY;
+        if (!in_copy && st == STEP_RETRY)
+            snprintf(err, errlen, "rollup COPY: server did not enter COPY IN");
+    }
+    free(roll);
+    roll = NULL;
     if (st != STEP_OK)
         goto fail;
     st = send_and_finish(s, "COMMIT", "COMMIT", NULL, tag, sizeof tag, err, errlen);

@@ -57,10 +57,10 @@ CREATE TEMP TABLE bench_rows (LIKE process_data_points);
 SQL
 ours=(); ref=()
 for r in $(seq 1 "$ROUNDS"); do
-    psql -XAtq "$ADMIN_DSN" -c "TRUNCATE process_data_points, ingest_ledger; CHECKPOINT"
+    psql -XAtq "$ADMIN_DSN" -c "TRUNCATE process_data_points, process_data_rollup, ingest_ledger; CHECKPOINT"
     t=$("$BIN/bench_copy" "$ADMIN_DSN" "$ROWS" "$BATCH" "$WORK/ours.bin" 1 | sed -n 's/^rows_per_s //p')
     ours+=("$t")
-    psql -XAtq "$ADMIN_DSN" -c "TRUNCATE process_data_points, ingest_ledger; CHECKPOINT"
+    psql -XAtq "$ADMIN_DSN" -c "TRUNCATE process_data_points, process_data_rollup, ingest_ledger; CHECKPOINT"
     t0=$(date +%s.%N)
     psql -XAtq "$ADMIN_DSN" -c "\\copy process_data_points (process_id, parameter_id, ts, value, quality) FROM '$WORK/rows.bin' WITH (FORMAT binary)" >/dev/null
     t1=$(date +%s.%N)
@@ -88,7 +88,7 @@ echo "== store and forward: $ROWS rows (batches of $BATCH) through the spool"
 wr=(); dr=(); tx=()
 for r in $(seq 1 "$ROUNDS"); do
     rm -f "$WORK"/bench-spool.db*
-    psql -XAtq "$ADMIN_DSN" -c "TRUNCATE process_data_points, ingest_ledger; CHECKPOINT"
+    psql -XAtq "$ADMIN_DSN" -c "TRUNCATE process_data_points, process_data_rollup, ingest_ledger; CHECKPOINT"
     "$BIN/bench_spool" write "$WORK/bench-spool.db" "$ROWS" "$BATCH" 1 > "$WORK/spool-write.txt"
     "$BIN/bench_spool" drain "$ADMIN_DSN" "$WORK/bench-spool.db" > "$WORK/spool-drain.txt"
     wr+=("$(sed -n 's/^rows_per_s //p' "$WORK/spool-write.txt")")
@@ -102,7 +102,7 @@ awk -v w="$w" -v d="$d" -v p="$p" 'BEGIN {
     printf "   RATIO drain of the backlog / psql \\copy = %s / %s = %.2f\n", d, p, d / p }'
 
 echo "== aldrecd poll loop while draining a $ROWS-row backlog (demo map, 10 Hz, aldsim)"
-psql -XAtq "$ADMIN_DSN" -c "TRUNCATE process_data_points, ingest_ledger; CHECKPOINT"
+psql -XAtq "$ADMIN_DSN" -c "TRUNCATE process_data_points, process_data_rollup, ingest_ledger; CHECKPOINT"
 DCFG=$WORK/aldrecd-bench.conf
 aldrecd_config "$DCFG" recorder.batch_rows=1000 recorder.flush_interval_ms=500 \
     spool.path="$WORK/daemon-spool.db"

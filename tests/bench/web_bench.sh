@@ -29,6 +29,8 @@ SELECT (SELECT max(id) FROM processes), n.parameter_id, '2026-01-10 00:00Z'::tim
        100 + n.parameter_id + 10 * sin(i / 5000.0) + random(), 0
 FROM parameter_names n, generate_series(0, :secs * 10 - 1) i
 WHERE n.full_name = ANY (string_to_array(:'params', ','));
+-- made in SQL, not by aldrecd: its rollup rows (0013_rollup.sql) from the points
+SELECT aldrec_rollup_rebuild((SELECT max(id) FROM processes));
 SELECT max(id) FROM processes;
 SQL
 }

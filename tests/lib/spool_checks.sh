@@ -36,8 +36,36 @@ expected_rows() {
 
 stored_rows() { q "SELECT count(*) FROM process_data_points WHERE process_id = $1"; }
 
-# check_complete NAME PROC — every poll present exactly once, and the ledger
-# accounts for every row.
+# rollup_diff PROC — buckets where the rollup rows aldrecd wrote beside the
+# points (merged: a bucket may have a row per stored group) differ from the
+# same aggregates over the stored points, or exist on one side only.
+rollup_diff() {
+    q "WITH r AS (
+         SELECT parameter_id, bucket, sum(samples) AS n, sum(bad) AS bad,
+                min(first_ts) AS f_ts, (array_agg(first_v ORDER BY first_ts) FILTER (WHERE first_ts IS NOT NULL))[1] AS f_v,
+                min(min_v) AS lo, max(max_v) AS hi,
+                max(last_ts) AS l_ts, (array_agg(last_v ORDER BY last_ts DESC) FILTER (WHERE last_ts IS NOT NULL))[1] AS l_v,
+                min(bad_first) AS b0, max(bad_last) AS b1
+         FROM process_data_rollup WHERE process_id = $1 GROUP BY 1, 2),
+       d AS (
+         SELECT parameter_id, 'epoch'::timestamptz + floor(extract(epoch FROM ts) / 10) * interval '10 s' AS bucket,
+                ts, value, value IS NOT NULL AND quality = 0 AS good
+         FROM process_data_points WHERE process_id = $1),
+       p AS (
+         SELECT parameter_id, bucket, count(*) AS n, count(*) FILTER (WHERE NOT good) AS bad,
+                min(ts) FILTER (WHERE good) AS f_ts, (array_agg(value ORDER BY ts) FILTER (WHERE good))[1] AS f_v,
+                min(value) FILTER (WHERE good) AS lo, max(value) FILTER (WHERE good) AS hi,
+                max(ts) FILTER (WHERE good) AS l_ts, (array_agg(value ORDER BY ts DESC) FILTER (WHERE good))[1] AS l_v,
+                min(ts) FILTER (WHERE NOT good) AS b0, max(ts) FILTER (WHERE NOT good) AS b1
+         FROM d GROUP BY 1, 2)
+     SELECT count(*) FROM r FULL JOIN p USING (parameter_id, bucket)
+     WHERE (r.n, r.bad, r.f_ts, r.f_v, r.lo, r.hi, r.l_ts, r.l_v, r.b0, r.b1)
+           IS DISTINCT FROM (p.n, p.bad, p.f_ts, p.f_v, p.lo, p.hi, p.l_ts, p.l_v, p.b0, p.b1)"
+}
+
+# check_complete NAME PROC — every poll present exactly once, the ledger
+# accounts for every row, and the rollup rows stored with them sum them up
+# exactly (none twice, none missing).
 check_complete() {
     local name=$1 proc=$2 steps
     steps=$(counter_steps "$proc")
@@ -48,6 +76,8 @@ check_complete() {
     check_eq "$name: ledger rows (points) add up to the stored rows" \
         "$(q "SELECT coalesce(sum(rows), 0) FROM ingest_ledger WHERE process_id = $proc AND kind = 1")" \
         "$(stored_rows "$proc")"
+    check_eq "$name: the rollup rows agree with the stored rows in every 10 s bucket" \
+        "$(rollup_diff "$proc")" 0
 }
 
 # spool_init_counts — REQ, NPARAM, RC_ID for the demo map (needs aldrecd up).

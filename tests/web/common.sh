@@ -35,7 +35,8 @@ q "INSERT INTO process_steps SELECT $PROC3, step_no, name, started_at + interval
    FROM process_steps WHERE process_id = $PROC2;
    INSERT INTO process_data_points SELECT $PROC3, parameter_id, ts + interval '1 hour', value + 1, quality
    FROM process_data_points WHERE process_id = $PROC2" >/dev/null
-# Ten hours at 10 Hz of one parameter with one spike sample.
+# Ten hours at 10 Hz of one parameter with one spike sample, and 37 bad
+# samples (quality 2: the device timed out) at its start.
 LONG=$(q "INSERT INTO processes (machine_id, recipe, lot, recorder_id, started_at, ended_at, status)
           SELECT machine_id, 'web-long', 'L1', 'rec-test', '2026-01-05 00:00Z', '2026-01-05 10:00Z', 'completed'
           FROM processes WHERE id = $PROC1 RETURNING id")
@@ -43,5 +44,7 @@ q "INSERT INTO process_data_points
    SELECT $LONG, $HT_ID, '2026-01-05 00:00Z'::timestamptz + i * interval '100 ms',
           200 + 5 * sin(i / 3000.0), 0 FROM generate_series(0, 359999) i;
    UPDATE process_data_points SET value = 900 WHERE process_id = $LONG AND parameter_id = $HT_ID
-      AND ts = '2026-01-05 06:12:34.5Z'" >/dev/null
+      AND ts = '2026-01-05 06:12:34.5Z';
+   UPDATE process_data_points SET quality = 2 WHERE process_id = $LONG AND ts < '2026-01-05 00:00:03.7Z';
+   SELECT aldrec_rollup_rebuild($LONG)" >/dev/null   # made in SQL, not by aldrecd: no rollup rows yet
 SPIKE_TS=1767593554.5
