@@ -103,7 +103,7 @@ int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv)
                       " (SELECT min(lower_bound) FROM data_partitions WHERE lower_bound IS NOT NULL)",
                       0, NULL, err, sizeof err, NULL);
         if (r) {
-            printf("dropped %s rollup rows of the dropped partitions\n", PQcmdTuples(r));
+            printf("rollup: removed %s rows of the dropped partitions' time\n", PQcmdTuples(r));
             PQclear(r);
         } else {
             fprintf(stderr, "aldrec: db maintain: rollup: %s\n", err);
