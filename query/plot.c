@@ -55,12 +55,11 @@ struct plot {
 static int on_row(void *arg, const PGresult *r, int row, char *err, size_t errlen)
 {
     struct plot *pl = arg;
-    int pi = qsel_param_index(pl->s, qdb_int4(r, row, 0));
+    qdb_sample_t x = qdb_sample(r, row);
+    int pi = qsel_param_index(pl->s, x.parameter_id);
     if (pi < 0)
         return 0;
-    bool good = !qdb_null(r, row, 2) && qdb_int2(r, row, 3) == 0;
-    double v = qdb_null(r, row, 2) ? 0 : qdb_float8(r, row, 2);
-    if (ds_add(pl->ser[pi].ds, qdb_ts(r, row, 1), v, good) < 0) {
+    if (ds_add(pl->ser[pi].ds, x.t, x.v, x.good) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

@@ -189,3 +189,11 @@ int64_t qdb_ts(const PGresult *res, int row, int col)
 {
     return qdb_int8(res, row, col) + PG_EPOCH_US;
 }
+
+qdb_sample_t qdb_sample(const PGresult *res, int row)
+{
+    bool null = qdb_null(res, row, 2);
+    return (qdb_sample_t){ .parameter_id = qdb_int4(res, row, 0), .t = qdb_ts(res, row, 1),
+                           .v = null ? 0 : qdb_float8(res, row, 2),
+                           .good = !null && qdb_int2(res, row, 3) == 0 };
+}

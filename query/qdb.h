@@ -35,4 +35,14 @@ double qdb_float8(const PGresult *res, int row, int col);
 /* timestamptz as Unix-epoch µs. */
 int64_t qdb_ts(const PGresult *res, int row, int col);
 
+/* A sample row (parameter_id, ts, value, quality) as the reducer takes it:
+ * good = a value with quality 0; v is 0 when the value is NULL. */
+typedef struct qdb_sample {
+    int32_t parameter_id;
+    int64_t t;
+    double v;
+    bool good;
+} qdb_sample_t;
+qdb_sample_t qdb_sample(const PGresult *res, int row);
+
 #endif

@@ -291,12 +291,11 @@ struct series_ctx {
 static int on_sample(void *arg, const PGresult *res, int row, char *err, size_t errlen)
 {
     struct series_ctx *c = arg;
-    int k = qsel_param_index(c->s, qdb_int4(res, row, 0));
+    qdb_sample_t x = qdb_sample(res, row);
+    int k = qsel_param_index(c->s, x.parameter_id);
     if (k < 0)
         return 0;
-    bool good = !qdb_null(res, row, 2) && qdb_int2(res, row, 3) == 0;
-    double v = qdb_null(res, row, 2) ? 0 : qdb_float8(res, row, 2);
-    if (ds_add(c->ds[k], qdb_ts(res, row, 1), v, good) < 0) {
+    if (ds_add(c->ds[k], x.t, x.v, x.good) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

@@ -292,9 +292,24 @@ static enum step put_bytes(pgsink_t *s, const uint8_t *p, size_t len, char *err,
     return STEP_OK;
 }
 
+/* Ends the COPY whose data went out (st: how sending it went) and
+ * collects its result; *in_copy: the next statement is a COPY too (NULL:
+ * none is). */
+static enum step end_copy(pgsink_t *s, enum step st, const char *what, bool *in_copy, char *err,
+                          size_t errlen)
+{
+    if (st != STEP_OK)
+        return st;
+    if (PQputCopyEnd(s->conn, NULL) < 0) {
+        conn_error(s, "ending COPY", err, errlen);
+        return STEP_RETRY;
+    }
+    return finish_command(s, clock_mono_ms() + s->timeout_ms, what, in_copy, NULL, 0, err,
+                          errlen);
+}
+
 /* The batches' rows as one COPY stream: the first header, every body, one
- * trailer (all were checked with pgcopy_body()). *in_copy: the next
- * statement is a COPY too (NULL: none is). */
+ * trailer (all were checked with pgcopy_body()). */
 static enum step put_copy_data(pgsink_t *s, const batch_t *b, size_t n, bool *in_copy,
                                char *err, size_t errlen)
 {
@@ -305,29 +320,7 @@ static enum step put_copy_data(pgsink_t *s, const batch_t *b, size_t n, bool *in
     if (st == STEP_OK)
         st = put_bytes(s, b[0].data + b[0].len - PGCOPY_TRAILER_LEN, PGCOPY_TRAILER_LEN, err,
                        errlen);
-    if (st != STEP_OK)
-        return st;
-    if (PQputCopyEnd(s->conn, NULL) < 0) {
-        conn_error(s, "ending COPY", err, errlen);
-        return STEP_RETRY;
-    }
-    return finish_command(s, clock_mono_ms() + s->timeout_ms, "COPY", in_copy, NULL, 0, err,
-                          errlen);
-}
-
-/* One more COPY stream, whole (the rollup rows). */
-static enum step put_copy_stream(pgsink_t *s, const uint8_t *data, size_t len, char *err,
-                                 size_t errlen)
-{
-    enum step st = put_bytes(s, data, len, err, errlen);
-    if (st != STEP_OK)
-        return st;
-    if (PQputCopyEnd(s->conn, NULL) < 0) {
-        conn_error(s, "ending COPY", err, errlen);
-        return STEP_RETRY;
-    }
-    return finish_command(s, clock_mono_ms() + s->timeout_ms, "rollup COPY", NULL, NULL, 0, err,
-                          errlen);
+    return end_copy(s, st, "COPY", in_copy, err, errlen);
 }
 
 /* A growing SQL text. */
@@ -448,10 +441,12 @@ pgsink_result_t pgsink_write(pgsink_t *s, const batch_t *b, size_t n, char *err,
         goto fail;
     }
     st = put_copy_data(s, b, n, roll ? &in_copy : NULL, err, errlen);
-    if (st == STEP_OK && roll) {
-        st = in_copy ? put_copy_stream(s, roll, roll_len, err, errlen) : STEP_RETRY;
-        if (!in_copy && st == STEP_RETRY)
-            snprintf(err, errlen, "rollup COPY: server did not enter COPY IN");
+    if (st == STEP_OK && roll && in_copy) {
+        st = end_copy(s, put_bytes(s, roll, roll_len, err, errlen), "rollup COPY", NULL, err,
+                      errlen);
+    } else if (st == STEP_OK && roll) {
+        snprintf(err, errlen, "rollup COPY: server did not enter COPY IN");
+        st = STEP_RETRY;
     }
     free(roll);
     roll = NULL;
