@@ -57,10 +57,12 @@ int cmd_process_start(const aldrec_config_t *cfg, int argc, char **argv)
     PGconn *conn = cli_db_connect(cfg, cfg->conninfo);
     if (!conn)
         return 1;
+    /* rollup: the aldrecd of this package stores every batch of points
+     * with its rollup rows, so the run's rollup is complete (0013). */
     const char *params[4] = { cfg->machine, recipe, lot, cfg->recorder_id };
     PGresult *res = PQexecParams(conn,
-        "INSERT INTO processes (machine_id, recipe, lot, recorder_id)"
-        " SELECT id, $2, $3, $4 FROM machines WHERE name = $1 RETURNING id",
+        "INSERT INTO processes (machine_id, recipe, lot, recorder_id, rollup)"
+        " SELECT id, $2, $3, $4, true FROM machines WHERE name = $1 RETURNING id",
         4, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         cli_print_db_error("creating the process", conn, res);

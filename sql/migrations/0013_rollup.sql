@@ -27,12 +27,14 @@ CREATE TABLE process_data_rollup (
 );
 CREATE INDEX process_data_rollup_run ON process_data_rollup (process_id, parameter_id, bucket);
 
--- Whether a run's rollup rows are complete: true for runs started from now
--- on (every stored batch brings its rows), false for the runs already
--- recorded, which readers draw from the points (or after
--- aldrec_rollup_rebuild()).
+-- Whether a run's rollup rows are complete. `aldrec process start` sets it
+-- for the runs it starts (its aldrecd, from the same package, stores every
+-- batch with its rollup rows); it stays false for the runs already
+-- recorded, for those started by a tool not yet upgraded (a site migrates
+-- its historian before its tools) and for rows made another way: readers
+-- draw those from the points, or from the rollup after
+-- aldrec_rollup_rebuild().
 ALTER TABLE processes ADD COLUMN rollup boolean NOT NULL DEFAULT false;
-ALTER TABLE processes ALTER COLUMN rollup SET DEFAULT true;
 
 -- Rebuilds a run's rollup from its points (for rows that reached
 -- process_data_points another way, or runs recorded before this migration)

@@ -98,6 +98,8 @@ print(b['source'], len(x['t']), [x[k] == y[k] for k in ('t', 'v', 'breaks', 'spa
 check_eq "the recorded run's rollup rows (written by aldrecd) agree with its samples in every bucket" \
     "$(q "SELECT count(*) FROM process_data_rollup WHERE process_id = $PROC1") $(rollup_diff "$PROC1")" \
     "$(q "SELECT count(*) FROM process_data_rollup WHERE process_id = $PROC1 AND samples > 0") 0"
+check_eq "... and aldrec process start marked it complete; a run made in SQL is not" \
+    "$(q "SELECT string_agg(rollup::text, ' ' ORDER BY id) FROM processes WHERE id IN ($PROC1, $PROC3)")" "true false"
 
 # Zoomed to a 2-second window of the 10-hour run: finer (more points per
 # second of data than the whole run at the same width).
