@@ -50,7 +50,15 @@ struct plot {
     struct series *ser;
     struct panel *pan;
     size_t npan;
+    PGresult *sets;            /* set-point events in the window, or NULL */
 };
+
+/* The set-point events of the plotted parameters in the window: parameter,
+ * time (µs), requested, read back (or NULL), by whom. */
+#define SETPOINTS_SQL \
+    "SELECT parameter_id, (extract(epoch FROM ts) * 1000000)::int8, requested, readback," \
+    " requested_by FROM setpoint_events WHERE process_id = $1 AND parameter_id = ANY ($2::int[])" \
+    " AND ts >= $3::timestamptz AND ts < $4::timestamptz ORDER BY ts"
 
 static int on_row(void *arg, const PGresult *r, int row, char *err, size_t errlen)
 {
@@ -277,6 +285,36 @@ static void svg_path(const struct plot *pl, const struct panel *p, const struct 
     fputs("\"/></g>\n", f);
 }
 
+/* A marker (a triangle pointing down at the requested value, clamped to
+ * the panel) per set-point event of the panel's parameters. */
+static void svg_setpoints(const struct plot *pl, size_t pi, FILE *f)
+{
+    const struct panel *p = &pl->pan[pi];
+    for (int i = 0; pl->sets && i < PQntuples(pl->sets); i++) {
+        int k = qsel_param_index(pl->s, atoi(PQgetvalue(pl->sets, i, 0)));
+        if (k < 0 || (size_t)pl->ser[k].panel != pi)
+            continue;
+        const struct series *se = &pl->ser[k];
+        int64_t t = strtoll(PQgetvalue(pl->sets, i, 1), NULL, 10);
+        double req = strtod(PQgetvalue(pl->sets, i, 2), NULL);
+        bool rb = !PQgetisnull(pl->sets, i, 3);
+        double x = xof(pl, t), y = yof(p, req);
+        y = y < p->y ? p->y : y > p->y + PANEL_H ? p->y + PANEL_H : y;
+        char a[40], b1[40], b2[40];
+        fprintf(f, "<path class=\"setpoint\" data-param=\"%s\" data-t-us=\"%lld\""
+                   " data-requested=\"%.17g\" data-readback=\"%s\" d=\"M%.1f %.1fl-5 -8h10z\""
+                   " fill=\"%s\" stroke=\"#111\" stroke-width=\"0.6\"><title>%s set to %s",
+                se->p->name, (long long)t, req, rb ? PQgetvalue(pl->sets, i, 3) : "",
+                x, y, se->color, se->p->name, qtext_num(req, b1, sizeof b1));
+        if (rb)
+            fprintf(f, " (read back %s)",
+                    qtext_num(strtod(PQgetvalue(pl->sets, i, 3), NULL), b2, sizeof b2));
+        fputs(" by ", f);
+        qtext_xml_str(f, PQgetvalue(pl->sets, i, 4));
+        fprintf(f, " at %s</title></path>\n", utc_format(t, UTC_ISO_MS, a, sizeof a));
+    }
+}
+
 static void svg_panel(const struct plot *pl, size_t pi, FILE *f)
 {
     const struct panel *p = &pl->pan[pi];
@@ -361,6 +399,7 @@ static void svg_panel(const struct plot *pl, size_t pi, FILE *f)
     for (size_t k = 0; k < s->nparams; k++)
         if ((size_t)pl->ser[k].panel == pi)
             svg_path(pl, p, &pl->ser[k], f);
+    svg_setpoints(pl, pi, f);
     fputs("</g>\n", f);
     fprintf(f, "<rect class=\"frame\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\"/>\n</g>\n",
             pl->px, p->y, pl->pw, PANEL_H);
@@ -429,6 +468,9 @@ int plot_run(PGconn *conn, const qsel_t *s, const plot_opts_t *o, FILE *out,
             snprintf(err, errlen, "out of memory");
             goto out;
         }
+    if (!s->machine_window &&
+        !(pl.sets = qdb_query(conn, SETPOINTS_SQL, 4, params, err, errlen, NULL)))
+        goto out;
 
     y_range(&pl);
     int y = TITLE_H + STEPS_H;
@@ -453,5 +495,6 @@ out:
         ds_free(pl.ser[k].ds);
     free(pl.ser);
     free(pl.pan);
+    PQclear(pl.sets);
     return rc;
 }

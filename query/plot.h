@@ -4,8 +4,9 @@
  * y axis), a common time axis (time since the start of the process, or of
  * the step with --step), recipe steps as a band on top with a dashed line at
  * each step start, min/max limits as dashed lines in the series' colour,
- * and shaded spans where a series had no good data (bad quality: red; no
- * samples: grey). Each series is reduced to at most 4 points per pixel
+ * shaded spans where a series had no good data (bad quality: red; no
+ * samples: grey), and set-point events as markers (what was requested,
+ * read back, by whom). Each series is reduced to at most 4 points per pixel
  * column (downsample.h) while it streams from the database, so a 10-hour
  * run at 10 Hz draws as fast as a short one and the file stays small.
  *
@@ -14,8 +15,10 @@
  *      data-ymin data-ymax>, <g class="series" data-param data-samples
  *   data-points> holding one <path>, <g class="step" data-step data-t-us>,
  *   <line class="limit" data-param data-limit="min|max" data-value>,
- *   <rect class="gap bad|nodata" data-param>; the root has data-t0-us and
- *   data-t1-us (the time axis' window, Unix µs). */
+ *   <rect class="gap bad|nodata" data-param>, <path class="setpoint"
+ *   data-param data-t-us data-requested data-readback> (a set-point event:
+ *   a triangle pointing at the requested value); the root has data-t0-us
+ *   and data-t1-us (the time axis' window, Unix µs). */
 #ifndef ALDREC_PLOT_H
 #define ALDREC_PLOT_H
 

@@ -391,6 +391,39 @@ HMAX=$(q "SELECT max(value) FROM process_data_points WHERE process_id = $PROC AN
 check_eq "heater1.temperature's highest drawn point is its highest sample (within a pixel)" \
     "$(awk -v m="$HMAX" '$3 == "points" && $2 == "heater1.temperature" {d = $8 - m; print (d < 0 ? -d : d) <= $10}' <<<"$facts")" 1
 
+# Set-point events become markers at their time and requested value, in
+# their parameter's panel (two written here in SQL: the plot reads them).
+q "INSERT INTO setpoint_events (process_id, parameter_id, ts, requested, readback, quality, requested_by)
+   SELECT $PROC, $H1, started_at + interval '1.5 s', 230, 229.5, 0, 'recipe r1' FROM processes WHERE id = $PROC
+   UNION ALL SELECT $PROC, $H1, started_at + interval '2.25 s',
+          (SELECT round(avg(value)) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $H1), NULL, 0, 'ops'
+   FROM processes WHERE id = $PROC" >/dev/null   # 230: above the samples (clamped to the top); the mean: inside
+$A plot --process "$PROC" --param "$PARAMS" -o "$WORK/sets.svg"
+check_eq "plot: a marker per set-point event, at its time and requested value, in its panel" \
+    "$(python3 - "$WORK/sets.svg" <<'PY'
+import re, sys, xml.etree.ElementTree as ET
+NS = '{http://www.w3.org/2000/svg}'
+root = ET.parse(sys.argv[1]).getroot()
+t0, t1 = int(root.get('data-t0-us')), int(root.get('data-t1-us'))
+for p in root.iter(NS + 'g'):
+    if 'panel' not in (p.get('class') or ''): continue
+    x, y, w, h = (float(p.get(k)) for k in ('data-x', 'data-y', 'data-width', 'data-height'))
+    lo, hi = float(p.get('data-ymin')), float(p.get('data-ymax'))
+    for m in p.iter(NS + 'path'):
+        if m.get('class') != 'setpoint': continue
+        mx, my = map(float, re.match(r'M([-\d.]+) ([-\d.]+)', m.get('d')).groups())
+        t = int(m.get('data-t-us'))
+        v = min(max(float(m.get('data-requested')), lo), hi)
+        print(p.get('data-units'), m.get('data-param'), (t - t0) // 1000, m.get('data-requested'), m.get('data-readback') or '-',
+              abs(mx - (x + (t - t0) / (t1 - t0) * w)) <= 0.1, abs(my - (y + h - (v - lo) / (hi - lo) * h)) <= 0.1,
+              m.find(NS + 'title').text)
+PY
+)" "$(q "SELECT string_agg(format('degC heater1.temperature %s %s %s True True %s', (extract(epoch FROM e.ts - p.started_at) * 1000)::int8,
+            e.requested, coalesce(e.readback::text, '-'), e.title), E'\n' ORDER BY e.ts)
+          FROM (SELECT *, 'heater1.temperature set to ' || requested || coalesce(' (read back ' || readback || ')', '') || ' by ' || requested_by
+                       || ' at ' || to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS title
+                FROM setpoint_events WHERE process_id = $PROC) e JOIN processes p ON p.id = e.process_id")"
+
 # --- plot of one step, of a time window ------------------------------------------
 # plot_window WHAT SVG PROC FROM TO NAMES — FROM and TO are SQL expressions;
 # the SVG's time axis must be exactly [FROM, TO), each series must count the
