@@ -241,53 +241,25 @@ int export_run(PGconn *conn, const qsel_t *s, const export_opts_t *o, FILE *out,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    snprintf(pid, sizeof pid, "%lld", (long long)s->process_id);
     qsel_ids_text(s, ids, sizeof ids);
     qsel_from_text(s, from, sizeof from);
     qsel_to_text(s, to, sizeof to);
     snprintf(every, sizeof every, "%lld microseconds", (long long)o->every_us);
-    const char *params[5] = { pid, ids, from, to, every };
+    const char *params[5] = { qsel_key_text(s, pid, sizeof pid), ids, from, to, every };
 
     header(&w);
-    if (s->machine_window) {
-        /* the machine's rows, runs and idle history alike (0010_idle.sql) */
-        const char *mp[5] = { s->machine, ids, from, to, every };
-        if (o->every_us > 0)
-            rc = qdb_stream(conn, wide
-                ? "SELECT * FROM machine_series_bucketed($1, $2::int[], $5::interval, $3, $4)"
-                  " ORDER BY bucket_start, parameter_id"
-                : "SELECT * FROM machine_series_bucketed($1, $2::int[], $5::interval, $3, $4)"
-                  " ORDER BY parameter_id, bucket_start",
-                5, mp, CHUNK, on_bucket, &w, err, errlen);
-        else
-            rc = qdb_stream(conn, wide
-                ? "SELECT parameter_id, ts, value, quality FROM machine_points"
-                  " WHERE parameter_id = ANY ($2::int[]) AND machine_id = (SELECT id FROM machines"
-                  " WHERE name = $1) AND ts >= $3::timestamptz AND ts < $4::timestamptz"
-                  " ORDER BY ts, parameter_id"
-                : "SELECT parameter_id, ts, value, quality FROM machine_points"
-                  " WHERE parameter_id = ANY ($2::int[]) AND machine_id = (SELECT id FROM machines"
-                  " WHERE name = $1) AND ts >= $3::timestamptz AND ts < $4::timestamptz"
-                  " ORDER BY parameter_id, ts",
-                4, mp, CHUNK, on_sample, &w, err, errlen);
-    } else if (o->every_us > 0) {
-        rc = qdb_stream(conn, wide
-            ? "SELECT * FROM series_bucketed($1, $2::int[], $5::interval, $3, $4)"
-              " ORDER BY bucket_start, parameter_id"
-            : "SELECT * FROM series_bucketed($1, $2::int[], $5::interval, $3, $4)"
-              " ORDER BY parameter_id, bucket_start",
-            5, params, CHUNK, on_bucket, &w, err, errlen);
+    /* Long: parameter by parameter, in index order (nothing to sort).
+     * Wide: in time order across the parameters. */
+    char sql[512];
+    if (o->every_us > 0) {
+        snprintf(sql, sizeof sql, "SELECT * FROM %s($1, $2::int[], $5::interval, $3, $4) ORDER BY %s",
+                 qsel_bucketed_fn(s), wide ? "bucket_start, parameter_id" : "parameter_id, bucket_start");
+        rc = qdb_stream(conn, sql, 5, params, CHUNK, on_bucket, &w, err, errlen);
     } else {
-        /* Long: parameter by parameter, in index order (nothing to sort).
-         * Wide: in time order across the parameters. */
-        rc = qdb_stream(conn, wide
-            ? "SELECT parameter_id, ts, value, quality FROM process_data_points"
-              " WHERE process_id = $1 AND parameter_id = ANY ($2::int[])"
-              " AND ts >= $3::timestamptz AND ts < $4::timestamptz ORDER BY ts, parameter_id"
-            : "SELECT parameter_id, ts, value, quality FROM process_data_points"
-              " WHERE process_id = $1 AND parameter_id = ANY ($2::int[])"
-              " AND ts >= $3::timestamptz AND ts < $4::timestamptz ORDER BY parameter_id, ts",
-            4, params, CHUNK, on_sample, &w, err, errlen);
+        snprintf(sql, sizeof sql, "SELECT parameter_id, ts, value, quality FROM %s"
+                 " AND ts >= $3::timestamptz AND ts < $4::timestamptz ORDER BY %s",
+                 qsel_rows_sql(s), wide ? "ts, parameter_id" : "parameter_id, ts");
+        rc = qdb_stream(conn, sql, 4, params, CHUNK, on_sample, &w, err, errlen);
     }
     if (rc == 0) {
         flush_wide(&w);

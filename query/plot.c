@@ -445,22 +445,17 @@ int plot_run(PGconn *conn, const qsel_t *s, const plot_opts_t *o, FILE *out,
         se->panel = (int)pi;
     }
 
-    char pid[24], ids[4096], from[48], to[48];
-    snprintf(pid, sizeof pid, "%lld", (long long)s->process_id);
+    char pid[24], ids[4096], from[48], to[48], sql[512];
     utc_format(pl.t0, UTC_ISO_US, from, sizeof from);
     utc_format(pl.t1, UTC_ISO_US, to, sizeof to);
-    const char *params[4] = { s->machine_window ? s->machine : pid,
+    const char *params[4] = { qsel_key_text(s, pid, sizeof pid),
                               qsel_ids_text(s, ids, sizeof ids), from, to };
     /* --machine and --before: the machine's rows, runs and idle history
-     * alike (machine_points, 0010_idle.sql), as export reads them. */
-    if (qdb_stream(conn, s->machine_window
-            ? "SELECT parameter_id, ts, value, quality FROM machine_points"
-              " WHERE machine_id = (SELECT id FROM machines WHERE name = $1)"
-              " AND parameter_id = ANY ($2::int[])"
-              " AND ts >= $3::timestamptz AND ts < $4::timestamptz ORDER BY parameter_id, ts"
-            : "SELECT parameter_id, ts, value, quality FROM process_data_points"
-              " WHERE process_id = $1 AND parameter_id = ANY ($2::int[])"
-              " AND ts >= $3::timestamptz AND ts < $4::timestamptz ORDER BY parameter_id, ts",
+     * alike, as export reads them. */
+    snprintf(sql, sizeof sql, "SELECT parameter_id, ts, value, quality FROM %s"
+             " AND ts >= $3::timestamptz AND ts < $4::timestamptz ORDER BY parameter_id, ts",
+             qsel_rows_sql(s));
+    if (qdb_stream(conn, sql,
             4, params, CHUNK, on_row, &pl, err, errlen) < 0)
         goto out;
     for (size_t k = 0; k < s->nparams; k++)

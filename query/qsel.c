@@ -346,3 +346,24 @@ int qsel_param_index(const qsel_t *s, int id)
             return (int)i;
     return -1;
 }
+
+const char *qsel_rows_sql(const qsel_t *s)
+{
+    return s->machine_window
+        ? "machine_points WHERE machine_id = (SELECT id FROM machines WHERE name = $1)"
+          " AND parameter_id = ANY ($2::int[])"
+        : "process_data_points WHERE process_id = $1 AND parameter_id = ANY ($2::int[])";
+}
+
+const char *qsel_bucketed_fn(const qsel_t *s)
+{
+    return s->machine_window ? "machine_series_bucketed" : "series_bucketed";
+}
+
+const char *qsel_key_text(const qsel_t *s, char *buf, size_t len)
+{
+    if (s->machine_window)
+        return s->machine;
+    snprintf(buf, len, "%lld", (long long)s->process_id);
+    return buf;
+}

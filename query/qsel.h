@@ -87,6 +87,16 @@ void qsel_to_text(const qsel_t *s, char *buf, size_t len);
 /* The chosen parameter ids as an SQL int[] literal "{3,7}". Returns buf. */
 char *qsel_ids_text(const qsel_t *s, char *buf, size_t len);
 
+/* Where s's samples are: "<table> WHERE <$1 matches> AND parameter_id =
+ * ANY ($2::int[])" — process_data_points and $1 the process id, or for a
+ * machine window (--machine, --before) machine_points, the machine's rows,
+ * runs and idle history alike (0010_idle.sql), and $1 its name; the
+ * bucketed function of the same rows (series_bucketed or
+ * machine_series_bucketed); and $1's text. */
+const char *qsel_rows_sql(const qsel_t *s);
+const char *qsel_bucketed_fn(const qsel_t *s);
+const char *qsel_key_text(const qsel_t *s, char *buf, size_t len);
+
 /* Index of parameter id in s->params, or -1. */
 int qsel_param_index(const qsel_t *s, int id);
 

@@ -2,11 +2,9 @@
  * reader connections; see webd.h. The answers themselves are webapi.c. */
 #include "web/webd.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/netaddr.h"
 #include "common/pgconn.h"
 #include "web/webapi.h"
 
@@ -233,23 +232,15 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 webd_t *webd_start(const webd_opts_t *o, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
     unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                          MHD_USE_ERROR_LOG;
-    const char *host = strcmp(o->host, "localhost") == 0 ? "127.0.0.1" : o->host;
-    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)o->port);
-    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)o->port);
-        flags |= MHD_USE_IPv6;
-    } else {
+    int af = netaddr_parse(o->host, o->port, &ss);
+    if (af < 0) {
         snprintf(err, errlen, "web: listen: \"%s\" is not a numeric IPv4 or IPv6 address", o->host);
         return NULL;
     }
+    if (af == AF_INET6)
+        flags |= MHD_USE_IPv6;
     if (o->pool < 1 || o->pool > MAX_POOL) {
         snprintf(err, errlen, "web: pool: %d is outside 1..%d", o->pool, MAX_POOL);
         return NULL;

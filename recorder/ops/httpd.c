@@ -1,10 +1,8 @@
 /* httpd.c — /metrics and /health over libmicrohttpd; see httpd.h. */
 #include "ops/httpd.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -14,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "common/log.h"
+#include "common/netaddr.h"
 
 #define CONNECTION_LIMIT 16
 #define CONNECTION_TIMEOUT_S 10
@@ -98,27 +97,16 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 httpd_t *httpd_start(const char *host, int port, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    socklen_t sslen;
     unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
-    memset(&ss, 0, sizeof ss);
-    if (strcmp(host, "localhost") == 0)
-        host = "127.0.0.1";
-    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)port);
-        sslen = sizeof *sin;
-    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)port);
-        sslen = sizeof *sin6;
-        flags |= MHD_USE_IPv6;
-    } else {
+    int af = netaddr_parse(host, port, &ss);
+    if (af < 0) {
         snprintf(err, errlen, "metrics: \"%s\" is not a numeric IPv4 or IPv6 address", host);
         return NULL;
     }
-    (void)sslen;
+    if (af == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";   /* as named in the error below */
     httpd_t *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errlen, "metrics: out of memory");

@@ -95,16 +95,20 @@ int64_t pgcopy_pg_time(int64_t unix_us)
     return unix_us - PG_EPOCH_OFFSET_US;
 }
 
-int pgcopy_add(pgcopy_t *p, int64_t process_id, const sample_t *s)
+/* A sample row: (process_id,) parameter_id, ts, value (NULL when there is
+ * none), quality. points: 52 bytes with a value; idle: 40. */
+static int add_sample(pgcopy_t *p, bool with_process, int64_t process_id, const sample_t *s)
 {
     if (reserve(p, 52) < 0)
         return -1;
     uint8_t *o = p->buf + p->len;
     uint64_t bits;
 
-    o = put16(o, 5);
-    o = put32(o, 8);
-    o = put64(o, (uint64_t)process_id);
+    o = put16(o, with_process ? 5 : 4);
+    if (with_process) {
+        o = put32(o, 8);
+        o = put64(o, (uint64_t)process_id);
+    }
     o = put32(o, 4);
     o = put32(o, (uint32_t)s->parameter_id);
     o = put32(o, 8);
@@ -123,30 +127,14 @@ int pgcopy_add(pgcopy_t *p, int64_t process_id, const sample_t *s)
     return 0;
 }
 
+int pgcopy_add(pgcopy_t *p, int64_t process_id, const sample_t *s)
+{
+    return add_sample(p, true, process_id, s);
+}
+
 int pgcopy_add_idle(pgcopy_t *p, const sample_t *s)
 {
-    if (reserve(p, 40) < 0)
-        return -1;
-    uint8_t *o = p->buf + p->len;
-    uint64_t bits;
-
-    o = put16(o, 4);
-    o = put32(o, 4);
-    o = put32(o, (uint32_t)s->parameter_id);
-    o = put32(o, 8);
-    o = put64(o, (uint64_t)pgcopy_pg_time(s->ts_us));
-    if (s->has_value) {
-        memcpy(&bits, &s->value, sizeof bits);
-        o = put32(o, 8);
-        o = put64(o, bits);
-    } else {
-        o = put32(o, 0xffffffffu);   /* -1: NULL */
-    }
-    o = put32(o, 2);
-    o = put16(o, (uint16_t)s->quality);
-    p->len = (size_t)(o - p->buf);
-    p->rows++;
-    return 0;
+    return add_sample(p, false, 0, s);
 }
 
 int pgcopy_row(pgcopy_t *p, int nfields)
