@@ -66,20 +66,7 @@ check_eq "the outage is one 'reachable again' in the log, not one per retry" \
     "$(grep -c 'PostgreSQL reachable again; ' "$WORK/aldrecd.log")" 1
 
 # A black hole between aldrecd and pgbouncer.
-relay_hole
-T_HOLE=$(now_s)
-# Noticed = the link leaves up; after the first failure it alternates
-# between spooling (backoff) and connecting (2 s per attempt in the hole).
-link_down() { st_match database_link '^(spooling|connecting)'; }
-wait_until 30 "link down" link_down
-DETECT_MS=$(awk -v a="$T_HOLE" -v b="$(now_s)" 'BEGIN {printf "%d", (b - a) * 1000}')
-echo "# black hole in front of pgbouncer noticed after $DETECT_MS ms"
-check_ge "the black hole is noticed within the deadline + flush + 2 s margin" \
-    $((TIMEOUT_S * 1000 + 300 + 2000)) "$DETECT_MS"
-check_match "the reason is the deadline" "$(st last_error)" "no answer within $((TIMEOUT_S * 1000)) ms"
-sleep "$HOLE_S"
-relay_pass
-check "the backlog goes through after the black hole" wait_queue 90 -eq 0
+check_black_hole "in front of pgbouncer" "$HOLE_S" 90
 sleep 1
 STOP=$($A process stop)
 check_match "process stop: all stored" "$STOP" "rows recorded, all stored"

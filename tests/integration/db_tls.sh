@@ -48,20 +48,7 @@ pg_restart
 check "after the restart the backlog is forwarded over TLS" wait_queue 60 -eq 0
 
 # A black hole on the TLS connection: noticed at the deadline, recovered.
-relay_hole
-T_HOLE=$(now_s)
-# Noticed = the link leaves up; after the first failure it alternates
-# between spooling (backoff) and connecting (one deadline per attempt).
-link_down() { st_match database_link '^(spooling|connecting)'; }
-wait_until 30 "link down" link_down
-DETECT_MS=$(awk -v a="$T_HOLE" -v b="$(now_s)" 'BEGIN {printf "%d", (b - a) * 1000}')
-echo "# black hole over TLS noticed after $DETECT_MS ms"
-check_ge "the black hole is noticed within the deadline + flush + 2 s margin" \
-    $((TIMEOUT_S * 1000 + 300 + 2000)) "$DETECT_MS"
-check_match "the reason is the deadline" "$(st last_error)" "no answer within $((TIMEOUT_S * 1000)) ms"
-sleep 8
-relay_pass
-check "the backlog is forwarded after the black hole" wait_queue 60 -eq 0
+check_black_hole "over TLS" 8 60
 
 # A handshake that never gets an answer: a relay that lets the server's
 # 'S' (yes to SSLRequest) through and then holds the connection. The

@@ -146,3 +146,24 @@ wait_link() {
 # recorded_rows STOP_REPLY — "N rows recorded" from `aldrec process stop`:
 # every row aldrecd put into the spool for the process (all its runs).
 recorded_rows() { sed -n 's/.*process [0-9]*: \([0-9]*\) rows recorded.*/\1/p' <<<"$1"; }
+
+# check_black_hole WHERE HOLD_S WAIT_S — a black hole in the relay in front
+# of the server (relay_hole): noticed (the link leaves up; after the first
+# failure it alternates between spooling, the backoff, and connecting, one
+# deadline per attempt) within connect_timeout_s (TIMEOUT_S) + flush + 2 s,
+# the deadline named; after HOLD_S s of it (relay_pass) the backlog is
+# forwarded within WAIT_S s.
+check_black_hole() {
+    local where=$1 hold=$2 wait=$3 t_hole ms
+    relay_hole
+    t_hole=$(now_s)
+    wait_until 30 "link down" st_match database_link '^(spooling|connecting)'
+    ms=$(awk -v a="$t_hole" -v b="$(now_s)" 'BEGIN {printf "%d", (b - a) * 1000}')
+    echo "# black hole $where noticed after $ms ms"
+    check_ge "the black hole $where is noticed within the deadline + flush + 2 s margin" \
+        $((TIMEOUT_S * 1000 + 300 + 2000)) "$ms"
+    check_match "the reason is the deadline" "$(st last_error)" "no answer within $((TIMEOUT_S * 1000)) ms"
+    sleep "$hold"
+    relay_pass
+    check "the backlog is forwarded after the black hole $where" wait_queue "$wait" -eq 0
+}
