@@ -70,5 +70,6 @@ BEGIN
 END
 $$;
 
+REVOKE ALL ON FUNCTION aldrec_rollup_rebuild(bigint) FROM PUBLIC;   -- the owner's
 GRANT INSERT ON process_data_rollup TO aldrec_recorder;
 GRANT SELECT ON process_data_rollup TO aldrec_reader;

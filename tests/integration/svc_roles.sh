@@ -85,11 +85,16 @@ denied "recorder: ALTER TABLE is denied" "$REC_DSN" "ALTER TABLE process_data_po
 denied "recorder: DROP TABLE is denied" "$REC_DSN" "DROP TABLE data_gaps"
 denied "recorder: calling the metadata bump is denied" "$REC_DSN" "SELECT aldrec_metadata_bump(ARRAY[$MID])"
 denied "recorder: partition maintenance is denied" "$REC_DSN" "SELECT * FROM aldrec_maintain('day', 1)"
+denied "recorder: SELECT from the rollup is denied (it only adds rows)" "$REC_DSN" "SELECT count(*) FROM process_data_rollup"
+denied "recorder: DELETE FROM the rollup is denied" "$REC_DSN" "DELETE FROM process_data_rollup"
+denied "recorder: rebuilding a run's rollup is denied" "$REC_DSN" "SELECT aldrec_rollup_rebuild($PROC)"
 
 # Engineers read, nothing else.
 check_eq "reader: SELECT works" "$(as "$READER_DSN" "SELECT count(*) FROM process_data_points")" ok
 denied "reader: INSERT is denied" "$READER_DSN" "INSERT INTO process_steps (process_id, step_no, name, started_at) VALUES (1, 1, 'x', now())"
 denied "reader: DELETE is denied" "$READER_DSN" "DELETE FROM process_data_points"
+check_eq "reader: SELECT from the rollup works" "$(as "$READER_DSN" "SELECT count(*) FROM process_data_rollup")" ok
+denied "reader: rebuilding a run's rollup is denied" "$READER_DSN" "SELECT aldrec_rollup_rebuild($PROC)"
 
 # The owner group keeps working through the admin login.
 out=$($A db maintain 2>&1); rc=$?
