@@ -332,7 +332,7 @@ install: $(BIN)/aldrecd $(BIN)/aldrec $(BIN)/aldrec-full $(WEB_FILES)
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 0644 docs/*.md docs/*.svg $(DESTDIR)$(DOCDIR)/docs/
 	for m in aldrec.1 aldrec.conf.5 aldrecd.8; do \
-	    sed -e 's|/etc/aldrec/|$(SYSCONFDIR)/aldrec/|g' dist/man/$$m > $(BUILD)/$$m && \
+	    sed -e 's|/etc/aldrec/|$(SYSCONFDIR)/aldrec/|g' -e 's|/usr/local/libexec/aldrec/|$(LIBEXECDIR)/|g' dist/man/$$m > $(BUILD)/$$m && \
 	    install -m 0644 $(BUILD)/$$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m || exit 1; \
 	done
 	sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/usr/local/share/doc/aldrec/|$(DOCDIR)/|g' \
