@@ -45,17 +45,14 @@ int cmd_param_get(const aldrec_config_t *cfg, int argc, char **argv)
     bool fresh = false;
     char line[512], reply[DAEMON_REPLY_MAX];
     int opt;
-    bool verbose = false;
     optind = 1;
+    /* -v: aldrec-full printed the cache's metadata (cmd_param_get_full) */
     while ((opt = getopt_long(argc, argv, "+v", opts, NULL)) != -1) {
         if (opt == 'f')
             fresh = true;
-        else if (opt == 'v')
-            verbose = true;
-        else
+        else if (opt != 'v')
             return cli_usage_error("get: bad option");
     }
-    (void)verbose;   /* -v: cmd_param_get_full printed the cache's metadata */
     if (optind >= argc)
         return cli_usage_error("get: expected COMPONENT.PARAM [COMPONENT.PARAM ...]");
     int used = snprintf(line, sizeof line, "GET%s", fresh ? " FRESH" : "");
