@@ -1,6 +1,6 @@
 # aldrec — one non-recursive Makefile.
 #
-#   make            build build/bin/{aldsim,aldrecd,aldrec}
+#   make            build build/bin/{aldsim,aldrecd,aldrec,aldrec-full}
 #   make demo       set up packages, record a simulated run, print a summary
 #   make check      the fast tier, no server needed (well under a minute):
 #                   the static checks (tests/check/: layers, docs, man
@@ -44,6 +44,7 @@ endif
 PREFIX      ?= /usr/local
 BINDIR      ?= $(PREFIX)/bin
 SBINDIR     ?= $(PREFIX)/sbin
+LIBEXECDIR  ?= $(PREFIX)/libexec/aldrec
 DATADIR     ?= $(PREFIX)/share/aldrec
 DOCDIR      ?= $(PREFIX)/share/doc/aldrec
 MANDIR      ?= $(PREFIX)/share/man
@@ -54,7 +55,7 @@ TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 # aldrec db migrate reads $(DATADIR)/sql, or this checkout's sql/ when
 # that is not installed (running from the build tree).
 PATH_DEFS := -DALDREC_SQLDIR='"$(DATADIR)/sql"' -DALDREC_SRC_SQLDIR='"$(abspath sql)"' \
-             -DALDREC_SYSCONFDIR='"$(SYSCONFDIR)"' \
+             -DALDREC_SYSCONFDIR='"$(SYSCONFDIR)"' -DALDREC_LIBEXECDIR='"$(LIBEXECDIR)"' \
              -DALDREC_WEBDIR='"$(DATADIR)/web"' -DALDREC_BUILD_WEBDIR='"$(abspath $(BUILD))/web"'
 
 ALD_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -O2 -g -pthread \
@@ -106,11 +107,15 @@ LIB_SIM    := $(call lib_of,sim)
 # What each program links, top layer first.
 DAEMON_LIBS := $(LIB_DAEMON) $(LIB_OPS) $(LIB_CACHE) $(LIB_STORE) $(LIB_ACQ) $(LIB_COMMON)
 CLI_LIBS    := $(LIB_CLI) $(LIB_WEB) $(LIB_QUERY) $(LIB_CACHE) $(LIB_STORE) $(LIB_ACQ) $(LIB_COMMON)
+# The front program (aldrec.c built with ALDREC_FRONT) links the same
+# layers without any package library: a socket-only command that reached
+# for libpq, Redis, SQLite or libmodbus fails to link.
+FRONT_LIBS  := $(LIB_CLI) $(LIB_QUERY) $(LIB_STORE) $(LIB_ACQ) $(LIB_COMMON)
 SIM_LIBS    := $(LIB_SIM) $(LIB_ACQ) $(LIB_COMMON)
 ALL_LIBS    := $(LIB_CLI) $(LIB_DAEMON) $(LIB_OPS) $(LIB_CACHE) $(LIB_WEB) $(LIB_QUERY) $(LIB_STORE) \
                $(LIB_SIM) $(LIB_ACQ) $(LIB_COMMON)
 
-PROGS    := $(BIN)/aldsim $(BIN)/aldrecd $(BIN)/aldrec
+PROGS    := $(BIN)/aldsim $(BIN)/aldrecd $(BIN)/aldrec $(BIN)/aldrec-full
 UNITS    := $(UNIT_SRCS:tests/unit/%.c=$(BIN)/%)
 TOOLS    := $(TOOL_SRCS:tests/tools/%.c=$(BIN)/%)
 BENCHES  := $(BENCH_SRCS:tests/bench/%.c=$(BIN)/%)
@@ -144,7 +149,8 @@ PATHS_STAMP := $(BUILD)/paths.stamp
 $(PATHS_STAMP): FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(PATH_DEFS)' | cmp -s - $@ 2>/dev/null || echo '$(PATH_DEFS)' > $@
-$(OBJ)/recorder/cli/cmd_db.o $(OBJ)/recorder/cli/aldrec.o $(OBJ)/recorder/daemon/aldrecd.o: $(PATHS_STAMP)
+$(OBJ)/recorder/cli/cmd_db.o $(OBJ)/recorder/cli/aldrec.o $(OBJ)/recorder/cli/aldrec-front.o \
+    $(OBJ)/recorder/daemon/aldrecd.o: $(PATHS_STAMP)
 .PHONY: FORCE
 # Keep every object (no intermediate deletion), so a second make rebuilds nothing.
 .SECONDARY:
@@ -176,7 +182,15 @@ $(BIN)/aldrecd: $(OBJ)/recorder/daemon/aldrecd.o $(DAEMON_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-$(BIN)/aldrec: $(OBJ)/recorder/cli/aldrec.o $(CLI_LIBS)
+$(OBJ)/recorder/cli/aldrec-front.o: recorder/cli/aldrec.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALD_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) -DALDREC_FRONT -c $< -o $@
+
+$(BIN)/aldrec: $(OBJ)/recorder/cli/aldrec-front.o $(FRONT_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ -lm
+
+$(BIN)/aldrec-full: $(OBJ)/recorder/cli/aldrec.o $(CLI_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALD_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
@@ -302,13 +316,14 @@ valgrind: setup
 # without it, as root, the aldrec user and directories are made right away
 # (SETUP_SYSTEM=no skips that).
 SETUP_SYSTEM ?= yes
-install: $(BIN)/aldrecd $(BIN)/aldrec $(WEB_FILES)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/sql/migrations \
+install: $(BIN)/aldrecd $(BIN)/aldrec $(BIN)/aldrec-full $(WEB_FILES)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/sql/migrations \
 	    $(DESTDIR)$(DATADIR)/sql/demo $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(DOCDIR)/docs \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/aldrec
 	install -m 0755 $(BIN)/aldrec $(DESTDIR)$(BINDIR)/aldrec
+	install -m 0755 $(BIN)/aldrec-full $(DESTDIR)$(LIBEXECDIR)/aldrec-full
 	install -m 0755 $(BIN)/aldrecd $(DESTDIR)$(SBINDIR)/aldrecd
 	install -m 0644 sql/migrations/*.sql $(DESTDIR)$(DATADIR)/sql/migrations/
 	install -m 0644 sql/demo/*.sql $(DESTDIR)$(DATADIR)/sql/demo/
@@ -318,7 +333,7 @@ install: $(BIN)/aldrecd $(BIN)/aldrec $(WEB_FILES)
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 0644 docs/*.md docs/*.svg $(DESTDIR)$(DOCDIR)/docs/
 	for m in aldrec.1 aldrec.conf.5 aldrecd.8; do \
-	    sed -e 's|/etc/aldrec/|$(SYSCONFDIR)/aldrec/|g' dist/man/$$m > $(BUILD)/$$m && \
+	    sed -e 's|/etc/aldrec/|$(SYSCONFDIR)/aldrec/|g' -e 's|/usr/local/libexec/aldrec/|$(LIBEXECDIR)/|g' dist/man/$$m > $(BUILD)/$$m && \
 	    install -m 0644 $(BUILD)/$$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m || exit 1; \
 	done
 	sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/usr/local/share/doc/aldrec/|$(DOCDIR)/|g' \

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cache/l2redis.h"
+#include "cache/pmapdb.h"
 #include "common/log.h"
 #include "common/pgconn.h"
 #include "cache/snapshot.h"
@@ -367,7 +368,7 @@ static pmap_t *pg_bulk_load(pcache_t *c, PGconn *conn, int wake_fd, char *err, s
 {
     const char *params[1] = { c->machine };
     int64_t t0 = clock_mono_us();
-    PGresult *res = pgconn_query(conn, pmap_load_sql(), 1, params, c->pg_timeout_ms, wake_fd,
+    PGresult *res = pgconn_query(conn, pmapdb_sql(), 1, params, c->pg_timeout_ms, wake_fd,
                                  err, errlen);
     pmap_t *m = NULL;
     if (res && PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -376,7 +377,7 @@ static pmap_t *pg_bulk_load(pcache_t *c, PGconn *conn, int wake_fd, char *err, s
                  (int)strcspn(msg, "\n"), msg);
         errno = EPROTO;
     } else if (res) {
-        m = pmap_from_result(res, c->machine, now_us(c), err, errlen);
+        m = pmapdb_from_result(res, c->machine, now_us(c), err, errlen);
     }
     int e = errno;
     PQclear(res);

@@ -10,7 +10,7 @@
  *        process on the controller.
  *   PG   PostgreSQL: one query loads every active parameter of the
  *        machine's activated components with the metadata version
- *        (pmap_load_sql) — never one query per component.
+ *        (pmapdb_sql) — never one query per component.
  *   snapshot  the last good map in a local SQLite file (snapshot.h), for
  *        a start with PostgreSQL and Redis both unreachable.
  *

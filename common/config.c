@@ -5,8 +5,10 @@
 #include "common/config.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <grp.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -512,22 +514,65 @@ const char *config_partition_name(enum config_partition p)
     return enum_name(partition_names, (int)p);
 }
 
+/* libpq's conninfo parser, loaded on first use rather than linked: the
+ * commands that only talk to aldrecd's control socket read this file too,
+ * and loading libpq with its TLS, Kerberos and LDAP chain costs them more
+ * than all their own work (docs/ARCH.md "The command-line tool"). A
+ * program that links libpq gets the copy it already has. NULL when libpq
+ * cannot be loaded. */
+struct pq_api {
+    PQconninfoOption *(*parse)(const char *conninfo, char **errmsg);
+    void (*free_options)(PQconninfoOption *opts);
+    void (*freemem)(void *p);
+};
+static struct pq_api pq;
+static char pq_error[256] = "libpq.so.5 not loaded";
+static pthread_once_t pq_once = PTHREAD_ONCE_INIT;
+
+static void pq_load(void)
+{
+    void *h = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *why = dlerror();
+        snprintf(pq_error, sizeof pq_error, "%s", why ? why : "dlopen failed");
+        return;
+    }
+    pq.parse = (PQconninfoOption *(*)(const char *, char **))dlsym(h, "PQconninfoParse");
+    pq.free_options = (void (*)(PQconninfoOption *))dlsym(h, "PQconninfoFree");
+    pq.freemem = (void (*)(void *))dlsym(h, "PQfreemem");
+    if (!pq.parse || !pq.free_options || !pq.freemem)
+        pq.parse = NULL;
+}
+
+static const struct pq_api *pq_api(void)
+{
+    pthread_once(&pq_once, pq_load);
+    return pq.parse ? &pq : NULL;
+}
+
 /* A conninfo with a password in it, in any form libpq accepts (keyword
  * with or without spaces, URI user:password@). */
 static int has_password(const char *conninfo)
 {
+    /* Without the word and without a URI there is no password, whatever
+     * the spelling (libpq's keywords are case-sensitive, this is not), so
+     * libpq is asked only when it must tell the cases apart. */
+    if (!strcasestr(conninfo, "password") && !strstr(conninfo, "://"))
+        return 0;
+    const struct pq_api *api = pq_api();
     char *msg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
+    PQconninfoOption *opts = api ? api->parse(conninfo, &msg) : NULL;
     int found = 0;
     if (!opts) {
-        PQfreemem(msg);
+        if (api)
+            api->freemem(msg);
         /* Not parseable (config_check_system says so); be strict. */
         return strcasestr(conninfo, "password") != NULL;
     }
     for (PQconninfoOption *o = opts; o->keyword; o++)
         if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0])
             found = 1;
-    PQconninfoFree(opts);
+    api->free_options(opts);
     return found;
 }
 
@@ -967,12 +1012,18 @@ int config_check_system(const aldrec_config_t *cfg, const char *path, char *err,
         if (k->type != T_CONNINFO)
             continue;
         const char *v = (const char *)cfg + k->off;
+        const struct pq_api *api = pq_api();
         char *msg = NULL;
-        PQconninfoOption *o = PQconninfoParse(v, &msg);
+        if (!api) {
+            note(&e, path, cfg->key_line[i], "%s: cannot load libpq to check it: %s",
+                 key_of(k), pq_error);
+            break;
+        }
+        PQconninfoOption *o = api->parse(v, &msg);
         if (!o) {
             int line = cfg->key_line[i];
             if (line == 0 && !k->required) {
-                PQfreemem(msg);
+                api->freemem(msg);
                 continue;   /* a copy of conninfo: reported there */
             }
             if (msg)
@@ -980,8 +1031,8 @@ int config_check_system(const aldrec_config_t *cfg, const char *path, char *err,
             note(&e, path, line, "%s: libpq cannot parse it: %s", key_of(k),
                  msg ? msg : "out of memory");
         }
-        PQfreemem(msg);
-        PQconninfoFree(o);
+        api->freemem(msg);
+        api->free_options(o);
     }
     if (cfg->socket_group[0] && !getgrnam(cfg->socket_group))
         note(&e, path, config_key_line(cfg, "recorder", "socket_group"),

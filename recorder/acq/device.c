@@ -145,6 +145,7 @@ struct device {
     /* the write/read queue (device_submit), under opmu */
     pthread_mutex_t opmu;
     device_op_t *ops_head, *ops_tail;
+    size_t ops_n;                  /* queued, at most DEVICE_OPS_MAX */
     bool ops_closed;               /* the thread is exiting: nothing more queued */
     atomic_bool ops_pending;       /* a cheap look between two requests */
 };
@@ -703,12 +704,27 @@ static void op_run(device_t *d, device_op_t *op)
         op_latest(d, op);
     }
 done:
-    op_done(op);
+    return;
 }
 
-/* Serves every queued op, in arrival order. Device thread only. */
+/* True when op is a write that did not land as asked: its group ends. */
+static bool op_write_failed(const device_op_t *op)
+{
+    if (op->kind != DEVICE_OP_WRITE)
+        return false;
+    if (op->q_write != Q_GOOD || op->q_back != Q_GOOD)
+        return true;
+    if (is_bits(op->table))
+        return (op->back[0] != 0) != (op->words[0] != 0);
+    return memcmp(op->back, op->words, op->nwords * sizeof *op->words) != 0;
+}
+
+/* Serves every queued op, in arrival order; a group's ops back to back
+ * (they were queued together, so the loop takes them all). Device thread
+ * only. */
 static void ops_service(device_t *d)
 {
+    bool skip = false;   /* an earlier write of the current group failed */
     for (;;) {
         pthread_mutex_lock(&d->opmu);
         device_op_t *op = d->ops_head;
@@ -716,13 +732,24 @@ static void ops_service(device_t *d)
             d->ops_head = op->next;
             if (!d->ops_head)
                 d->ops_tail = NULL;
+            d->ops_n--;
         }
         atomic_store(&d->ops_pending, d->ops_head != NULL);
         pthread_mutex_unlock(&d->opmu);
         if (!op)
             return;
         op->wait_us = (clock_mono_ns() - op->wait_us) / 1000;
-        op_run(d, op);
+        if (skip) {
+            op->skipped = true;
+            op->q_before = op->q_write = op->q_back = Q_COMM_ERROR;
+            snprintf(op->err, sizeof op->err, "device %.200s: not sent (an earlier set point"
+                     " of the same step failed)", d->label);
+        } else {
+            op_run(d, op);
+        }
+        /* decided before done: the caller may reuse op once it is set */
+        skip = op->chained && (skip || op_write_failed(op));
+        op_done(op);
     }
 }
 
@@ -732,6 +759,7 @@ static void ops_close(device_t *d)
     pthread_mutex_lock(&d->opmu);
     device_op_t *op = d->ops_head;
     d->ops_head = d->ops_tail = NULL;
+    d->ops_n = 0;
     d->ops_closed = true;
     atomic_store(&d->ops_pending, false);
     pthread_mutex_unlock(&d->opmu);
@@ -745,32 +773,49 @@ static void ops_close(device_t *d)
     }
 }
 
-int device_submit(device_t *d, device_op_t *op)
+int device_submit_group(device_t *d, device_op_t *const ops[], size_t n)
 {
-    atomic_store(&op->done, false);
-    op->next = NULL;
-    op->err[0] = '\0';
-    op->wait_us = clock_mono_ns();   /* made a duration when it is taken */
+    if (n == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    int64_t now = clock_mono_ns();   /* wait_us: made a duration when taken */
+    for (size_t i = 0; i < n; i++) {
+        device_op_t *op = ops[i];
+        atomic_store(&op->done, false);
+        op->next = i + 1 < n ? ops[i + 1] : NULL;
+        op->chained = i + 1 < n;
+        op->skipped = false;
+        op->err[0] = '\0';
+        op->wait_us = now;
+    }
     pthread_mutex_lock(&d->opmu);
-    bool closed = d->ops_closed || !d->started || atomic_load(&d->stop) ||
-                  atomic_load(&d->finish);
-    if (!closed) {
+    int e = d->ops_closed || !d->started || atomic_load(&d->stop) || atomic_load(&d->finish)
+                ? ESHUTDOWN
+                : d->ops_n + n > DEVICE_OPS_MAX ? EAGAIN : 0;
+    if (!e) {
         if (d->ops_tail)
-            d->ops_tail->next = op;
+            d->ops_tail->next = ops[0];
         else
-            d->ops_head = op;
-        d->ops_tail = op;
+            d->ops_head = ops[0];
+        d->ops_tail = ops[n - 1];
+        d->ops_n += n;
         atomic_store(&d->ops_pending, true);
     }
     pthread_mutex_unlock(&d->opmu);
-    if (closed) {
-        errno = ESHUTDOWN;
+    if (e) {
+        errno = e;
         return -1;
     }
     uint64_t one = 1;
-    ssize_t n = write(d->wake_fd, &one, sizeof one);
-    (void)n;
+    ssize_t w = write(d->wake_fd, &one, sizeof one);
+    (void)w;
     return 0;
+}
+
+int device_submit(device_t *d, device_op_t *op)
+{
+    return device_submit_group(d, &op, 1);
 }
 
 int device_latest(device_t *d, int32_t id, sample_t *out)

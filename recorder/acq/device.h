@@ -91,7 +91,17 @@ typedef struct device_stats {
  * the failure, with err); a device that is down or reconnecting, or an RTU
  * unit that is backed off, fails at once without a request (Q_COMM_ERROR
  * and err naming the device). When the thread has filled the results it
- * sets done and writes 1 to notify_fd (an eventfd, or -1). */
+ * sets done and writes 1 to notify_fd (an eventfd, or -1).
+ *
+ * A group (device_submit_group) is served back to back, with no poll
+ * request between its ops: a recipe step's set points of one device land
+ * between the same two poll requests. A WRITE of a group that fails
+ * (write refused, read-back failed or different from words[]) ends the
+ * group: the ops after it are not sent (skipped, err says why).
+ *
+ * At most DEVICE_OPS_MAX ops wait in a device's queue; beyond that a
+ * submit is refused (EAGAIN), nothing queued. */
+#define DEVICE_OPS_MAX 64
 enum device_op_kind { DEVICE_OP_READ, DEVICE_OP_WRITE };
 
 typedef struct device_op {
@@ -103,7 +113,9 @@ typedef struct device_op {
     uint16_t nwords;             /* registers of the value; 1 for a bit */
     uint16_t words[4];           /* WRITE: what to write */
     int notify_fd;
+    bool chained;                /* set by device_submit_group: the next op is of my group */
     /* results: */
+    bool skipped;                /* not sent: an earlier write of its group failed */
     int16_t q_before, q_write, q_back;
     uint16_t before[4], back[4];
     int64_t wait_us;             /* from device_submit to the first request */
@@ -113,9 +125,16 @@ typedef struct device_op {
 } device_op_t;
 
 /* Queues op (done cleared here) for d's thread and wakes it. Thread-safe.
- * Returns 0, or -1 with errno ESHUTDOWN when d is stopping or has exited
- * (op is not queued; nothing was sent). */
+ * Returns 0, or -1 with errno ESHUTDOWN when d is stopping or has exited,
+ * or EAGAIN when DEVICE_OPS_MAX ops wait already (op is not queued;
+ * nothing was sent). */
 int device_submit(device_t *d, device_op_t *op);
+
+/* Queues ops[0..n) as one group (above), in that order, and wakes the
+ * thread once. Thread-safe. Returns 0, or -1 with errno as device_submit
+ * (EAGAIN when the group does not fit, EINVAL for n = 0); then none is
+ * queued. */
+int device_submit_group(device_t *d, device_op_t *const ops[], size_t n);
 
 /* The latest polled value of parameter id (the last cycle that read it,
  * whatever its deadband kept): 0 with *out, or -1 with errno ENOENT when d

@@ -56,7 +56,6 @@
 #ifndef ALDREC_PMAP_H
 #define ALDREC_PMAP_H
 
-#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -112,25 +111,11 @@ typedef struct pmap pmap_t;
 #define PMAP_BLOB_HEADER 48
 #define PMAP_MAX_PARAMS 100000
 
-/* The single load query: $1 = machines.name. One row per parameter (or one
- * row of NULL parameter columns for a machine with none), each carrying the
- * machine id and metadata version. For callers that run it themselves
- * (the cache's refresher, with its own deadline); see pmap_from_result. */
-const char *pmap_load_sql(void);
-
-/* Builds a map from a PGRES_TUPLES_OK result of pmap_load_sql() for machine
- * `machine`, stamped loaded_at_us. Returns the map (one reference, owned by
- * the caller), or NULL with a message in err: no row ("unknown machine",
- * errno ENOENT), out of memory (ENOMEM). */
-pmap_t *pmap_from_result(const PGresult *res, const char *machine, int64_t loaded_at_us,
-                         char *err, size_t errlen);
-
-/* Loads machine `machine` in one round trip (blocking; pmap_from_result
- * with the wall clock). Returns the map (one reference, owned by the
- * caller, pmap_free it), or NULL with a message in err: unknown machine
- * (errno ENOENT), query failure (EIO). A machine with no active parameters
- * gives an empty map. */
-pmap_t *pmap_load(PGconn *conn, const char *machine, char *err, size_t errlen);
+/* Parses a parameter's type, word order and register table by their names
+ * in the database and checks the rest is usable: sets p->valid, or clears
+ * it with the reason in p->why. The loader (cache/pmapdb.h) runs it on
+ * every row. */
+void pmap_validate(param_meta_t *p, const char *type, const char *order, const char *table);
 
 /* Builds a map from copies of params[0..n) (qualified names are rebuilt).
  * Returns it with one reference, or NULL with errno ENOMEM, or EINVAL when

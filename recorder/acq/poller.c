@@ -514,22 +514,55 @@ static device_t *device_of(poller_t *p, const param_meta_t *pm)
     return NULL;
 }
 
-int poller_submit(poller_t *p, const param_meta_t *pm, device_op_t *op, char *err,
-                  size_t errlen)
+int poller_submit_group(poller_t *p, const param_meta_t *const pm[], device_op_t *const ops[],
+                        size_t n, char *err, size_t errlen)
 {
-    device_t *d = device_of(p, pm);
+    device_t *d = NULL;
+    for (size_t i = 0; i < n; i++) {
+        device_t *di = device_of(p, pm[i]);
+        if (!di) {
+            char key[300];
+            devconn_key(pm[i], key, sizeof key);
+            snprintf(err, errlen, "no device of aldrecd polls %s (%s)", pm[i]->component, key);
+            errno = ENOENT;
+            return -1;
+        }
+        if (d && di != d) {
+            snprintf(err, errlen, "%s and %s are not polled by one device", pm[0]->qualified,
+                     pm[i]->qualified);
+            errno = EINVAL;
+            return -1;
+        }
+        d = di;
+    }
     if (!d) {
-        char key[300];
-        devconn_key(pm, key, sizeof key);
-        snprintf(err, errlen, "no device of aldrecd polls %s (%s)", pm->component, key);
-        errno = ENOENT;
+        snprintf(err, errlen, "nothing to send");
+        errno = EINVAL;
         return -1;
     }
-    if (device_submit(d, op) < 0) {
-        snprintf(err, errlen, "device %s is stopping", device_label(d));
+    if (device_submit_group(d, ops, n) < 0) {
+        int e = errno;
+        if (e == EAGAIN)
+            snprintf(err, errlen, "device %s: its queue is full (%d requests wait for it)",
+                     device_label(d), DEVICE_OPS_MAX);
+        else
+            snprintf(err, errlen, "device %s is stopping", device_label(d));
+        errno = e;
         return -1;
     }
     return 0;
+}
+
+int poller_submit(poller_t *p, const param_meta_t *pm, device_op_t *op, char *err,
+                  size_t errlen)
+{
+    return poller_submit_group(p, &pm, &op, 1, err, errlen);
+}
+
+bool poller_same_device(poller_t *p, const param_meta_t *a, const param_meta_t *b)
+{
+    device_t *d = device_of(p, a);
+    return d && d == device_of(p, b);
 }
 
 int poller_latest(poller_t *p, const param_meta_t *pm, sample_t *out)

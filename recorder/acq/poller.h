@@ -20,6 +20,7 @@
 #ifndef ALDREC_POLLER_H
 #define ALDREC_POLLER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -91,10 +92,23 @@ size_t poller_drain(poller_t *p, poller_sample_fn fn, void *arg);
 
 /* Queues op (device.h) on the device that polls pm, to be served by its
  * thread between two poll requests. Main loop only. Returns 0, or -1 with
- * errno ENOENT (no device polls pm's component: err says so) or ESHUTDOWN
- * (its device is stopping), op not queued. */
+ * errno ENOENT (no device polls pm's component: err says so), ESHUTDOWN
+ * (its device is stopping) or EAGAIN (its queue is full), op not queued. */
 int poller_submit(poller_t *p, const param_meta_t *pm, device_op_t *op, char *err,
                   size_t errlen);
+
+/* The same for a group of ops (device_submit_group: served back to back,
+ * a failed write ends it) on the device that polls every pm[0..n), whose
+ * ops are ops[0..n). Main loop only. Returns 0, or -1 with errno ENOENT
+ * (no device polls one of them), EINVAL (they are not all of one device),
+ * ESHUTDOWN or EAGAIN (its queue is full), err naming the device; then
+ * none is queued. */
+int poller_submit_group(poller_t *p, const param_meta_t *const pm[], device_op_t *const ops[],
+                        size_t n, char *err, size_t errlen);
+
+/* True when one device polls both a and b (their set points can be one
+ * group). Main loop only. */
+bool poller_same_device(poller_t *p, const param_meta_t *a, const param_meta_t *b);
 
 /* The latest polled value of pm (device_latest). Main loop only. Returns
  * 0, or -1 with errno ENOENT (not polled, or no value yet). */

@@ -1,9 +1,12 @@
-/* cli.c — helpers shared by the aldrec subcommands; see cli.h. */
+/* cli.c — helpers shared by the aldrec subcommands; see cli.h. The
+ * front program links this file: nothing here needs libpq (cli_db.c). */
 #include "cli/cli.h"
 
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/ctl.h"
 
@@ -33,30 +36,6 @@ int cli_fail(const char *fmt, ...)
     return 1;
 }
 
-PGconn *cli_db_connect(const aldrec_config_t *cfg, const char *conninfo)
-{
-    char tmo[16];
-    snprintf(tmo, sizeof tmo, "%d", cfg->connect_timeout_s);
-    const char *keys[] = { "connect_timeout", "application_name", "dbname", NULL };
-    const char *vals[] = { tmo, "aldrec", conninfo, NULL };
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        const char *m = PQerrorMessage(conn);
-        fprintf(stderr, "aldrec: cannot connect to PostgreSQL: %.*s\n", (int)strcspn(m, "\n"), m);
-        PQfinish(conn);
-        return NULL;
-    }
-    return conn;
-}
-
-void cli_print_db_error(const char *what, PGconn *conn, const PGresult *res)
-{
-    const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-    if (!m || !*m)
-        m = PQerrorMessage(conn);
-    fprintf(stderr, "aldrec: %s: %.*s\n", what, (int)strcspn(m, "\n"), m);
-}
-
 int cli_ctl(const aldrec_config_t *cfg, const char *line, char *reply, size_t cap,
             int timeout_ms, const char *what)
 {
@@ -68,4 +47,19 @@ int cli_ctl(const aldrec_config_t *cfg, const char *line, char *reply, size_t ca
     fprintf(stderr, "aldrec: %s%s%.*s\n", what ? what : "", what ? ": " : "",
             (int)strcspn(why, "\n"), why);
     return 1;
+}
+
+void cli_who_asked(char *buf, size_t cap, const char *by)
+{
+    char host[64] = "?";
+    if (by) {
+        snprintf(buf, cap, "%s", by);
+        return;
+    }
+    const struct passwd *pw = getpwuid(geteuid());
+    gethostname(host, sizeof host - 1);
+    snprintf(buf, cap, "%s@%s via aldrec set", pw ? pw->pw_name : "?", host);
+    for (char *s = buf; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            *s = '?';
 }

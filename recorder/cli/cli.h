@@ -27,7 +27,14 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "aldrec: " + the formatted message on stderr. Returns 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Connects with conninfo and the config's connect timeout. Returns the
+/* Who asked for a set point, for its event: by as given (checked by the
+ * caller), or "user@host via aldrec set" in printable ASCII. */
+void cli_who_asked(char *buf, size_t cap, const char *by);
+
+/* The PostgreSQL helpers (cli_db.c) are for the commands of aldrec-full
+ * only: the front program does not load libpq (aldrec.c).
+ *
+ * Connects with conninfo and the config's connect timeout. Returns the
  * connection, or NULL after printing why on stderr. */
 PGconn *cli_db_connect(const aldrec_config_t *cfg, const char *conninfo);
 
@@ -56,9 +63,13 @@ int cmd_plot(const aldrec_config_t *cfg, int argc, char **argv);
 /* The trend pages in a browser (web/). */
 int cmd_web(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_db_maintain(const aldrec_config_t *cfg, int argc, char **argv);
-/* Parameters by name, through the metadata cache (cache/). */
+/* Parameters by name through aldrecd (cmd_param.c, in the front program),
+ * and the same with --direct or -v: the metadata cache (cache/) and a
+ * Modbus connection of their own (cmd_direct.c, aldrec-full only). */
 int cmd_param_get(const aldrec_config_t *cfg, int argc, char **argv);
 int cmd_param_set(const aldrec_config_t *cfg, int argc, char **argv);
+int cmd_param_get_full(const aldrec_config_t *cfg, int argc, char **argv);
+int cmd_param_set_full(const aldrec_config_t *cfg, int argc, char **argv);
 /* The spool's quarantine (store/). */
 int cmd_spool_quarantine(const aldrec_config_t *cfg, int argc, char **argv);
 

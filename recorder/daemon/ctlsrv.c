@@ -29,16 +29,19 @@
 #define PARAMS_MAX 16          /* parameters in one SET or GET */
 #define DEV_REPLY_MAX 8192
 
-/* A SET or GET --fresh in progress: one device op at a time, in the order
- * given, each served by its device's thread (device.h). */
+/* A SET or GET --fresh in progress, in the order given: each run of
+ * consecutive parameters of one device is one group of device ops
+ * ([cur, gend)), served by its device's thread back to back between two
+ * poll requests (device.h); then the next run. */
 struct devreq {
     bool is_set;
-    size_t n, cur, written;
+    size_t n, cur, gend, written;
+    size_t groups;           /* groups submitted (one per device run) */
     bool failed;
     param_meta_t pm[PARAMS_MAX];
     setpoint_t sp[PARAMS_MAX];
     char by[CTLREC_TEXT_MAX + 1];
-    device_op_t op;
+    device_op_t op[PARAMS_MAX];
     char out[DEV_REPLY_MAX];  /* the per-parameter lines so far */
     size_t outlen;
     char first_err[512];
@@ -515,8 +518,9 @@ static void dev_finish(ctlsrv_t *s, struct client *c)
     else if (!r->is_set)
         snprintf(head, sizeof head, "ERR %s\n", r->first_err);
     else if (!r->failed)
-        snprintf(head, sizeof head, "OK %zu set point%s written, read back and recorded\n",
-                 r->n, r->n == 1 ? "" : "s");
+        snprintf(head, sizeof head, "OK %zu set point%s written, read back and recorded"
+                 " (in %zu device group%s)\n", r->n, r->n == 1 ? "" : "s", r->groups,
+                 r->groups == 1 ? "" : "s");
     else
         snprintf(head, sizeof head, "ERR %s (%zu of %zu set point%s written)\n", r->first_err,
                  r->written, r->n, r->n == 1 ? "" : "s");
@@ -539,8 +543,9 @@ static void dev_fail(struct devreq *r, const char *fmt, ...)
     dev_line(r, "failed %s: %s\n", r->pm[r->cur].qualified, msg);
 }
 
-/* Submits the op of the current parameter; on to the answer when there
- * is none left or one failed. */
+/* Submits the next group: the current parameter and those after it that
+ * its device polls too; on to the answer when there is none left or one
+ * failed. */
 static void dev_next(ctlsrv_t *s, struct client *c)
 {
     struct devreq *r = c->dev;
@@ -552,24 +557,36 @@ static void dev_next(ctlsrv_t *s, struct client *c)
             r->cur++;
             continue;
         }
-        const param_meta_t *p = &r->pm[r->cur];
-        r->op = (device_op_t){
-            .kind = r->is_set ? DEVICE_OP_WRITE : DEVICE_OP_READ,
-            .param_id = p->id,
-            .unit_id = p->unit_id,
-            .table = p->table,
-            .address = (uint16_t)p->address,
-            .nwords = (uint16_t)(p->table == REG_COIL || p->table == REG_DISCRETE
-                                     ? 1 : regcodec_words(p->type)),
-            .notify_fd = s->done_fd,
-        };
-        if (r->is_set)
-            memcpy(r->op.words, r->sp[r->cur].words, sizeof r->op.words);
+        const param_meta_t *pms[PARAMS_MAX];
+        device_op_t *ops[PARAMS_MAX];
+        size_t k = 0;
+        do {
+            const param_meta_t *p = &r->pm[r->cur + k];
+            device_op_t *op = &r->op[r->cur + k];
+            *op = (device_op_t){
+                .kind = r->is_set ? DEVICE_OP_WRITE : DEVICE_OP_READ,
+                .param_id = p->id,
+                .unit_id = p->unit_id,
+                .table = p->table,
+                .address = (uint16_t)p->address,
+                .nwords = (uint16_t)(p->table == REG_COIL || p->table == REG_DISCRETE
+                                         ? 1 : regcodec_words(p->type)),
+                .notify_fd = s->done_fd,
+            };
+            if (r->is_set)
+                memcpy(op->words, r->sp[r->cur + k].words, sizeof op->words);
+            pms[k] = p;
+            ops[k] = op;
+            k++;
+        } while (s->env.poller && r->cur + k < r->n &&
+                 poller_same_device(s->env.poller, &r->pm[r->cur], &r->pm[r->cur + k]));
         if (!s->env.poller) {
             dev_fail(r, "aldrecd polls no device");
-        } else if (poller_submit(s->env.poller, p, &r->op, err, sizeof err) < 0) {
+        } else if (poller_submit_group(s->env.poller, pms, ops, k, err, sizeof err) < 0) {
             dev_fail(r, "%s; nothing sent", err);
         } else {
+            r->gend = r->cur + k;
+            r->groups++;
             return;   /* dev_done() when the thread is through */
         }
         r->cur++;
@@ -577,13 +594,18 @@ static void dev_next(ctlsrv_t *s, struct client *c)
     dev_finish(s, c);
 }
 
-/* The current op is done: its outcome into the answer (and a written set
- * point into the spool), then the next. */
-static void dev_done(ctlsrv_t *s, struct client *c)
+/* True when the group in flight is through (its last op is done last). */
+static bool dev_group_done(const struct devreq *r)
 {
-    struct devreq *r = c->dev;
+    return r->cur < r->gend && atomic_load(&r->op[r->gend - 1].done);
+}
+
+/* The op of the current parameter is done: its outcome into the answer
+ * (and a written set point into the spool). */
+static void dev_result(struct devreq *r, ctlsrv_t *s)
+{
     const param_meta_t *p = &r->pm[r->cur];
-    const device_op_t *op = &r->op;
+    const device_op_t *op = &r->op[r->cur];
     char got[96], was[96] = "?", wrote[96], req[96], err[600];
     if (!r->is_set) {
         if (op->q_back != Q_GOOD) {
@@ -596,15 +618,15 @@ static void dev_done(ctlsrv_t *s, struct client *c)
             setpoint_format_value(got, sizeof got, p, v);
             dev_line(r, "%s\t%.10g\t%d\t%s\t0\t%s\n", p->qualified, v, q, quality_name(q), got);
         }
-        r->cur++;
-        dev_next(s, c);
         return;
     }
     const setpoint_t *sp = &r->sp[r->cur];
+    if (op->skipped) {
+        dev_line(r, "skipped %s: not written (an earlier set point failed)\n", p->qualified);
+        return;
+    }
     if (op->q_write != Q_GOOD) {
         dev_fail(r, "%s (quality %d %s)", op->err, op->q_write, quality_name(op->q_write));
-        r->cur++;
-        dev_next(s, c);
         return;
     }
     r->written++;
@@ -641,7 +663,14 @@ static void dev_done(ctlsrv_t *s, struct client *c)
                  " read back %s\n", p->qualified, was, wrote, req, got);
     else if (ok)
         dev_line(r, "ok %s: %s -> %s, read back %s\n", p->qualified, was, wrote, got);
-    r->cur++;
+}
+
+/* The group in flight is through: every op's outcome, then the next group. */
+static void dev_done(ctlsrv_t *s, struct client *c)
+{
+    struct devreq *r = c->dev;
+    for (; r->cur < r->gend; r->cur++)
+        dev_result(r, s);
     dev_next(s, c);
 }
 
@@ -1009,8 +1038,7 @@ void ctlsrv_handle(ctlsrv_t *s, const struct pollfd *pfd, size_t n)
             (void)rd;
             for (int i = 0; i < CTLSRV_MAX_CLIENTS; i++) {
                 struct client *c = &s->clients[i];
-                if (c->fd >= 0 && c->dev && c->dev->cur < c->dev->n &&
-                    atomic_load(&c->dev->op.done)) {
+                if (c->fd >= 0 && c->dev && dev_group_done(c->dev)) {
                     dev_done(s, c);
                     if (c->session)
                         client_process(s, c);

@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "nplus1.h"
 #include "cache/pcache.h"
+#include "cache/pmapdb.h"
 #include "common/pgconn.h"
 
 static int cmp_dbl(const void *a, const void *b)
@@ -132,7 +133,7 @@ static void bench_refresh(PGconn *conn, const char *machine, int rounds)
 
     for (int r = 0; r < rounds; r++) {
         double t0 = ((double)clock_mono_ns());
-        pmap_t *m = pmap_load(conn, machine, err, sizeof err);
+        pmap_t *m = pmapdb_load(conn, machine, err, sizeof err);
         bulk[r] = (((double)clock_mono_ns()) - t0) / 1e6;
         if (!m) {
             fprintf(stderr, "bench_cache: %s\n", err);

@@ -7,7 +7,9 @@
 #     unrecorded; measured with aldrecd stopped, as --direct needs) as the
 #     reference; `aldrec get` the same way;
 #   - the same set through the Python client (contrib/python: one session);
-#   - the CLI's process floor: `aldrec --help`, `aldrec status`;
+#   - the CLI's process floor: `aldrec --help`, `aldrec status` (the front
+#     program, no package library) against `aldrec-full --help` (libpq and
+#     the rest loaded: the floor every command paid before the split);
 #   - poll lateness: p99 of |step - 100 ms| between consecutive recorded
 #     system.read_counter samples, without sets and with 20 sets/s.
 # Timings come from a /usr/bin/python3 harness (time.perf_counter around
@@ -52,6 +54,7 @@ row() { printf '   %-58s p50 %7.2f ms  p99 %7.2f ms\n' "$1" $2; }
 
 echo "== set points through aldrecd (demo map at 10 Hz, aldsim on loopback; $N runs each)"
 FLOOR_HELP=$(times "$N" $BIN/aldrec --help)
+FLOOR_FULL=$(times "$N" $BIN/aldrec-full --help)
 FLOOR_STATUS=$(times "$N" $A status)
 SET_D=$(times "$N" $A set heater1.setpoint "{v}")
 SET_M=$(times "$((N / 3))" $A set heater1.setpoint={v} heater2.setpoint={v} mfc_carrier.setpoint={v})
@@ -91,7 +94,8 @@ ald_stop_pid "$ALDRECD_PID" aldrecd
 SET_X=$(times "$N" $A set --direct heater1.setpoint "{v}")
 GET_X=$(times "$N" $A get --direct heater1.setpoint)
 
-row "aldrec --help (CLI process floor)" "$FLOOR_HELP"
+row "aldrec --help (CLI process floor: the front, no libpq)" "$FLOOR_HELP"
+row "aldrec-full --help (the floor with libpq & co. loaded)" "$FLOOR_FULL"
 row "aldrec status (floor + one socket request)" "$FLOOR_STATUS"
 row "aldrec set P V through aldrecd (written, read back, durable)" "$SET_D"
 row "aldrec set P=V P=V P=V through aldrecd" "$SET_M"

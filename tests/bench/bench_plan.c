@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "acq/plan.h"
 #include "acq/pmap.h"
+#include "cache/pmapdb.h"
 
 static int read_req(modbus_t *ctx, regtype_t t, int addr, int n)
 {
@@ -37,7 +38,7 @@ int main(int argc, char **argv)
     int cycles = atoi(argv[3]);
     char err[256];
     PGconn *conn = PQconnectdb(argv[1]);
-    pmap_t *map = pmap_load(conn, argv[2], err, sizeof err);
+    pmap_t *map = pmapdb_load(conn, argv[2], err, sizeof err);
     PQfinish(conn);
     if (!map) {
         fprintf(stderr, "bench_plan: %s\n", err);

@@ -12,13 +12,14 @@
 #include <string.h>
 
 #include "acq/pmap.h"
+#include "cache/pmapdb.h"
 
 /* Loads machine's parameters with 1 + K queries. Returns the number of
  * queries issued and the parameter count in *nparams, or -1. */
 static inline long nplus1_load(PGconn *conn, const char *machine, size_t *nparams)
 {
     const char *where = " WHERE m.name = $1";
-    const char *sql = pmap_load_sql();
+    const char *sql = pmapdb_sql();
     const char *at = strstr(sql, where);
     char one[4096];
     if (!at || strlen(sql) + 32 >= sizeof one)
@@ -45,7 +46,7 @@ static inline long nplus1_load(PGconn *conn, const char *machine, size_t *nparam
         queries++;
         char err[256];
         pmap_t *part = PQresultStatus(r) == PGRES_TUPLES_OK
-                           ? pmap_from_result(r, machine, 0, err, sizeof err) : NULL;
+                           ? pmapdb_from_result(r, machine, 0, err, sizeof err) : NULL;
         PQclear(r);
         if (!part) {
             PQclear(res);

@@ -3,7 +3,7 @@
 # (aldsim max_clients=1: a second connection is accepted and closed at
 # once): recipe set points and live reads go through its control socket.
 #   - 100 single and 20 three-parameter sets all succeed; aldsim's per-register
-#     write counters equal the accepted writes; 160 setpoint_events rows;
+#     write counters equal the accepted writes; 162 setpoint_events rows;
 #     the read counter shows every poll (its steps beyond the poller's own
 #     requests are exactly the sets' reads) and no sample has a comm error;
 #   - bad input (unknown, read-only, out of limits, malformed, one bad value
@@ -47,7 +47,17 @@ ps_run_sets heater1.setpoint heater2.setpoint mfc_carrier.setpoint mfc_tma.setpo
 check_eq "120 sets through aldrecd, all exit 0" "$PS_FAILED" 0
 check_match "a single set keeps its message" "$($A set heater1.setpoint 250 2>&1)" \
     '^heater1.setpoint: 300 degC -> 250 degC, read back 250 degC$'
-WRITES_H1=101
+# a step over two devices: one write group per device run, each served
+# back to back between two poll requests of its device (the answer counts
+# the groups; one round trip per set point would make it 3)
+check_eq "set of three over two devices: one group per device" \
+    "$(PYTHONPATH=$ALD_ROOT/contrib/python /usr/bin/python3 - "$WORK/aldrecd.sock" <<'PY'
+import sys, aldrec
+r = aldrec.Recorder(sys.argv[1])
+print(r.request("SET heater1.setpoint=250 heater2.setpoint=151 other.heater1_setpoint=211")[0])
+PY
+)" "OK 3 set points written, read back and recorded (in 2 device groups)"
+WRITES_H1=102 WRITES_H2=21
 
 # --- bad input: exit 2, naming the parameter, nothing written ------------------------
 bad() {   # what regex args...
@@ -95,12 +105,12 @@ ald_stop_pid "$SIM_PID_a" aldsim-a
 ald_stop_pid "$ALDRECD_PID" aldrecd
 check_eq "aldsim a: writes to heater1.setpoint (holding 0 and 1) = accepted sets" \
     "$(ps_writes a holding 0) $(ps_writes a holding 1)" "$WRITES_H1 $WRITES_H1"
-check_eq "aldsim a: heater2.setpoint (holding 2), mfc_carrier (4), mfc_tma (6): 20 each" \
-    "$(ps_writes a holding 2) $(ps_writes a holding 4) $(ps_writes a holding 6)" "20 20 20"
+check_eq "aldsim a: heater2.setpoint (holding 2) 21, mfc_carrier (4), mfc_tma (6): 20 each" \
+    "$(ps_writes a holding 2) $(ps_writes a holding 4) $(ps_writes a holding 6)" "$WRITES_H2 20 20"
 check_eq "aldsim a: nothing else written (bad input reached nothing)" \
     "$(grep '^aldsim: writes per register: ' "$WORK/aldsim-a.log" | tr ',' '\n' | wc -l)" 7
-check_eq "setpoint_events: one row per accepted write (102 + 60)" \
-    "$(q "SELECT count(*) FROM setpoint_events WHERE process_id = $PROC")" $((WRITES_H1 + 60))
+check_eq "setpoint_events: one row per accepted write (103 + 60 + 2 of the two-device step)" \
+    "$(q "SELECT count(*) FROM setpoint_events WHERE process_id = $PROC")" $((WRITES_H1 + 60 + 2))
 check_eq "... the three-parameter steps carry --by" \
     "$(q "SELECT count(*) FROM setpoint_events WHERE process_id = $PROC AND requested_by LIKE 'param test step %'")" 60
 check_eq "... every one read back equal" \
@@ -108,7 +118,7 @@ check_eq "... every one read back equal" \
 REQ=$(q "SELECT min(d) FROM (SELECT value - lag(value) OVER (ORDER BY ts) AS d FROM process_data_points WHERE process_id = $PROC AND parameter_id = $RC_ID) x")
 echo "# read requests per poll cycle: $REQ"
 check_eq "read counter: every step beyond the poller's own requests is a set's two reads or a get --fresh's one (none lost)" \
-    "$(ps_read_counter_extra "$RC_ID" "$REQ")" $((2 * WRITES_H1 + 2 * 60 + 3))
+    "$(ps_read_counter_extra "$RC_ID" "$REQ")" $((2 * WRITES_H1 + 2 * 60 + 2 + 3))
 check_eq "no sample of aldsim a with a communication error or timeout" \
     "$(q "SELECT count(*) FROM process_data_points p JOIN component_parameters cp ON cp.id = p.parameter_id JOIN machine_components mc ON mc.id = cp.component_id WHERE p.process_id = $PROC AND mc.name <> 'other' AND p.quality IN (2, 3)")" 0
 

@@ -17,6 +17,13 @@ mode() { stat -c %a "$1" 2>/dev/null; }
 mk install DESTDIR="$ROOT" BUILD="${BUILD:-build}" >"$WORK/install.log" 2>&1
 check_eq "make install DESTDIR=... succeeds" "$?" 0
 check_eq "aldrec in PREFIX/bin, 0755" "$(mode "$ROOT/usr/local/bin/aldrec")" 755
+check_eq "aldrec-full in PREFIX/libexec/aldrec, 0755" "$(mode "$ROOT/usr/local/libexec/aldrec/aldrec-full")" 755
+check_eq "the front aldrec needs no package library (no libpq)" \
+    "$(ldd "$ROOT/usr/local/bin/aldrec" | grep -cE 'libpq|libmodbus|libsqlite3|libhiredis|libmicrohttpd')" 0
+out=$(LD_DEBUG=libs "$ROOT/usr/local/bin/aldrec" --config "$ROOT/etc/aldrec/aldrec.conf" status 2>&1)
+check_match "... reads the shipped config and asks aldrecd (aldrec status)" "$out" "aldrec: .*aldrecd"
+check_eq "... without loading libpq for its conninfo check" \
+    "$(grep -c 'calling init: .*libpq' <<<"$out")" 0
 check_eq "aldrecd in PREFIX/sbin, 0755" "$(mode "$ROOT/usr/local/sbin/aldrecd")" 755
 check_eq "the unit in PREFIX/lib/systemd/system" "$(mode "$ROOT/usr/local/lib/systemd/system/aldrecd.service")" 644
 check_eq "sysusers.d snippet" "$(mode "$ROOT/usr/local/lib/sysusers.d/aldrec.conf")" 644

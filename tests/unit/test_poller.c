@@ -20,6 +20,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "acq/pmap.h"
+#include "cache/pmapdb.h"
 #include "acq/poller.h"
 #include "t.h"
 
@@ -120,9 +121,9 @@ static long cycles_of(poller_t *p, int port)
 static pmap_t *load(PGconn *c)
 {
     char err[256];
-    pmap_t *m = pmap_load(c, MACHINE, err, sizeof err);
+    pmap_t *m = pmapdb_load(c, MACHINE, err, sizeof err);
     if (!m)
-        fprintf(stderr, "pmap_load: %s\n", err);
+        fprintf(stderr, "pmapdb_load: %s\n", err);
     return m;
 }
 
