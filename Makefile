@@ -260,7 +260,7 @@ SAN_BUILD := build-san
 units: $(UNITS) $(BIN)/aldsim
 
 # CI runs exactly `make test`: so it also runs the unit tests under
-# ASan+UBSan (SAN_BIN; with an aldrec there that web_api fuzzes) and the
+# ASan+UBSan (SAN_BIN; with an aldrec-full there whose web server web_api fuzzes) and the
 # fuzz targets for a few seconds (FUZZ_BIN).
 test: setup
 	@$(MAKE) --no-print-directory all
@@ -269,7 +269,7 @@ ifeq ($(SAN),1)
 	@BUILD=$(BUILD) FUZZ_BIN=$(abspath $(FUZZ_BUILD))/bin \
 	    FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) tests/run.sh
 else
-	@$(MAKE) --no-print-directory SAN=1 BUILD=$(SAN_BUILD) units $(SAN_BUILD)/bin/aldrec
+	@$(MAKE) --no-print-directory SAN=1 BUILD=$(SAN_BUILD) units $(SAN_BUILD)/bin/aldrec $(SAN_BUILD)/bin/aldrec-full
 	@BUILD=$(BUILD) SAN_BIN=$(abspath $(SAN_BUILD))/bin FUZZ_BIN=$(abspath $(FUZZ_BUILD))/bin \
 	    FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) tests/run.sh
 endif

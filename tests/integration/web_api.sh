@@ -188,11 +188,11 @@ check_match "the reader role aldrec web connects as cannot write" "$out" "permis
 # SAN_BIN): a memory error or undefined behaviour ends that server, and its
 # report lands in $WORK/asan.*.
 FUZZ_URL=$WEB_URL FUZZ_PID=$WEB_PID FUZZ_WHAT="aldrec web"
-if [ -x "${SAN_BIN:-}/aldrec" ]; then
+if [ -x "${SAN_BIN:-}/aldrec-full" ]; then
     PLAIN_URL=$WEB_URL PLAIN_PID=$WEB_PID
     sed -i "/^\[web\]/a root = $BIN/../web" "$CFG"
     if ASAN_OPTIONS="log_path=$WORK/asan:detect_leaks=1" UBSAN_OPTIONS="log_path=$WORK/asan:print_stacktrace=1" \
-        WEB_BIN=$SAN_BIN/aldrec web_start "$CFG"; then
+        WEB_BIN=$SAN_BIN/aldrec-full web_start "$CFG"; then
         FUZZ_URL=$WEB_URL FUZZ_PID=$WEB_PID FUZZ_WHAT="aldrec web (ASan+UBSan build)"
     else
         not_ok "the ASan+UBSan build of aldrec web starts"
