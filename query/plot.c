@@ -53,12 +53,13 @@ struct plot {
     PGresult *sets;            /* set-point events in the window, or NULL */
 };
 
-/* The set-point events of the plotted parameters in the window: parameter,
- * time (µs), requested, read back (or NULL), by whom. */
+/* The set-point events of the plotted parameters (the machine's) in the
+ * window, in a run or not (--before, --machine): parameter, time (µs),
+ * requested, read back (or NULL), by whom. */
 #define SETPOINTS_SQL \
     "SELECT parameter_id, (extract(epoch FROM ts) * 1000000)::int8, requested, readback," \
-    " requested_by FROM setpoint_events WHERE process_id = $1 AND parameter_id = ANY ($2::int[])" \
-    " AND ts >= $3::timestamptz AND ts < $4::timestamptz ORDER BY ts"
+    " requested_by FROM setpoint_events WHERE parameter_id = ANY ($1::int[])" \
+    " AND ts >= $2::timestamptz AND ts < $3::timestamptz ORDER BY ts"
 
 static int on_row(void *arg, const PGresult *r, int row, char *err, size_t errlen)
 {
@@ -463,8 +464,7 @@ int plot_run(PGconn *conn, const qsel_t *s, const plot_opts_t *o, FILE *out,
             snprintf(err, errlen, "out of memory");
             goto out;
         }
-    if (!s->machine_window &&
-        !(pl.sets = qdb_query(conn, SETPOINTS_SQL, 4, params, err, errlen, NULL)))
+    if (!(pl.sets = qdb_query(conn, SETPOINTS_SQL, 3, params + 1, err, errlen, NULL)))
         goto out;
 
     y_range(&pl);

@@ -424,6 +424,17 @@ PY
                        || ' at ' || to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS title
                 FROM setpoint_events WHERE process_id = $PROC) e JOIN processes p ON p.id = e.process_id")"
 
+# An event before the run (process NULL: between runs) is in the plot that
+# starts before the run, not in the run's.
+q "INSERT INTO setpoint_events (process_id, parameter_id, ts, requested, readback, quality, requested_by)
+   SELECT NULL, $H1, started_at - interval '2 s', 210, 210, 0, 'ops' FROM processes WHERE id = $PROC" >/dev/null
+$A plot --process "$PROC" --param "$PARAMS" --before 5s -o "$WORK/before.svg"
+markers() { grep -o 'class="setpoint"[^>]*data-requested="[^"]*"' "$1" | sed 's/.*data-requested="\([^"]*\)"/\1/' | tr '\n' ' '; }
+check_eq "plot --before: the set-point event between runs too, first" "$(markers "$WORK/before.svg")" \
+    "210 230 $(q "SELECT requested FROM setpoint_events WHERE process_id = $PROC AND requested_by = 'ops'") "
+$A plot --process "$PROC" --param "$PARAMS" -o "$WORK/sets2.svg"
+check_eq "... not in the run's plot" "$(markers "$WORK/sets2.svg" | wc -w)" 2
+
 # --- plot of one step, of a time window ------------------------------------------
 # plot_window WHAT SVG PROC FROM TO NAMES — FROM and TO are SQL expressions;
 # the SVG's time axis must be exactly [FROM, TO), each series must count the
