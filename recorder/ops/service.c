@@ -73,6 +73,7 @@ int svc_collect(svc_snapshot_t *s, poller_t *p, forwarder_t *f, spool_t *sp, pca
     s->have_cache = c != NULL;
     if (c)
         pcache_get_stats(c, &s->cache);
+    memstat_get(&s->mem);
     return rc;
 }
 
@@ -763,6 +764,20 @@ void svc_render_metrics(const svc_snapshot_t *s, const svc_health_report_t *h,
     gauge(m, "aldrec_ready", "1 once the parameter map is loaded and the control socket answers.",
           s->ready);
     gauge(m, "aldrec_uptime_seconds", "Since aldrecd started.", s->uptime_s);
+    metrics_family(m, "aldrec_memory_bytes", METRIC_GAUGE,
+                   "Memory as the allocators count it: heap_in_use and heap_free (malloc's "
+                   "arenas, heap_mmap its large blocks, in heap_in_use), sqlite (SQLite's "
+                   "allocations, in heap_in_use) and sqlite_highwater.");
+    {
+        static const char *const kinds[] = { "heap_in_use", "heap_free", "heap_mmap", "sqlite",
+                                             "sqlite_highwater" };
+        const uint64_t v[] = { s->mem.heap_in_use, s->mem.heap_free, s->mem.heap_mmap,
+                               s->mem.sqlite_in_use, s->mem.sqlite_highwater };
+        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+            metric_label_t l = L("kind", kinds[i]);
+            metrics_sample(m, "aldrec_memory_bytes", &l, 1, (double)v[i]);
+        }
+    }
     if (h) {
         metrics_family(m, "aldrec_health", METRIC_GAUGE,
                        "Health verdict: 1 for the current status (ok, degraded, failing).");
