@@ -688,6 +688,14 @@ static void render_store(const svc_snapshot_t *s, metrics_t *m)
         metrics_family(m, "aldrec_copy_seconds", METRIC_SUMMARY,
                        "One PostgreSQL write: ledger insert + binary COPY + COMMIT, since start.");
         metrics_summary(m, "aldrec_copy_seconds", NULL, 0, &s->fwd.write_us, 1e-6);
+        metrics_family(m, "aldrec_commit_delay_seconds", METRIC_SUMMARY,
+                       "Batches of points: from their last sample to their COMMIT (spool "
+                       "append, queue, write), since start.");
+        metrics_summary(m, "aldrec_commit_delay_seconds", NULL, 0, &s->fwd.commit_delay_us, 1e-6);
+        metrics_family(m, "aldrec_commit_lag_seconds", METRIC_SUMMARY,
+                       "Batches of points: from their first (polled) sample to their COMMIT, "
+                       "since start.");
+        metrics_summary(m, "aldrec_commit_lag_seconds", NULL, 0, &s->fwd.commit_lag_us, 1e-6);
         metrics_family(m, "aldrec_database_link", METRIC_GAUGE,
                        "State of the link to PostgreSQL: 1 for the current state.");
         static const enum link_state states[] = { LINK_CONNECTING, LINK_UP, LINK_DRAINING,

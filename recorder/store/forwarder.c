@@ -342,9 +342,16 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
     pgsink_result_t r = pgsink_write(f->sink, b, n, err, errlen);
     if (r == PGSINK_STORED) {
         link_recovered(f, &ss);
-        int64_t us = clock_mono_us() - t0;
+        int64_t us = clock_mono_us() - t0, wall = clock_real_us();
         pthread_mutex_lock(&f->lock);
         hist_add(&f->st.write_us, us > 0 ? (uint64_t)us : 0);
+        for (size_t i = 0; i < n; i++) {
+            if (b[i].kind != BATCH_POINTS)
+                continue;
+            int64_t d = wall - b[i].last_ts_us, l = wall - b[i].first_ts_us;
+            hist_add(&f->st.commit_delay_us, d > 0 ? (uint64_t)d : 0);
+            hist_add(&f->st.commit_lag_us, l > 0 ? (uint64_t)l : 0);
+        }
         pthread_mutex_unlock(&f->lock);
     }
     bool ok;
