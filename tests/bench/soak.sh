@@ -31,7 +31,8 @@
 # (300), so an hour at 50 Hz (72 M rows, ~17 GB with its indexes) does not
 # fill the disk; aldrecd only appends, it does not notice. At the end the
 # process is stopped, the spool drained and the ledger compared with the
-# points aldrecd kept: nothing lost. Not part of `make test`.
+# points aldrecd spooled: nothing lost. Work directory build/run/SOAK_NAME
+# (soak). Not part of `make test`.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 trap ald_cleanup EXIT
@@ -45,7 +46,7 @@ LIMIT=${SOAK_LIMIT_PCT:-1}
 TRUNC=${SOAK_TRUNCATE_S:-300}
 [ "$WARM" -lt "$DUR" ] || ald_die "SOAK_WARM_S ($WARM) must be shorter than SOAK_S ($DUR)"
 
-ald_workdir soak
+ald_workdir "${SOAK_NAME:-soak}"   # another name runs a second soak beside one in progress
 # The binaries this run started with: a rebuild during an hour's soak must
 # not change (or unlink) the aldrecd being measured.
 mkdir -p "$WORK/bin"
@@ -249,6 +250,9 @@ if [ -n "$COLLECTD_PID" ]; then
         printf "   RATIO aldrecd / collectd at the end: RSS %.2f, private %.2f, private dirty %.2f (aldrecd RSS %s collectd'"'"'s)\n",
                a / c, pa / pc, da / dc, (a <= c) ? "<=" : ">" }'
 fi
+awk '$1 ~ /^aldrec_commit_(delay|lag)_seconds\{quantile="0.99"\}/ {sub(/\{.*/, "", $1); v[$1] = $2 * 1000}
+     END {if (length(v)) printf "   aldrecd commit p99 over the soak: last sample -> COMMIT %.0f ms, first (polled) sample -> COMMIT %.0f ms\n",
+                                v["aldrec_commit_delay_seconds"], v["aldrec_commit_lag_seconds"]}' "$WORK/metrics.txt"
 echo "   aldrecd at the end, MiB by mapping (/proc/PID/smaps): private dirty, private, RSS"
 sed 's/^/     /' "$WORK/breakdown.txt"
 awk '$1 ~ /^aldrec_memory_bytes/ {sub(/^aldrec_memory_bytes/, "", $1); printf "     %s %.2f MiB\n", $1, $2 / 1048576}' "$WORK/metrics.txt" |
