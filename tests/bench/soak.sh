@@ -31,7 +31,10 @@
 # (300), so an hour at 50 Hz (72 M rows, ~17 GB with its indexes) does not
 # fill the disk; aldrecd only appends, it does not notice. At the end the
 # process is stopped, the spool drained and the ledger compared with the
-# points aldrecd spooled: nothing lost. Work directory build/run/SOAK_NAME
+# points aldrecd spooled: nothing lost. SOAK_STALL_AT=T stops PostgreSQL
+# (SIGSTOP, every process of the cluster) T seconds in for SOAK_STALL_S (30)
+# seconds: aldrecd spools, then drains the backlog — what an outage leaves
+# in its memory. Work directory build/run/SOAK_NAME
 # (soak). Not part of `make test`.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -44,6 +47,8 @@ HZ=${SOAK_HZ:-50}
 CHZ=${SOAK_COLLECTD_HZ:-10}
 LIMIT=${SOAK_LIMIT_PCT:-1}
 TRUNC=${SOAK_TRUNCATE_S:-300}
+STALL_AT=${SOAK_STALL_AT:-0}      # > 0: PostgreSQL stopped (SIGSTOP) this many s in ...
+STALL_S=${SOAK_STALL_S:-30}       # ... for this long, then drained: an outage's mark on memory
 [ "$WARM" -lt "$DUR" ] || ald_die "SOAK_WARM_S ($WARM) must be shorter than SOAK_S ($DUR)"
 
 ald_workdir "${SOAK_NAME:-soak}"   # another name runs a second soak beside one in progress
@@ -180,10 +185,12 @@ tck=$(getconf CLK_TCK)
 ald_log "soak: ${DUR}s at ${HZ} Hz (warm-up ${WARM}s), samples every ${EVERY}s into $WORK/mem.tsv"
 echo "== soak: aldrecd recording 4 aldsim x 100 parameters at $HZ Hz ($((400 * HZ)) points/s) into PostgreSQL for $DUR s (warm-up $WARM s); 2 shared cores"
 [ -n "$COLLECTD_PID" ] && echo "   reference: collectd ($($COLLECTD -h 2>&1 | sed -n 's/^collectd \([0-9.]*\).*/\1/p' | head -1)) modbus plugin on the same devices, 80 registers each at $CHZ Hz, network plugin to loopback"
+printf 't_s\theap_in_use_kib\theap_free_kib\tsqlite_kib\tqueue_rows\n' > "$WORK/alloc.tsv"
 printf 't_s\tald_dirty_kib\tald_priv_kib\tald_pss_kib\tald_rss_kib\tcd_dirty_kib\tcd_priv_kib\tcd_rss_kib\n' > "$WORK/mem.tsv"
 T0=$(date +%s.%N); c0=$(ticks "$ALDRECD_PID"); p0=$(pg_ticks); s0=$(sims_ticks)
 [ -n "$COLLECTD_PID" ] && k0=$(ticks "$COLLECTD_PID")
-stored=0; last_trunc=0
+last_trunc=0; stalled=""
+pg_signal() { kill "-$1" "$PG_PID" $(pgrep -P "$PG_PID") 2>/dev/null || true; }
 while :; do
     now=$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
     kill -0 "$ALDRECD_PID" 2>/dev/null || ald_die "aldrecd (pid $ALDRECD_PID) ended during the soak, at ${now}s"
@@ -194,8 +201,22 @@ while :; do
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$now" "$(kib "$ALDRECD_PID" Private_Dirty)" "$(priv "$ALDRECD_PID")" \
         "$(kib "$ALDRECD_PID" Pss)" "$(kib "$ALDRECD_PID" Rss)" "$cdd" "$cdp" "$cdr" >> "$WORK/mem.tsv"
+    # aldrecd's own count beside it (KiB): malloc in use, malloc free, SQLite
+    $A metrics 2>/dev/null | awk -v t="$now" -F'[ ]' '
+        $1 == "aldrec_memory_bytes{kind=\"heap_in_use\"}" {u = $2} $1 == "aldrec_memory_bytes{kind=\"heap_free\"}" {f = $2}
+        $1 == "aldrec_memory_bytes{kind=\"sqlite\"}" {q = $2} $1 == "aldrec_queue_rows" {r = $2}
+        END {printf "%s\t%d\t%d\t%d\t%d\n", t, u / 1024, f / 1024, q / 1024, r}' >> "$WORK/alloc.tsv"
     if awk -v n="$now" -v d="$DUR" 'BEGIN {exit !(n >= d)}'; then break; fi
-    if awk -v n="$now" -v l="$last_trunc" -v t="$TRUNC" 'BEGIN {exit !(n - l >= t)}'; then
+    if [ "$STALL_AT" != 0 ] && [ -z "$stalled" ] && awk -v n="$now" -v a="$STALL_AT" 'BEGIN {exit !(n >= a)}'; then
+        ald_log "soak: PostgreSQL stopped at ${now}s for ${STALL_S}s"
+        pg_signal STOP; stalled=$now
+    fi
+    if [ -n "$stalled" ] && [ "$stalled" != done ] && awk -v n="$now" -v a="$stalled" -v d="$STALL_S" 'BEGIN {exit !(n >= a + d)}'; then
+        pg_signal CONT; stalled=done
+        ald_log "soak: PostgreSQL continued at ${now}s"
+    fi
+    if { [ -z "$stalled" ] || [ "$stalled" = done ]; } &&
+       awk -v n="$now" -v l="$last_trunc" -v t="$TRUNC" 'BEGIN {exit !(n - l >= t)}'; then
         q "TRUNCATE process_data_points" >/dev/null
         last_trunc=$now
     fi
