@@ -14,6 +14,7 @@
 #   make fuzz       each libFuzzer target (tests/fuzz/) for FUZZ_SECONDS (60),
 #                   from its committed corpus; builds with clang into build-fuzz/
 #   make bench      benchmarks under tests/bench (ratios against a reference)
+#   make soak       aldrecd's memory over an hour at 50 Hz (SOAK_S seconds)
 #   make SAN=1 ...  ASan+UBSan build (into build-san/)
 #   make WERROR=1   warnings are errors (automatic when CI=true)
 #   make valgrind   integration tests with aldrecd under valgrind (a
@@ -294,12 +295,22 @@ bench: setup
 ifeq ($(FLEET),1)
 	@BUILD=$(BUILD) tests/bench/fleet.sh
 endif
+ifeq ($(SOAK),1)
+	@BUILD=$(BUILD) tests/bench/soak.sh
+endif
 
 # N tools into one PostgreSQL (tests/bench/fleet.sh); also make bench FLEET=1.
 .PHONY: bench-fleet
 bench-fleet: setup
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/bench/fleet.sh
+
+# aldrecd's memory over an hour at 50 Hz, collectd beside it
+# (tests/bench/soak.sh; SOAK_S=120 SOAK_WARM_S=30 for a short one).
+.PHONY: soak
+soak: setup
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/bench/soak.sh
 
 # scripts/lib.sh adds --log-file (one log per aldrecd under the test's
 # work directory) and fails the test script when a log shows an error,

@@ -22,6 +22,9 @@ PKGS=(
     mandoc                                # mandoc -Tlint of dist/man/ (tests/check/man.sh)
     chromium fonts-dejavu-core            # the web pages' browser tests (headless Chromium)
     curl                                  # the web API's tests
+    collectd-core                         # make soak's reference: collectd's modbus plugin
+                                          # on the same devices (run by the soak, in the
+                                          # foreground with its own config)
 )
 # npm ci of package-lock.json (uPlot; playwright-core): Debian's nodejs
 # and npm, unless a node with npm is installed already (e.g. NodeSource's

@@ -73,6 +73,7 @@ int svc_collect(svc_snapshot_t *s, poller_t *p, forwarder_t *f, spool_t *sp, pca
     s->have_cache = c != NULL;
     if (c)
         pcache_get_stats(c, &s->cache);
+    memstat_get(&s->mem);
     return rc;
 }
 
@@ -687,6 +688,14 @@ static void render_store(const svc_snapshot_t *s, metrics_t *m)
         metrics_family(m, "aldrec_copy_seconds", METRIC_SUMMARY,
                        "One PostgreSQL write: ledger insert + binary COPY + COMMIT, since start.");
         metrics_summary(m, "aldrec_copy_seconds", NULL, 0, &s->fwd.write_us, 1e-6);
+        metrics_family(m, "aldrec_commit_delay_seconds", METRIC_SUMMARY,
+                       "Batches of points: from their last sample to their COMMIT (spool "
+                       "append, queue, write), since start.");
+        metrics_summary(m, "aldrec_commit_delay_seconds", NULL, 0, &s->fwd.commit_delay_us, 1e-6);
+        metrics_family(m, "aldrec_commit_lag_seconds", METRIC_SUMMARY,
+                       "Batches of points: from their first (polled) sample to their COMMIT, "
+                       "since start.");
+        metrics_summary(m, "aldrec_commit_lag_seconds", NULL, 0, &s->fwd.commit_lag_us, 1e-6);
         metrics_family(m, "aldrec_database_link", METRIC_GAUGE,
                        "State of the link to PostgreSQL: 1 for the current state.");
         static const enum link_state states[] = { LINK_CONNECTING, LINK_UP, LINK_DRAINING,
@@ -763,6 +772,20 @@ void svc_render_metrics(const svc_snapshot_t *s, const svc_health_report_t *h,
     gauge(m, "aldrec_ready", "1 once the parameter map is loaded and the control socket answers.",
           s->ready);
     gauge(m, "aldrec_uptime_seconds", "Since aldrecd started.", s->uptime_s);
+    metrics_family(m, "aldrec_memory_bytes", METRIC_GAUGE,
+                   "Memory as the allocators count it: heap_in_use and heap_free (malloc's "
+                   "arenas, heap_mmap its large blocks, in heap_in_use), sqlite (SQLite's "
+                   "allocations, in heap_in_use) and sqlite_highwater.");
+    {
+        static const char *const kinds[] = { "heap_in_use", "heap_free", "heap_mmap", "sqlite",
+                                             "sqlite_highwater" };
+        const uint64_t v[] = { s->mem.heap_in_use, s->mem.heap_free, s->mem.heap_mmap,
+                               s->mem.sqlite_in_use, s->mem.sqlite_highwater };
+        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+            metric_label_t l = L("kind", kinds[i]);
+            metrics_sample(m, "aldrec_memory_bytes", &l, 1, (double)v[i]);
+        }
+    }
     if (h) {
         metrics_family(m, "aldrec_health", METRIC_GAUGE,
                        "Health verdict: 1 for the current status (ok, degraded, failing).");

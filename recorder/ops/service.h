@@ -51,6 +51,7 @@
 #include "cache/pcache.h"
 #include "acq/poller.h"
 #include "store/spool.h"
+#include "store/memstat.h"
 
 typedef struct svc_device {
     device_stats_t st;
@@ -91,6 +92,8 @@ typedef struct svc_snapshot {
     bool have_cache;
     pcache_stats_t cache;
     int cache_ttl_s;
+    /* the daemon's memory as malloc and SQLite count it (svc_collect) */
+    memstat_t mem;
 } svc_snapshot_t;
 
 /* Fills the modules' part of s (any handle may be NULL: that part stays

@@ -57,6 +57,10 @@ typedef struct forwarder_stats {
     uint64_t stored_batches, stored_rows;       /* since start */
     uint64_t stored_rows_kind[BATCH_KIND_MAX + 1];  /* stored_rows by record kind */
     hist_t write_us;                    /* stored transactions: ledger + COPY + COMMIT, µs */
+    /* stored batches of points, at their COMMIT (wall clock, µs): since
+     * their last sample (the batch is ready then, or one flush interval
+     * later: spool append, queue, write) and since their first (polled) */
+    hist_t commit_delay_us, commit_lag_us;
     uint64_t transactions;
     uint64_t duplicate_batches;
     uint64_t quarantined_batches, quarantined_rows;

@@ -8,13 +8,22 @@
  *   bench_copy DSN ROWS BATCH_ROWS OUT.bin PROCESS_ID [RECORDER_ID]
  *                                                       -> prints "rows_per_s N"
  *       (RECORDER_ID, default "bench": a writer of its own in the ledger, as
- *       each aldrecd of a fleet is; tests/bench/fleet.sh runs several)
+ *       each aldrecd of a fleet is; tests/bench/fleet.sh runs several), and
+ *       per batch, p50/p99 in ms: write_ms (ledger + COPY + COMMIT),
+ *       commit_ms (batch ready -> COMMIT done) and lag_ms (first sample
+ *       polled -> COMMIT done). With BENCH_COPY_PACE_MS=P in the
+ *       environment it writes like a recorder that flushes every P ms: batch
+ *       k is ready P ms after batch k-1 (k * P after the start), its first
+ *       sample was polled P ms before that; a writer that falls behind
+ *       shows it in commit_ms and lag_ms. Without it, as fast as it can:
+ *       each batch is ready when the one before it is stored.
  *   bench_copy --file-only ROWS OUT.bin PROCESS_ID      -> writes OUT.bin only
  *   bench_copy --text-only ROWS OUT.txt PROCESS_ID      -> the rows as text COPY
  *       (columns process_id, parameter_id, ts, value, quality; no pgcopy) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench_rows.h"
 #include "store/pgcopy.h"
@@ -70,6 +79,31 @@ static int write_text(long rows, const char *path, long long proc)
     return 0;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Prints "NAME_p50 X" and "NAME_p99 Y" in ms (nearest rank); sorts v. */
+static void print_quantiles(const char *name, int64_t *v, size_t n)
+{
+    if (n == 0)
+        return;
+    qsort(v, n, sizeof *v, cmp_i64);
+    size_t i50 = (n * 50 + 99) / 100, i99 = (n * 99 + 99) / 100;
+    printf("%s_p50 %.3f\n%s_p99 %.3f\n", name, (double)v[i50 ? i50 - 1 : 0] / 1000.0, name,
+           (double)v[i99 ? i99 - 1 : 0] / 1000.0);
+}
+
+static void sleep_until_us(int64_t t_us)
+{
+    struct timespec ts = { .tv_sec = (time_t)(t_us / 1000000),
+                           .tv_nsec = (long)(t_us % 1000000) * 1000 };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--file-only") == 0)
@@ -88,6 +122,17 @@ int main(int argc, char **argv)
     char err[256];
     int64_t seq = 0;
 
+    const char *pace_env = getenv("BENCH_COPY_PACE_MS");
+    int64_t pace_us = pace_env ? atoll(pace_env) * 1000 : 0;
+    size_t nb = (size_t)((rows + batch - 1) / batch), k = 0;
+    int64_t *write_us = calloc(nb + 1, sizeof *write_us);
+    int64_t *commit_us = calloc(nb + 1, sizeof *commit_us);
+    int64_t *lag_us = calloc(nb + 1, sizeof *lag_us);
+    if (!write_us || !commit_us || !lag_us) {
+        fprintf(stderr, "bench_copy: out of memory\n");
+        return 1;
+    }
+    int64_t start_us = clock_mono_us();
     double t0 = ((double)clock_mono_ns() / 1e9);
     for (long i = 0; i < rows;) {
         long start = i, end = i + batch < rows ? i + batch : rows;
@@ -102,7 +147,19 @@ int main(int argc, char **argv)
                       .rows = (uint32_t)(end - start),
                       .first_ts_us = first.ts_us, .last_ts_us = last.ts_us,
                       .data = d, .len = len };
+        int64_t ready = clock_mono_us(), polled = ready;
+        if (pace_us > 0) {
+            ready = start_us + (int64_t)(k + 1) * pace_us;
+            polled = ready - pace_us;
+            if (clock_mono_us() < ready)
+                sleep_until_us(ready);
+        }
+        int64_t w0 = clock_mono_us();
         pgsink_result_t r = pgsink_write(sink, &b, 1, err, sizeof err);
+        int64_t done = clock_mono_us();
+        write_us[k] = done - w0;
+        commit_us[k] = done - ready;
+        lag_us[k++] = done - polled;
         free(d);
         if (r != PGSINK_STORED) {
             fprintf(stderr, "bench_copy: batch %lld: %s\n", (long long)seq, err);
@@ -111,6 +168,12 @@ int main(int argc, char **argv)
     }
     double took = ((double)clock_mono_ns() / 1e9) - t0;
     printf("rows_per_s %.0f\nseconds %.3f\nbatches %lld\n", (double)rows / took, took, (long long)seq);
+    print_quantiles("write_ms", write_us, k);
+    print_quantiles("commit_ms", commit_us, k);
+    print_quantiles("lag_ms", lag_us, k);
+    free(write_us);
+    free(commit_us);
+    free(lag_us);
     pgsink_free(sink);
     pgcopy_free(p);
     return write_file(rows, argv[4], proc);

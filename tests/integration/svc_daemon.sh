@@ -137,6 +137,15 @@ check_eq "per device: up" "$($PROM get "$URL" aldrec_device_up "$DEV")" 1
 check_match "per device: cycle time p99" "$($PROM get "$URL" aldrec_poll_cycle_seconds "$DEV" quantile=0.99)" '^0\.[0-9]+|^[0-9]e-'
 check_match "flush latency p95" "$($PROM get "$URL" aldrec_flush_seconds quantile=0.95)" '^[0-9.e-]+$'
 check_match "COPY latency p99" "$($PROM get "$URL" aldrec_copy_seconds quantile=0.99)" '^[0-9.e-]+$'
+# From a batch's last sample / first (polled) sample to its COMMIT: the
+# first is earlier, and neither is 0 or the age of the process.
+dly=$($PROM get "$URL" aldrec_commit_delay_seconds quantile=0.99)
+lag=$($PROM get "$URL" aldrec_commit_lag_seconds quantile=0.99)
+check "commit delay p99 ($dly s) > 0, <= poll -> commit lag p99 ($lag s) <= 10 s" \
+    awk -v d="$dly" -v l="$lag" 'BEGIN {exit !(d > 0 && d <= l && l <= 10)}'
+check "memory: malloc's heap in use and SQLite's part of it are counted" \
+    awk -v h="$($PROM get "$URL" aldrec_memory_bytes kind=heap_in_use)" \
+        -v q="$($PROM get "$URL" aldrec_memory_bytes kind=sqlite)" 'BEGIN {exit !(q > 0 && h > q)}'
 check_eq "link state up" "$($PROM get "$URL" aldrec_database_link state=up)" 1
 check_eq "Modbus errors: none so far" "$($PROM get "$URL" aldrec_modbus_errors_total "$DEV" kind=timeout)" 0
 m=$($A metrics)
