@@ -52,7 +52,7 @@ pg_cpu() {   # CPU-seconds of the cluster: the postmaster with its reaped
         awk -v hz="$(getconf CLK_TCK)" '{s += $1} END {printf "%.3f\n", s / hz}'
 }
 q() { psql -XAtq -v ON_ERROR_STOP=1 "$ADMIN_DSN" -c "$1"; }
-reset_tables() { q "TRUNCATE process_data_points, ingest_ledger; CHECKPOINT" >/dev/null; }
+reset_tables() { q "TRUNCATE process_data_points, process_data_rollup, ingest_ledger; CHECKPOINT" >/dev/null; }
 lsn() { q "SELECT pg_current_wal_lsn()"; }
 wal_bytes() { q "SELECT pg_wal_lsn_diff('$2', '$1')::bigint"; }
 disk() { q "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid

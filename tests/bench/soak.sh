@@ -217,7 +217,7 @@ while :; do
     fi
     if { [ -z "$stalled" ] || [ "$stalled" = done ]; } &&
        awk -v n="$now" -v l="$last_trunc" -v t="$TRUNC" 'BEGIN {exit !(n - l >= t)}'; then
-        q "TRUNCATE process_data_points" >/dev/null
+        q "TRUNCATE process_data_points, process_data_rollup" >/dev/null
         last_trunc=$now
     fi
     sleep "$EVERY"
