@@ -284,7 +284,6 @@ struct series_ctx {
     int param;
     int64_t bucket;
     ds_point_t *pts;
-    bool *good;
     size_t npts, cap;
 };
 

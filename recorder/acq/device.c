@@ -663,23 +663,23 @@ static void op_run(device_t *d, device_op_t *op)
     op->q_before = op->q_write = op->q_back = Q_COMM_ERROR;
     if (!u) {
         snprintf(op->err, sizeof op->err, "device %s has no unit %d", d->label, op->unit_id);
-        goto done;
+        return;
     }
     if (!conn_open(d, now)) {
         snprintf(op->err, sizeof op->err, "device %s is down (reconnecting); nothing sent",
                  d->label);
-        goto done;
+        return;
     }
     if (d->down.active) {
         /* its last request failed: a set must not wait a timeout more */
         snprintf(op->err, sizeof op->err, "device %s does not answer (reconnecting); nothing"
                  " sent", d->label);
-        goto done;
+        return;
     }
     if (now < u->retry_ns) {
         snprintf(op->err, sizeof op->err, "device %s does not answer (backed off); nothing"
                  " sent", u->name);
-        goto done;
+        return;
     }
     modbus_set_slave(d->ctx, op->unit_id);
     if (op->kind == DEVICE_OP_WRITE) {
@@ -687,12 +687,12 @@ static void op_run(device_t *d, device_op_t *op)
         op->q_before = e ? quality_of_errno(e) : Q_GOOD;
         if (e && !quality_is_exception(e)) {
             op_failed(d, op, "reading", e);
-            goto done;
+            return;
         }
         e = op_write(d, op);
         if (e) {
             op->q_write = op_failed(d, op, "writing", e);
-            goto done;
+            return;
         }
         op->q_write = Q_GOOD;
         answered(d, u);
@@ -703,8 +703,6 @@ static void op_run(device_t *d, device_op_t *op)
         answered(d, u);
         op_latest(d, op);
     }
-done:
-    return;
 }
 
 /* True when op is a write that did not land as asked: its group ends. */

@@ -30,23 +30,13 @@
 #include "common/ctl.h"
 #include "acq/setpoint.h"
 
-static void format_limits(char *buf, size_t cap, const param_meta_t *p)
-{
-    char lo[32] = "-inf", hi[32] = "+inf";
-    if (p->has_min)
-        snprintf(lo, sizeof lo, "%.10g", p->min);
-    if (p->has_max)
-        snprintf(hi, sizeof hi, "%.10g", p->max);
-    snprintf(buf, cap, "[%s, %s]%s%s", lo, hi, p->units[0] ? " " : "", p->units);
-}
-
 /* -v: the entry's metadata and where it came from, on stderr. */
 static void describe(pcache_t *c, const param_meta_t *p)
 {
     pcache_stats_t st;
     char lim[96];
     pcache_get_stats(c, &st);
-    format_limits(lim, sizeof lim, p);
+    setpoint_format_limits(lim, sizeof lim, p);
     fprintf(stderr, "aldrec: %s: id %d, %s %d, %s %s, scale %g, offset %g, limits %s, %s;"
             " metadata from %s (version %lld, read from PostgreSQL %.1f s ago)\n",
             p->qualified, p->id, regcodec_regtype_name(p->table), p->address,
@@ -120,14 +110,6 @@ static int metadata_of(const aldrec_config_t *cfg, const char *name, param_meta_
     return rc == 0 ? 0 : rc < 0 ? 1 : 2;
 }
 
-static void format_value(char *buf, size_t cap, const param_meta_t *p, double v)
-{
-    if (p->type == DT_BOOL)
-        snprintf(buf, cap, "%d", v != 0);
-    else
-        snprintf(buf, cap, "%.10g%s%s", v, p->units[0] ? " " : "", p->units);
-}
-
 static int parse_args(int argc, char **argv, const char *cmd, int nargs, bool *verbose,
                       const char **by, bool *unrecorded)
 {
@@ -182,7 +164,7 @@ static int direct_get(const aldrec_config_t *cfg, int argc, char **argv)
     }
     double v = mbio_value(&p, words);
     q = quality_of_value(&p, v);
-    format_value(val, sizeof val, &p, v);
+    setpoint_format_value(val, sizeof val, &p, v);
     printf("%s = %s (quality %d %s)\n", p.qualified, val, q, quality_name(q));
     return 0;
 }
@@ -215,8 +197,8 @@ static int direct_set(const aldrec_config_t *cfg, int argc, char **argv)
     value = sp.requested;
     double effective = sp.effective;
     memcpy(words, sp.words, sizeof words);
-    format_value(req, sizeof req, &p, value);
-    format_value(wrote, sizeof wrote, &p, effective);
+    setpoint_format_value(req, sizeof req, &p, value);
+    setpoint_format_value(wrote, sizeof wrote, &p, effective);
     devconn_defaults_t modbus = devconn_defaults_from_config(cfg);
     mbio_t *m = mbio_open(&p, &modbus, err, sizeof err);
     if (!m) {
@@ -224,7 +206,7 @@ static int direct_set(const aldrec_config_t *cfg, int argc, char **argv)
         return 1;
     }
     if (mbio_read(m, &p, before, err, sizeof err) == Q_GOOD)
-        format_value(was, sizeof was, &p, mbio_value(&p, before));
+        setpoint_format_value(was, sizeof was, &p, mbio_value(&p, before));
     int16_t q = mbio_write(m, &p, words, err, sizeof err);
     if (q != Q_GOOD) {
         mbio_close(m);
@@ -248,7 +230,7 @@ static int direct_set(const aldrec_config_t *cfg, int argc, char **argv)
     } else {
         ev.has_readback = true;
         ev.readback = mbio_value(&p, back);
-        format_value(got, sizeof got, &p, ev.readback);
+        setpoint_format_value(got, sizeof got, &p, ev.readback);
         int n = p.type == DT_BOOL ? 1 : regcodec_words(p.type);
         bool same = p.type == DT_BOOL ? (back[0] != 0) == (words[0] != 0)
                                       : memcmp(back, words, (size_t)n * sizeof *words) == 0;

@@ -38,6 +38,7 @@
 # (soak). Not part of `make test`.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
+source "$ALD_ROOT/tests/lib/bench4.sh"
 trap ald_cleanup EXIT
 
 DUR=${SOAK_S:-3600}
@@ -55,7 +56,7 @@ ald_workdir "${SOAK_NAME:-soak}"   # another name runs a second soak beside one 
 # The binaries this run started with: a rebuild during an hour's soak must
 # not change (or unlink) the aldrecd being measured.
 mkdir -p "$WORK/bin"
-cp "$BIN/aldrecd" "$BIN/aldrec" "$BIN/aldsim" "$BIN/freeport" "$WORK/bin/"
+cp "$BIN/aldrecd" "$BIN/aldrec" "$BIN/aldrec-full" "$BIN/aldsim" "$BIN/freeport" "$WORK/bin/"
 BIN=$WORK/bin
 pg_start
 CFG=$WORK/aldrec.conf
@@ -65,26 +66,7 @@ pg_migrate "$CFG"
 A="$BIN/aldrec --config $CFG"
 q() { psql -XAtq -v ON_ERROR_STOP=1 "$ADMIN_DSN" -c "$1"; }
 
-for d in 1 2 3 4; do
-    aldsim_start "d$d" --seed "$d"
-done
-psql -q -v ON_ERROR_STOP=1 "$ADMIN_DSN" >/dev/null <<SQL
-INSERT INTO machines (name) VALUES ('bench4');
-INSERT INTO machine_components (machine_id, name, host, port)
-SELECT m.id, 'dev' || d, '127.0.0.1', p
-  FROM machines m, (VALUES (1, $SIM_PORT_d1), (2, $SIM_PORT_d2), (3, $SIM_PORT_d3),
-                           (4, $SIM_PORT_d4)) AS v(d, p)
- WHERE m.name = 'bench4';
-INSERT INTO component_parameters (component_id, name, register_type, address, data_type, poll_interval_ms)
-SELECT mc.id, t.name || a, t.tab, t.base + a * t.step, t.typ, $((1000 / HZ))
-  FROM machine_components mc
-  JOIN machines m ON m.id = mc.machine_id AND m.name = 'bench4'
- CROSS JOIN (VALUES ('c', 'coil', 'bool', 0, 1, 10), ('d', 'discrete', 'bool', 0, 1, 10),
-                    ('h', 'holding', 'f32', 10, 2, 30), ('i', 'input', 'u16', 0, 1, 40),
-                    ('j', 'input', 'u16', 60, 1, 10)) AS t(name, tab, typ, base, step, n)
- CROSS JOIN generate_series(0, 99) AS a
- WHERE a < t.n;
-SQL
+bench4_machine $((1000 / HZ))
 
 # ---- collectd, the reference ------------------------------------------------
 COLLECTD=$(command -v collectd || true)

@@ -12,7 +12,6 @@
  *     waiting op with an error naming the device within its response
  *     timeout + 100 ms. */
 #include <errno.h>
-#include <libgen.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -28,6 +27,7 @@
 #include "acq/device.h"
 #include "acq/regcodec.h"
 #include "t.h"
+#include "tsim.h"
 
 #define TIMEOUT_MS 300
 #define POLL_MS 100
@@ -37,30 +37,7 @@ static pid_t sim_pid;
 /* Starts aldsim (next to this program) on a free port; returns the port. */
 static int sim_start(const char *self)
 {
-    char path[4096], dir[4096];
-    int fd[2];
-    snprintf(dir, sizeof dir, "%s", self);
-    snprintf(path, sizeof path, "%s/aldsim", dirname(dir));
-    if (pipe(fd) < 0)
-        return -1;
-    sim_pid = fork();
-    if (sim_pid == 0) {
-        dup2(fd[1], STDOUT_FILENO);
-        close(fd[0]);
-        execl(path, "aldsim", "--port", "0", (char *)NULL);
-        _exit(127);
-    }
-    close(fd[1]);
-    char line[256] = "";
-    FILE *f = fdopen(fd[0], "r");
-    if (!f || !fgets(line, sizeof line, f)) {
-        if (f)
-            fclose(f);
-        return -1;
-    }
-    fclose(f);
-    char *colon = strrchr(line, ':');
-    return colon ? atoi(colon + 1) : -1;
+    return tsim_start(self, &sim_pid);
 }
 
 static void sim_stop(void)

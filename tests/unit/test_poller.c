@@ -7,7 +7,6 @@
  *   - a removed device stops and none of its samples arrive after that;
  *   - an update with an identical map changes nothing. */
 #include <errno.h>
-#include <libgen.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <signal.h>
@@ -23,6 +22,7 @@
 #include "cache/pmapdb.h"
 #include "acq/poller.h"
 #include "t.h"
+#include "tsim.h"
 
 #define MACHINE "t_poller"
 
@@ -34,30 +34,7 @@ struct sim {
 /* Starts aldsim (next to this program) on a free port. */
 static int sim_start(const char *self, struct sim *s)
 {
-    char path[4096], dir[4096];
-    int fd[2];
-    snprintf(dir, sizeof dir, "%s", self);
-    snprintf(path, sizeof path, "%s/aldsim", dirname(dir));
-    if (pipe(fd) < 0)
-        return -1;
-    s->pid = fork();
-    if (s->pid == 0) {
-        dup2(fd[1], STDOUT_FILENO);
-        close(fd[0]);
-        execl(path, "aldsim", "--port", "0", (char *)NULL);
-        _exit(127);
-    }
-    close(fd[1]);
-    char line[256] = "";
-    FILE *f = fdopen(fd[0], "r");
-    if (!f || !fgets(line, sizeof line, f)) {
-        if (f)
-            fclose(f);
-        return -1;
-    }
-    fclose(f);
-    char *colon = strrchr(line, ':');
-    s->port = colon ? atoi(colon + 1) : 0;
+    s->port = tsim_start(self, &s->pid);
     return s->port > 0 ? 0 : -1;
 }
 
