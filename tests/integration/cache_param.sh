@@ -174,6 +174,7 @@ check_eq "... who asked: --by as given" \
 # A limit wider in the database than the device accepts: aldsim reverts the
 # write, the read-back shows it.
 q "UPDATE component_parameters SET max_value = 5000 WHERE name = 'setpoint' AND component_id = (SELECT id FROM machine_components WHERE name = 'heater1')" >/dev/null
+sleep 1.5   # a limit changed in SQL is in force within 1 s (the claim above), not at once
 run_set heater1.setpoint 450; WRITES=$((WRITES + 1)); EVENTS=$((EVENTS + 1))
 check_eq "read-back mismatch exits 1" "$RC" 1
 check_match "... showing both values" "$OUT" 'read-back mismatch: wrote 450 degC, device reports 250 degC'
