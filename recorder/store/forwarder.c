@@ -48,6 +48,12 @@ struct forwarder {
     int64_t next_try;          /* mono ms: no connection attempt before */
     int64_t single_until;      /* write batches up to this seq one by one */
     int64_t drain_started, drain_rows_start;
+    /* Read-ahead while draining: the next group, read from the spool
+     * while PostgreSQL inserts the one before (the sink's busy hook), and
+     * claimed only if it is still the queue's head when that one left. */
+    int64_t ahead_after;       /* seq the group in flight ends with; 0: no read-ahead */
+    batch_t *ahead;
+    size_t ahead_n;
     long crash_after;          /* test hook, see forwarder.h; 0: off */
 };
 
@@ -321,7 +327,23 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
     size_t n = 0;
     uint32_t bad = 0;
     size_t maxb = f->single_until ? 1 : f->drain_batches;
-    if (spool_claim(f->sp, maxb, f->drain_rows, &b, &n, &bad, err, errlen) < 0) {
+    if (f->ahead_n > 0) {
+        int c = f->single_until ? 0 : spool_claim_peeked(f->sp, f->ahead, f->ahead_n, err, errlen);
+        if (c == 1) {
+            b = f->ahead;
+            n = f->ahead_n;
+        } else {
+            spool_batches_free(f->ahead, f->ahead_n);
+        }
+        f->ahead = NULL;
+        f->ahead_n = 0;
+        if (c < 0) {
+            spool_trouble(f, "reading the spool", err);
+            wait_until(f, clock_mono_ms() + IDLE_WAKE_MS, -1, false);
+            return OUT_AGAIN;
+        }
+    }
+    if (n == 0 && spool_claim(f->sp, maxb, f->drain_rows, &b, &n, &bad, err, errlen) < 0) {
         spool_trouble(f, "reading the spool", err);
         wait_until(f, clock_mono_ms() + IDLE_WAKE_MS, -1, false);
         return OUT_AGAIN;
@@ -344,8 +366,10 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
     link_to(f, draining ? LINK_DRAINING : LINK_UP);
     log_drain(f, draining, ss.rows);
 
+    f->ahead_after = draining && !f->single_until ? b[n - 1].seq : 0;
     int64_t t0 = clock_mono_us();
     pgsink_result_t r = pgsink_write(f->sink, b, n, err, errlen);
+    f->ahead_after = 0;
     if (r == PGSINK_STORED) {
         link_recovered(f, &ss);
         int64_t us = clock_mono_us() - t0, wall = clock_real_us();
@@ -371,6 +395,20 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
     spool_batches_free(b, n);
     poke(f->notify[1]);
     return ok ? OUT_AGAIN : OUT_LINK_FAILED;
+}
+
+/* The sink's busy hook: PostgreSQL is inserting the group in flight. */
+static void read_ahead(void *arg)
+{
+    forwarder_t *f = arg;
+    char err[512];
+    if (f->ahead_after == 0 || f->ahead_n > 0)
+        return;
+    if (spool_peek(f->sp, f->ahead_after, f->drain_batches, f->drain_rows, &f->ahead,
+                   &f->ahead_n, err, sizeof err) < 0)
+        log_msg(LL_DEBUG, "reading ahead in the spool: %s", err);   /* the claim will tell */
+    else
+        pgsink_prepare(f->sink, f->ahead, f->ahead_n);
 }
 
 static void *forwarder_main(void *arg)
@@ -445,6 +483,7 @@ forwarder_t *forwarder_start(const forwarder_opts_t *o, spool_t *sp, char *err, 
         goto fail;
     }
     pgsink_set_cancel_fd(f->sink, f->cancel[0]);
+    pgsink_set_busy_hook(f->sink, read_ahead, f);
     pthread_mutex_init(&f->lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -524,6 +563,7 @@ void forwarder_stop(forwarder_t *f, int drain_ms)
     /* Time is up: whatever pgsink waits for, it stops waiting now. */
     poke(f->cancel[1]);
     pthread_join(f->thread, NULL);
+    spool_batches_free(f->ahead, f->ahead_n);
     pgsink_free(f->sink);
     close_pipe(f->wake);
     close_pipe(f->cancel);

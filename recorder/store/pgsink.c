@@ -38,7 +38,23 @@ struct pgsink {
     int timeout_ms;
     int cancel_fd;
     bool answered;          /* the last command got at least one result */
+    void (*busy)(void *);   /* pgsink_set_busy_hook() */
+    void *busy_arg;
+    struct {                /* pgsink_prepare(): a group's rollup, worked out ahead */
+        int64_t spool_id, first_seq, last_seq;
+        size_t n;
+        long rows;          /* rollup_payload()'s answer; -1: it failed */
+        int err;            /* its errno then */
+        uint8_t *roll;
+        size_t len;
+    } prep;
 };
+
+void pgsink_set_busy_hook(pgsink_t *s, void (*fn)(void *), void *arg)
+{
+    s->busy = fn;
+    s->busy_arg = arg;
+}
 
 const char *pgsink_copy_sql(enum batch_kind kind)
 {
@@ -69,6 +85,7 @@ void pgsink_free(pgsink_t *s)
     if (!s)
         return;
     pgsink_disconnect(s);
+    free(s->prep.roll);
     free(s->conninfo);
     free(s->recorder_id);
     free(s);
@@ -295,8 +312,8 @@ static enum step put_bytes(pgsink_t *s, const uint8_t *p, size_t len, char *err,
 /* Ends the COPY whose data went out (st: how sending it went) and
  * collects its result; *in_copy: the next statement is a COPY too (NULL:
  * none is). */
-static enum step end_copy(pgsink_t *s, enum step st, const char *what, bool *in_copy, char *err,
-                          size_t errlen)
+static enum step end_copy(pgsink_t *s, enum step st, const char *what, bool *in_copy, bool busy,
+                          char *err, size_t errlen)
 {
     if (st != STEP_OK)
         return st;
@@ -304,12 +321,27 @@ static enum step end_copy(pgsink_t *s, enum step st, const char *what, bool *in_
         conn_error(s, "ending COPY", err, errlen);
         return STEP_RETRY;
     }
+    if (busy && s->busy) {
+        /* All the rows are on their way and the server has them to
+         * insert: the caller's work fits in that time. */
+        bool failed_wait;
+        int64_t deadline = clock_mono_ms() + s->timeout_ms;
+        if (flush_out(s, deadline, &failed_wait) < 0) {
+            if (failed_wait)
+                wait_error(s, "ending COPY", err, errlen);
+            else
+                conn_error(s, "ending COPY", err, errlen);
+            return STEP_RETRY;
+        }
+        s->busy(s->busy_arg);
+    }
     return finish_command(s, clock_mono_ms() + s->timeout_ms, what, in_copy, NULL, 0, err,
                           errlen);
 }
 
 /* The batches' rows as one COPY stream: the first header, every body, one
- * trailer (all were checked with pgcopy_body()). */
+ * trailer (all were checked with pgcopy_body()); the busy hook runs once
+ * they are sent. */
 static enum step put_copy_data(pgsink_t *s, const batch_t *b, size_t n, bool *in_copy,
                                char *err, size_t errlen)
 {
@@ -320,7 +352,7 @@ static enum step put_copy_data(pgsink_t *s, const batch_t *b, size_t n, bool *in
     if (st == STEP_OK)
         st = put_bytes(s, b[0].data + b[0].len - PGCOPY_TRAILER_LEN, PGCOPY_TRAILER_LEN, err,
                        errlen);
-    return end_copy(s, st, "COPY", in_copy, err, errlen);
+    return end_copy(s, st, "COPY", in_copy, true, err, errlen);
 }
 
 /* A growing SQL text. */
@@ -357,6 +389,40 @@ static void sql_add(struct sqlbuf *b, const char *fmt, ...)
     }
 }
 
+void pgsink_prepare(pgsink_t *s, const batch_t *b, size_t n)
+{
+    free(s->prep.roll);
+    s->prep.roll = NULL;
+    s->prep.n = 0;
+    if (n == 0 || b[0].kind != BATCH_POINTS)
+        return;
+    s->prep.rows = rollup_payload(b, n, &s->prep.roll, &s->prep.len);
+    s->prep.err = errno;
+    s->prep.spool_id = b[0].spool_id;
+    s->prep.first_seq = b[0].seq;
+    s->prep.last_seq = b[n - 1].seq;
+    s->prep.n = n;
+}
+
+/* rollup_payload() of b[0..n), from pgsink_prepare() if it worked out
+ * this very group (the seqs of a spool are never reused). */
+static long take_rollup(pgsink_t *s, const batch_t *b, size_t n, uint8_t **out, size_t *len)
+{
+    if (s->prep.n == n && s->prep.spool_id == b[0].spool_id &&
+        s->prep.first_seq == b[0].seq && s->prep.last_seq == b[n - 1].seq) {
+        *out = s->prep.roll;
+        *len = s->prep.len;
+        s->prep.roll = NULL;
+        s->prep.n = 0;
+        errno = s->prep.err;
+        return s->prep.rows;
+    }
+    free(s->prep.roll);
+    s->prep.roll = NULL;
+    s->prep.n = 0;
+    return rollup_payload(b, n, out, len);
+}
+
 pgsink_result_t pgsink_write(pgsink_t *s, const batch_t *b, size_t n, char *err, size_t errlen)
 {
     struct sqlbuf sql = { 0 };
@@ -386,7 +452,7 @@ pgsink_result_t pgsink_write(pgsink_t *s, const batch_t *b, size_t n, char *err,
      * in the same transaction. */
     uint8_t *roll = NULL;
     size_t roll_len = 0;
-    if (b[0].kind == BATCH_POINTS && rollup_payload(b, n, &roll, &roll_len) < 0) {
+    if (b[0].kind == BATCH_POINTS && take_rollup(s, b, n, &roll, &roll_len) < 0) {
         if (errno == ENOMEM) {
             snprintf(err, errlen, "out of memory");
             return PGSINK_RETRY;
@@ -442,8 +508,8 @@ pgsink_result_t pgsink_write(pgsink_t *s, const batch_t *b, size_t n, char *err,
     }
     st = put_copy_data(s, b, n, roll ? &in_copy : NULL, err, errlen);
     if (st == STEP_OK && roll && in_copy) {
-        st = end_copy(s, put_bytes(s, roll, roll_len, err, errlen), "rollup COPY", NULL, err,
-                      errlen);
+        st = end_copy(s, put_bytes(s, roll, roll_len, err, errlen), "rollup COPY", NULL, false,
+                      err, errlen);
     } else if (st == STEP_OK && roll) {
         snprintf(err, errlen, "rollup COPY: server did not enter COPY IN");
         st = STEP_RETRY;

@@ -79,6 +79,19 @@ void pgsink_disconnect(pgsink_t *s);
  * err; on RETRY and IN_DOUBT the connection has been dropped. */
 pgsink_result_t pgsink_write(pgsink_t *s, const batch_t *b, size_t n, char *err, size_t errlen);
 
+/* fn(arg) is called once in every pgsink_write() that gets that far, on
+ * the writing thread, right after the group's rows were sent: while the
+ * server inserts them and before their COPY's answer is read. What fn
+ * does there costs the write no time if it takes less than the server
+ * does. NULL: none. */
+void pgsink_set_busy_hook(pgsink_t *s, void (*fn)(void *), void *arg);
+
+/* Works out what pgsink_write() of b[0..n) will need before it sends
+ * anything (the rollup rows of points), to be used by that write if it
+ * comes next; for the busy hook, with the group to be written after the
+ * one in flight. b need not outlive the call. */
+void pgsink_prepare(pgsink_t *s, const batch_t *b, size_t n);
+
 /* The COPY statement for a kind, built from its table and columns
  * (records.h; static storage), or NULL if the kind is unknown. */
 const char *pgsink_copy_sql(enum batch_kind kind);

@@ -24,8 +24,10 @@ struct agg {
 
 struct table {
     struct agg *v;
-    size_t cap, n;   /* cap a power of two, at least twice the rows */
-    bool oom;
+    size_t cap, n;   /* cap a power of two, more than twice n */
+    size_t limit;    /* the rows the batches claim: more keys than that is damage */
+    bool oom;        /* damaged, or out of memory: err says which */
+    int err;
 };
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -51,13 +53,38 @@ static struct agg *slot(struct table *t, int64_t pid, int32_t param, int64_t buc
     }
 }
 
+/* Doubles the table: a group holds far fewer keys (parameter x bucket)
+ * than rows, so it starts small and grows with the keys it meets. */
+static int grow(struct table *t)
+{
+    if (t->n >= t->limit) {   /* more keys than the batches claim rows: damaged */
+        t->err = EINVAL;
+        t->oom = true;
+        return -1;
+    }
+    struct table g = { .cap = t->cap * 2, .limit = t->limit };
+    g.v = calloc(g.cap, sizeof *g.v);
+    if (!g.v) {
+        t->err = ENOMEM;
+        t->oom = true;
+        return -1;
+    }
+    for (size_t i = 0; i < t->cap; i++) {
+        if (t->v[i].used)
+            *slot(&g, t->v[i].process_id, t->v[i].parameter_id, t->v[i].bucket) = t->v[i];
+    }
+    free(t->v);
+    *t = g;
+    return 0;
+}
+
 static void add_row(void *arg, const pgcopy_point_t *r)
 {
     struct table *t = arg;
-    if (t->n >= t->cap / 2) {   /* more rows than the batches claim: damaged */
-        t->oom = true;
+    if (t->oom)
         return;
-    }
+    if (t->n >= t->cap / 2 && grow(t) < 0)
+        return;
     int64_t bucket = floor_div(r->ts_us, ROLLUP_BUCKET_US) * ROLLUP_BUCKET_US;
     struct agg *a = slot(t, r->process_id, r->parameter_id, bucket);
     a->samples++;
@@ -107,8 +134,8 @@ long rollup_payload(const batch_t *b, size_t n, uint8_t **out, size_t *len)
     *len = 0;
     for (size_t i = 0; i < n; i++)
         rows += b[i].rows;
-    struct table t = { .cap = 16 };
-    while (t.cap < 2 * rows + 2)   /* valid data never fills half of it */
+    struct table t = { .cap = 16, .limit = rows };
+    while (t.cap < 1024 && t.cap < 2 * rows + 2)
         t.cap *= 2;
     t.v = calloc(t.cap, sizeof *t.v);
     if (!t.v) {
@@ -120,8 +147,9 @@ long rollup_payload(const batch_t *b, size_t n, uint8_t **out, size_t *len)
          * stops at half the table, which always has a free slot. */
         if (b[i].kind != BATCH_POINTS ||
             pgcopy_points_rows(b[i].data, b[i].len, add_row, &t) < 0 || t.oom) {
+            int e = t.oom ? t.err : EINVAL;
             free(t.v);
-            errno = EINVAL;
+            errno = e;
             return -1;
         }
     }

@@ -454,31 +454,17 @@ fail:
     return -1;
 }
 
-int spool_claim(spool_t *sp, size_t max_batches, size_t max_rows, batch_t **out, size_t *n,
-                uint32_t *bad, char *err, size_t errlen)
+/* Reads the group a claim would take from s (bound by the caller: its
+ * last parameter is max_batches) into v[0..*k). Stops at a batch whose data
+ * does not match its crc: *bad_seq is set to it when it would have been
+ * the first. Returns 0, or -1 with err. */
+static int read_group(spool_t *sp, sqlite3_stmt *s, size_t max_rows, batch_t *v, size_t *k,
+                      int64_t *bad_seq, char *err, size_t errlen)
 {
-    batch_t *v = NULL;
-    size_t k = 0;
     uint64_t rows = 0;
-    int rc = -1;
-
-    *out = NULL;
-    *n = 0;
-    if (bad)
-        *bad = 0;
-    if (max_batches == 0)
-        max_batches = 1;
-    v = calloc(max_batches, sizeof *v);
-    if (!v) {
-        snprintf(err, errlen, "spool: out of memory");
-        return -1;
-    }
-    pthread_mutex_lock(&sp->lock);
-again:;
-    int64_t bad_seq = 0;
-    sqlite3_stmt *s = sp_stmt(sp, ST_CLAIM);
-    sqlite3_bind_int64(s, 1, (int64_t)max_batches);
     int step;
+    *k = 0;
+    *bad_seq = 0;
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         batch_t b = {
             .spool_id = sp->id,
@@ -489,68 +475,64 @@ again:;
             .first_ts_us = sqlite3_column_int64(s, 4),
             .last_ts_us = sqlite3_column_int64(s, 5),
         };
-        if (k > 0 && (b.kind != v[0].kind || rows + b.rows > max_rows))
+        if (*k > 0 && (b.kind != v[0].kind || rows + b.rows > max_rows))
             break;
         const uint8_t *data = sqlite3_column_blob(s, 7);
         size_t len = (size_t)sqlite3_column_bytes(s, 7);
         if ((uint64_t)sqlite3_column_int64(s, 6) != fnv1a64(FNV1A64_INIT, data, len)) {
-            if (k == 0)
-                bad_seq = b.seq;
+            if (*k == 0)
+                *bad_seq = b.seq;
             break;   /* a batch behind the bad one waits for the next claim */
         }
         uint8_t *copy = malloc(len ? len : 1);
         if (!copy) {
             snprintf(err, errlen, "spool: out of memory");
             sqlite3_reset(s);
-            goto out;
+            return -1;
         }
         memcpy(copy, data, len);
         b.data = copy;
         b.len = len;
-        v[k++] = b;
+        v[(*k)++] = b;
         rows += b.rows;
     }
     sqlite3_reset(s);
-    if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        sp_db_fail(sp, "reading the queue", err, errlen);
-        goto out;
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return sp_db_fail(sp, "reading the queue", err, errlen);
+    return 0;
+}
+
+/* Marks v[0..k) sent and makes them the claim in flight. From now on
+ * these batches may reach PostgreSQL, and whether they did is known only
+ * when a send succeeds or fails before COMMIT: until then they must not be
+ * dropped (their points might be counted as lost while stored). The mark
+ * needs no fsync: it only has to outlive a crash of aldrecd, not of the
+ * machine. */
+static int mark_claimed(spool_t *sp, const batch_t *v, size_t k, char *err, size_t errlen)
+{
+    if (sp_set_sync(sp, false, err, errlen) < 0 || sp_begin(sp, err, errlen) < 0)
+        return -1;
+    sqlite3_stmt *s = sp_stmt(sp, ST_MARK_SENT);
+    sqlite3_bind_int64(s, 1, v[0].seq);
+    sqlite3_bind_int64(s, 2, v[k - 1].seq);
+    sqlite3_bind_int(s, 3, 1);
+    sqlite3_bind_int(s, 4, 0);   /* batches in doubt stay in doubt */
+    if (sp_step_done(sp, s, "marking batches sent", err, errlen) < 0) {
+        sp_rollback(sp);
+        return -1;
     }
-    if (bad_seq) {
-        if (quarantine_locked(sp, bad_seq, "spool: payload does not match its checksum"
-                              " (the spool file was damaged)", err, errlen) < 0)
-            goto out;
-        if (bad)
-            (*bad)++;
-        goto again;
-    }
-    if (k > 0) {
-        /* From now on these batches may reach PostgreSQL, and whether they
-         * did is known only when a send succeeds or fails before COMMIT:
-         * until then they must not be dropped (their points might be
-         * counted as lost while stored). The mark needs no fsync: it only
-         * has to outlive a crash of aldrecd, not of the machine. */
-        if (sp_set_sync(sp, false, err, errlen) < 0 || sp_begin(sp, err, errlen) < 0)
-            goto out;
-        s = sp_stmt(sp, ST_MARK_SENT);
-        sqlite3_bind_int64(s, 1, v[0].seq);
-        sqlite3_bind_int64(s, 2, v[k - 1].seq);
-        sqlite3_bind_int(s, 3, 1);
-        sqlite3_bind_int(s, 4, 0);   /* batches in doubt stay in doubt */
-        if (sp_step_done(sp, s, "marking batches sent", err, errlen) < 0) {
-            sp_rollback(sp);
-            goto out;
-        }
-        if (sp_commit(sp, err, errlen) < 0)
-            goto out;
-        sp->claim_lo = v[0].seq;
-        sp->claim_hi = v[k - 1].seq;
-        sp->claim_bytes = 0;
-        for (size_t i = 0; i < k; i++)
-            sp->claim_bytes += v[i].len;
-    }
-    rc = 0;
-out:
-    pthread_mutex_unlock(&sp->lock);
+    if (sp_commit(sp, err, errlen) < 0)
+        return -1;
+    sp->claim_lo = v[0].seq;
+    sp->claim_hi = v[k - 1].seq;
+    sp->claim_bytes = 0;
+    for (size_t i = 0; i < k; i++)
+        sp->claim_bytes += v[i].len;
+    return 0;
+}
+
+static void give_group(int rc, batch_t *v, size_t k, batch_t **out, size_t *n)
+{
     if (rc < 0 || k == 0) {
         spool_batches_free(v, k);
         v = NULL;
@@ -558,6 +540,97 @@ out:
     }
     *out = v;
     *n = k;
+}
+
+int spool_claim(spool_t *sp, size_t max_batches, size_t max_rows, batch_t **out, size_t *n,
+                uint32_t *bad, char *err, size_t errlen)
+{
+    size_t k = 0;
+    int rc = -1;
+
+    *out = NULL;
+    *n = 0;
+    if (bad)
+        *bad = 0;
+    if (max_batches == 0)
+        max_batches = 1;
+    batch_t *v = calloc(max_batches, sizeof *v);
+    if (!v) {
+        snprintf(err, errlen, "spool: out of memory");
+        return -1;
+    }
+    pthread_mutex_lock(&sp->lock);
+    for (;;) {
+        int64_t bad_seq;
+        sqlite3_stmt *s = sp_stmt(sp, ST_CLAIM);
+        sqlite3_bind_int64(s, 1, (int64_t)max_batches);
+        if (read_group(sp, s, max_rows, v, &k, &bad_seq, err, errlen) < 0)
+            goto out;
+        if (!bad_seq)
+            break;
+        if (quarantine_locked(sp, bad_seq, "spool: payload does not match its checksum"
+                              " (the spool file was damaged)", err, errlen) < 0)
+            goto out;
+        if (bad)
+            (*bad)++;
+    }
+    if (k > 0 && mark_claimed(sp, v, k, err, errlen) < 0)
+        goto out;
+    rc = 0;
+out:
+    pthread_mutex_unlock(&sp->lock);
+    give_group(rc, v, k, out, n);
+    return rc;
+}
+
+int spool_peek(spool_t *sp, int64_t after_seq, size_t max_batches, size_t max_rows,
+               batch_t **out, size_t *n, char *err, size_t errlen)
+{
+    size_t k = 0;
+    int64_t bad_seq;
+
+    *out = NULL;
+    *n = 0;
+    if (max_batches == 0)
+        max_batches = 1;
+    batch_t *v = calloc(max_batches, sizeof *v);
+    if (!v) {
+        snprintf(err, errlen, "spool: out of memory");
+        return -1;
+    }
+    pthread_mutex_lock(&sp->lock);
+    sqlite3_stmt *s = sp_stmt(sp, ST_PEEK);
+    sqlite3_bind_int64(s, 1, after_seq);
+    sqlite3_bind_int64(s, 2, (int64_t)max_batches);
+    int rc = read_group(sp, s, max_rows, v, &k, &bad_seq, err, errlen);
+    pthread_mutex_unlock(&sp->lock);
+    give_group(rc, v, k, out, n);   /* a damaged batch is spool_claim()'s to handle */
+    return rc;
+}
+
+int spool_claim_peeked(spool_t *sp, const batch_t *b, size_t n, char *err, size_t errlen)
+{
+    int rc = 0;
+    pthread_mutex_lock(&sp->lock);
+    /* The rows of a seq never change, and a seq is never reused: if the
+     * queue starts at b[0] and holds exactly n batches from b[0] to
+     * b[n - 1], these are they, and a claim would have read the same. */
+    sqlite3_stmt *s = sp_stmt(sp, ST_HEAD);
+    sqlite3_bind_int64(s, 1, b[0].seq);
+    sqlite3_bind_int64(s, 2, b[n - 1].seq);
+    int step = sqlite3_step(s);
+    if (step != SQLITE_ROW) {
+        sqlite3_reset(s);
+        rc = sp_db_fail(sp, "reading the queue", err, errlen);
+        goto out;
+    }
+    bool same = sqlite3_column_int64(s, 0) == b[0].seq &&
+                sqlite3_column_int64(s, 1) == (int64_t)n;
+    sqlite3_reset(s);
+    if (same && b[0].spool_id == sp->id)
+        rc = mark_claimed(sp, b, n, err, errlen) < 0 ? -1 : 1;
+out:
+    pthread_mutex_unlock(&sp->lock);
     return rc;
 }
 
@@ -653,6 +726,7 @@ int spool_checkpoint(spool_t *sp)
          * before it a checkpoint does nothing. */
         if (sqlite3_open_v2(sp->path, &sp->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                             NULL) != SQLITE_OK ||
+            sqlite3_exec(sp->ckpt, SPOOL_CONN_PRAGMAS, NULL, NULL, NULL) != SQLITE_OK ||
             sqlite3_exec(sp->ckpt, "SELECT count(*) FROM meta", NULL, NULL, NULL) != SQLITE_OK) {
             sqlite3_close(sp->ckpt);
             sp->ckpt = NULL;

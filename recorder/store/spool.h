@@ -187,7 +187,20 @@ int spool_close_gaps(spool_t *sp, int64_t process_id, bool only_if_room, uint32_
 int spool_claim(spool_t *sp, size_t max_batches, size_t max_rows, batch_t **out, size_t *n,
                 uint32_t *bad, char *err, size_t errlen);
 
-/* Frees what spool_claim() returned; NULL is fine. */
+/* Reads ahead, without claiming: the group a spool_claim() would take if
+ * every batch up to after_seq had left the spool (a damaged batch ends it
+ * early; spool_claim() deals with it). For the forwarder, while
+ * PostgreSQL is busy with the claim before. Returns 0, or -1 with err. */
+int spool_peek(spool_t *sp, int64_t after_seq, size_t max_batches, size_t max_rows,
+               batch_t **out, size_t *n, char *err, size_t errlen);
+
+/* Claims b[0..n) from spool_peek() if the queue now starts with exactly
+ * those batches, as spool_claim() would have (1); 0: it does not (the
+ * claim before them did not leave, batches were dropped or put back):
+ * free them and call spool_claim(). -1 with err. */
+int spool_claim_peeked(spool_t *sp, const batch_t *b, size_t n, char *err, size_t errlen);
+
+/* Frees what spool_claim() or spool_peek() returned; NULL is fine. */
 void spool_batches_free(batch_t *b, size_t n);
 
 /* Ends the claim, after any outcome. in_doubt: the connection broke after

@@ -22,6 +22,15 @@
 #define CHECKPOINT_PAGES_MAX 1024
 #define CHECKPOINT_PAGES_MIN 16
 #define MAX_LOST 4                     /* processes with failed writes pending */
+/* Run on every connection to a spool file. A queue touches its two ends
+ * only, and the operating system caches the file anyway: SQLite's own
+ * page cache is capped at 256 KiB (Debian's default, 2 MiB, fills slowly
+ * as the file's pages go by and looks like a leak in a recorder that runs
+ * for months). secure_delete: Debian builds SQLite with it on, which
+ * writes every removed batch a second time as zeros (into the log, then
+ * into the file); FAST zeroes only what costs no extra write. The spool
+ * holds process data, and its file is the recorder's own (mode 0600). */
+#define SPOOL_CONN_PRAGMAS "PRAGMA cache_size = -256; PRAGMA secure_delete = FAST;"
 
 /* Why points were dropped (gap_open.cause). */
 enum cause { CAUSE_FULL = 1, CAUSE_WRITE_FAILED = 2 };
@@ -29,7 +38,7 @@ enum cause { CAUSE_FULL = 1, CAUSE_WRITE_FAILED = 2 };
 /* Every statement the spool runs, prepared once at open: a file whose
  * tables do not have these columns is not one of ours. */
 enum st {
-    ST_INSERT, ST_DELETE, ST_CLAIM, ST_DROP, ST_VICTIMS, ST_TO_QUARANTINE, ST_MARK_SENT,
+    ST_INSERT, ST_DELETE, ST_CLAIM, ST_PEEK, ST_HEAD, ST_DROP, ST_VICTIMS, ST_TO_QUARANTINE, ST_MARK_SENT,
     ST_BETWEEN, ST_MAX_SEQ,
     ST_GAP_GET, ST_GAP_PUT, ST_GAP_LIST, ST_GAP_DEL, ST_PROC_ROWS, ST_PROC_DROPS,
     ST_META_GET, ST_META_PUT, ST_OLDEST, ST_INFO_QUEUED, ST_INFO_QUAR, ST_INFO_PROC,

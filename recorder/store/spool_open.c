@@ -66,6 +66,10 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_DELETE] = "DELETE FROM batches WHERE seq = ? RETURNING rows, length(data)",
     [ST_CLAIM] = "SELECT seq, kind, process_id, rows, first_ts, last_ts, crc, data"
                  " FROM batches ORDER BY seq LIMIT ?",
+    [ST_PEEK] = "SELECT seq, kind, process_id, rows, first_ts, last_ts, crc, data"
+                " FROM batches WHERE seq > ? ORDER BY seq LIMIT ?",
+    [ST_HEAD] = "SELECT (SELECT min(seq) FROM batches),"
+                " (SELECT count(*) FROM batches WHERE seq BETWEEN ?1 AND ?2)",
     [ST_DROP] = "DELETE FROM batches WHERE seq = ?"
                 " RETURNING process_id, rows, first_ts, last_ts, data",
     [ST_VICTIMS] = "SELECT seq, length(data) FROM batches WHERE kind IN (1, 5) AND sent = 0"
@@ -416,6 +420,8 @@ static int try_open(spool_t *sp, bool readonly, bool *created, char *why, size_t
             return 1;
         }
     }
+    if (sp_exec(sp, SPOOL_CONN_PRAGMAS, err, errlen) < 0)
+        return damaged_or_failed(sp, why, whylen, err);
     int64_t format = 0;
     bool found_format, found_id;
     if (sp_meta_get(sp, "format", &format, &found_format, err, errlen) < 0 ||

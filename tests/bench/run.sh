@@ -37,6 +37,7 @@ trap ald_cleanup EXIT
 ROWS=${BENCH_ROWS:-1000000}
 BATCH=${BENCH_BATCH:-5000}
 ROUNDS=${BENCH_ROUNDS:-3}
+DRAIN_ROUNDS=${BENCH_DRAIN_ROUNDS:-5}
 
 ald_workdir bench
 pg_start
@@ -85,8 +86,22 @@ awk '/requests_planned/ {rp=$2} /requests_single/ {rs=$2} /cycle_ms_planned/ {cp
      END {printf "   RATIO requests planned / single = %d / %d = %.3f; cycle time single / planned = %.1fx\n", rp, rs, rp / rs, cs / cp}' "$WORK/plan.txt"
 
 echo "== store and forward: $ROWS rows (batches of $BATCH) through the spool"
-wr=(); dr=(); tx=()
-for r in $(seq 1 "$ROUNDS"); do
+# The drain's reference is a psql \copy of the same rows measured in the
+# same round, beside it, in alternating order (ABBA): PostgreSQL's speed on
+# this box drifts by tens of percent over a minute (checkpoints, the WAL's
+# segments, the page cache), and a reference taken minutes earlier would
+# measure that drift. The figure is the median of the rounds' ratios.
+wr=(); dr=(); tx=(); rr=(); dref=()
+copy_ref() {
+    psql -XAtq "$ADMIN_DSN" -c "TRUNCATE process_data_points, process_data_rollup, ingest_ledger; CHECKPOINT"
+    local t0 t1
+    t0=$(date +%s.%N)
+    psql -XAtq "$ADMIN_DSN" -c "\\copy process_data_points (process_id, parameter_id, ts, value, quality) FROM '$WORK/rows.bin' WITH (FORMAT binary)" >/dev/null
+    t1=$(date +%s.%N)
+    dref+=("$(awk -v n="$ROWS" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n / (b - a)}')")
+}
+for r in $(seq 1 "$DRAIN_ROUNDS"); do
+    [ $((r % 2)) = 1 ] && copy_ref
     rm -f "$WORK"/bench-spool.db*
     psql -XAtq "$ADMIN_DSN" -c "TRUNCATE process_data_points, process_data_rollup, ingest_ledger; CHECKPOINT"
     "$BIN/bench_spool" write "$WORK/bench-spool.db" "$ROWS" "$BATCH" 1 > "$WORK/spool-write.txt"
@@ -94,12 +109,16 @@ for r in $(seq 1 "$ROUNDS"); do
     wr+=("$(sed -n 's/^rows_per_s //p' "$WORK/spool-write.txt")")
     dr+=("$(sed -n 's/^rows_per_s //p' "$WORK/spool-drain.txt")")
     tx+=("$(sed -n 's/^transactions //p' "$WORK/spool-drain.txt")")
-    echo "   round $r: spool write ${wr[-1]} rows/s, drain ${dr[-1]} rows/s in ${tx[-1]} transactions"
+    [ $((r % 2)) = 0 ] && copy_ref
+    rr+=("$(awk -v d="${dr[-1]}" -v p="${dref[-1]}" 'BEGIN {printf "%.3f", d / p}')")
+    echo "   round $r: spool write ${wr[-1]} rows/s, drain ${dr[-1]} rows/s in ${tx[-1]} transactions, psql \\copy beside it ${dref[-1]} rows/s: ${rr[-1]}"
 done
 w=$(printf '%s\n' "${wr[@]}" | median); d=$(printf '%s\n' "${dr[@]}" | median)
-awk -v w="$w" -v d="$d" -v p="$p" 'BEGIN {
+dp=$(printf '%s\n' "${dref[@]}" | median); dq=$(printf '%s\n' "${rr[@]}" | median)
+awk -v w="$w" -v d="$d" -v p="$p" -v dp="$dp" -v dq="$dq" -v n="$DRAIN_ROUNDS" 'BEGIN {
     printf "   RATIO spool write (fsync per batch) / psql \\copy = %s / %s = %.2f\n", w, p, w / p
-    printf "   RATIO drain of the backlog / psql \\copy = %s / %s = %.2f\n", d, p, d / p }'
+    printf "   median drain %s rows/s, psql \\copy beside it %s rows/s\n", d, dp
+    printf "   RATIO drain of the backlog / psql \\copy (median of %d rounds) = %.2f\n", n, dq }'
 
 echo "== aldrecd poll loop while draining a $ROWS-row backlog (demo map, 10 Hz, aldsim)"
 psql -XAtq "$ADMIN_DSN" -c "TRUNCATE process_data_points, process_data_rollup, ingest_ledger; CHECKPOINT"

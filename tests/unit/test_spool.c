@@ -882,6 +882,81 @@ static void damage_text(const char *p)
     fclose(f);
 }
 
+/* spool_peek() + spool_claim_peeked(): the forwarder's read-ahead is
+ * claimed only when the queue starts with exactly the batches it read. */
+static void test_read_ahead(void)
+{
+    char err[512];
+    /* 5 polls x 4 parameters = 1061 bytes a batch; room for 6. */
+    spool_t *sp = open_at("ahead.db", 6 * 1061 + 100, SPOOL_DROP_OLDEST, NULL);
+    T_CHECK(sp != NULL);
+    if (!sp)
+        return;
+    for (int i = 0; i < 6; i++)
+        T_EQ_INT(append(sp, 9, 1000000 + i * 500000LL, 5, 4, NULL), i + 1);
+    batch_t *b, *a;
+    size_t n, na;
+    T_EQ_INT(spool_claim(sp, 2, 1000, &b, &n, NULL, err, sizeof err), 0);
+    T_EQ_INT(n, 2);
+    /* Read behind the claim: the same group a claim would take next. */
+    T_EQ_INT(spool_peek(sp, b[n - 1].seq, 2, 1000, &a, &na, err, sizeof err), 0);
+    T_EQ_INT(na, 2);
+    if (na == 2) {
+        T_EQ_INT(a[0].seq, 3);
+        T_EQ_INT(a[1].seq, 4);
+        uint8_t *d;
+        batch_t want = points(9, 2000000, 5, 4, &d);
+        T_CHECK(a[0].len == want.len && memcmp(a[0].data, want.data, want.len) == 0);
+        free(d);
+    }
+    /* The claim before it has not left: not the head, not claimed. */
+    T_EQ_INT(spool_claim_peeked(sp, a, na, err, sizeof err), 0);
+    T_EQ_INT(spool_remove(sp, b, n, err, sizeof err), 0);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
+    spool_batches_free(b, n);
+    T_EQ_INT(spool_claim_peeked(sp, a, na, err, sizeof err), 1);
+    /* Claimed: it is not dropped when the spool fills (2 batches of 20
+     * rows are in flight and do not count; 4 + 3 new ones overflow by 1). */
+    spool_append_result_t res;
+    T_EQ_INT(append(sp, 9, 5000000, 5, 4, &res), 7);
+    T_EQ_INT(append(sp, 9, 5500000, 5, 4, &res), 8);
+    T_EQ_INT(append(sp, 9, 6000000, 5, 4, &res), 9);
+    T_EQ_INT(append(sp, 9, 6500000, 5, 4, &res), 10);
+    T_EQ_INT(append(sp, 9, 7000000, 5, 4, &res), 11);
+    T_EQ_INT(res.dropped_batches, 1);
+    spool_stats_t st;
+    spool_get_stats(sp, &st);
+    T_EQ_INT(st.dropped_batches, 1);   /* batch 5: the oldest not in flight */
+    T_EQ_INT(spool_remove(sp, a, na, err, sizeof err), 0);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
+    /* A read-ahead of 6 and 7 (behind 5, in flight)... */
+    T_EQ_INT(spool_claim(sp, 1, 1000, &b, &n, NULL, err, sizeof err), 0);
+    T_EQ_INT(n, 1);
+    T_EQ_INT(b[0].seq, 6);   /* 5 was dropped */
+    spool_batches_free(a, na);
+    T_EQ_INT(spool_peek(sp, 6, 2, 1000, &a, &na, err, sizeof err), 0);
+    T_EQ_INT(na, 2);
+    T_EQ_INT(a[0].seq, 7);
+    /* ... then 7 is dropped while 6 is written: stale, not claimed. */
+    int64_t last = append(sp, 9, 7500000, 10, 4, &res);
+    T_CHECK(last > 7);
+    T_CHECK(res.dropped_batches >= 1);
+    T_EQ_INT(spool_remove(sp, b, n, err, sizeof err), 0);
+    spool_unclaim(sp, NULL, 0, false, err, sizeof err);
+    spool_batches_free(b, n);
+    T_EQ_INT(spool_claim_peeked(sp, a, na, err, sizeof err), 0);
+    spool_batches_free(a, na);
+    T_EQ_INT(spool_claim(sp, 10, 1000, &b, &n, NULL, err, sizeof err), 0);
+    T_CHECK(n > 0 && b[0].seq > 7);
+    spool_unclaim(sp, b, n, false, err, sizeof err);
+    spool_batches_free(b, n);
+    /* Nothing behind the last batch: an empty read-ahead. */
+    T_EQ_INT(spool_peek(sp, last, 2, 1000, &a, &na, err, sizeof err), 0);
+    T_EQ_INT(na, 0);
+    T_CHECK(a == NULL);
+    spool_close(sp);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "%s/aldrec-test-spool.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -906,6 +981,7 @@ int main(void)
     }
     test_queue();
     test_cap();
+    test_read_ahead();
     test_doubt();
     test_doubt_survives_failed_group();
     test_quarantine();
