@@ -8,7 +8,20 @@
  *       -> "rows_per_s N", "seconds S", "batches B"
  *   bench_spool drain DSN SPOOL [DRAIN_BATCHES DRAIN_ROWS]
  *       runs the forwarder thread on SPOOL until it is empty
- *       -> "rows_per_s N", "seconds S", "transactions T" */
+ *       -> "rows_per_s N", "seconds S", "transactions T"
+ *   bench_spool catchup DSN SPOOL RECORDER_ID PROCESS_ID AFTER_S
+ *       a recorder back on the network with a backlog in SPOOL: the
+ *       forwarder drains it while live batches keep arriving, one a second
+ *       of the reference load (4 x 100 parameters at 10 Hz, stamped with
+ *       the wall clock), appended behind the backlog as aldrecd's main loop
+ *       does; AFTER_S seconds of live load go on once the backlog is gone.
+ *       Each live batch's lag is its first sample -> its COMMIT (seen to
+ *       within 10 ms: the forwarder stores in seq order, so batch s is
+ *       committed once s batches are)
+ *       -> "backlog_rows N", "drain_s S", "drain_rows_per_s N",
+ *          "live_batches N", "lag_ms_max_draining L", "lag_ms_p99_after L" */
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +121,170 @@ static int bench_drain(const char *dsn, const char *path, size_t nb, size_t nr)
     return fs.quarantined_batches ? 1 : 0;
 }
 
+#define LIVE_PARAMS 400
+#define LIVE_POLLS 10          /* one second at 10 Hz */
+#define LIVE_MAX 100000        /* live batches remembered */
+
+struct live {
+    spool_t *sp;
+    forwarder_t *f;
+    long long proc;
+    pthread_mutex_t lock;
+    bool stop;
+    size_t n;
+    int64_t seq[LIVE_MAX], first_us[LIVE_MAX], commit_us[LIVE_MAX];
+};
+
+/* aldrecd's main loop for one tool: a batch of the last second's polls,
+ * every second. */
+static void *live_main(void *arg)
+{
+    struct live *L = arg;
+    pgcopy_t *p = pgcopy_new();
+    char err[512];
+    int64_t next = clock_mono_ns();
+    for (;;) {
+        next += 1000000000LL;
+        int64_t now = clock_mono_ns();
+        if (next > now) {
+            struct timespec ts = { (time_t)((next - now) / 1000000000LL),
+                                   (long)((next - now) % 1000000000LL) };
+            nanosleep(&ts, NULL);
+        }
+        pthread_mutex_lock(&L->lock);
+        bool stop = L->stop;
+        pthread_mutex_unlock(&L->lock);
+        if (stop || !p)
+            break;
+        int64_t t0 = clock_real_us() - 1000000LL;
+        for (int k = 0; k < LIVE_POLLS; k++)
+            for (int i = 0; i < LIVE_PARAMS; i++) {
+                sample_t s = { .parameter_id = 1 + i, .ts_us = t0 + k * 100000LL,
+                               .value = (double)(k + i), .has_value = true };
+                pgcopy_add(p, L->proc, &s);
+            }
+        size_t len;
+        uint8_t *d = pgcopy_take(p, &len);
+        batch_t b = { .kind = BATCH_POINTS, .process_id = L->proc,
+                      .rows = LIVE_POLLS * LIVE_PARAMS, .first_ts_us = t0,
+                      .last_ts_us = t0 + (LIVE_POLLS - 1) * 100000LL, .data = d, .len = len };
+        spool_append_result_t res;
+        int rc = spool_append(L->sp, &b, &res, err, sizeof err);
+        free(d);
+        if (rc < 0 || !res.stored) {
+            fprintf(stderr, "bench_spool: live append: %s\n", rc < 0 ? err : "dropped");
+            break;
+        }
+        forwarder_wake(L->f);
+        pthread_mutex_lock(&L->lock);
+        if (L->n < LIVE_MAX) {
+            L->seq[L->n] = b.seq;
+            L->first_us[L->n] = t0;
+            L->commit_us[L->n] = 0;
+            L->n++;
+        }
+        pthread_mutex_unlock(&L->lock);
+    }
+    pgcopy_free(p);
+    return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int bench_catchup(const char *dsn, const char *path, const char *rid, long long proc,
+                         int after_s)
+{
+    static struct live L;
+    char err[512];
+    spool_t *sp = open_spool(path);
+    if (!sp)
+        return 1;
+    spool_stats_t st;
+    spool_get_stats(sp, &st);
+    uint64_t backlog = st.batches, backlog_rows = st.rows;
+    int64_t base = 0;   /* seqs start after what the spool held */
+    {
+        batch_t *b;
+        size_t n;
+        if (spool_peek(sp, 0, 1, 1, &b, &n, err, sizeof err) < 0 || n != 1) {
+            fprintf(stderr, "bench_spool: no backlog in %s\n", path);
+            return 1;
+        }
+        base = b[0].seq - 1;
+        spool_batches_free(b, n);
+    }
+    L.sp = sp;
+    L.proc = proc;
+    pthread_mutex_init(&L.lock, NULL);
+    forwarder_opts_t fo = { .conninfo = dsn, .recorder_id = rid, .timeout_ms = 60000,
+                            .drain_batches = 32, .drain_rows = 100000 };
+    double t0 = (double)clock_mono_ns() / 1e9, drained_at = 0;
+    forwarder_t *f = forwarder_start(&fo, sp, err, sizeof err);
+    pthread_t th;
+    L.f = f;
+    if (!f || pthread_create(&th, NULL, live_main, &L) != 0) {
+        fprintf(stderr, "bench_spool: %s\n", f ? "cannot start the live thread" : err);
+        return 1;
+    }
+    for (;;) {
+        forwarder_stats_t fs;
+        forwarder_get_stats(f, &fs);
+        if (fs.quarantined_batches) {
+            fprintf(stderr, "bench_spool: %s quarantined a batch: %s\n", rid, fs.last_error);
+            return 1;
+        }
+        int64_t now = clock_real_us();
+        int64_t done_seq = base + (int64_t)fs.stored_batches;
+        pthread_mutex_lock(&L.lock);
+        for (size_t i = 0; i < L.n; i++)
+            if (L.commit_us[i] == 0 && L.seq[i] <= done_seq)
+                L.commit_us[i] = now;
+        pthread_mutex_unlock(&L.lock);
+        double t = (double)clock_mono_ns() / 1e9;
+        if (drained_at == 0 && fs.stored_batches >= backlog)
+            drained_at = t;
+        if (drained_at > 0 && t - drained_at >= after_s)
+            break;
+        usleep(10000);
+    }
+    pthread_mutex_lock(&L.lock);
+    L.stop = true;
+    pthread_mutex_unlock(&L.lock);
+    pthread_join(th, NULL);
+    forwarder_stop(f, 5000);
+    /* Live batches: those committed while the backlog drained, and after. */
+    int64_t drained_us = clock_real_us() - (int64_t)(((double)clock_mono_ns() / 1e9 - drained_at) * 1e6);
+    int64_t max_draining = 0, *after = calloc(L.n + 1, sizeof *after);
+    size_t na = 0, committed = 0;
+    for (size_t i = 0; i < L.n; i++) {
+        if (L.commit_us[i] == 0)
+            continue;
+        committed++;
+        int64_t lag = L.commit_us[i] - L.first_us[i];
+        if (L.first_us[i] < drained_us) {
+            if (lag > max_draining)
+                max_draining = lag;
+        } else {
+            after[na++] = lag;
+        }
+    }
+    qsort(after, na, sizeof *after, cmp_i64);
+    double drain_s = drained_at - t0;
+    printf("backlog_rows %llu\nbacklog_batches %llu\ndrain_s %.1f\ndrain_rows_per_s %.0f\n"
+           "live_batches %zu\nlive_committed %zu\nlag_ms_max_draining %.0f\n"
+           "lag_ms_p99_after %.0f\n",
+           (unsigned long long)backlog_rows, (unsigned long long)backlog, drain_s,
+           (double)backlog_rows / drain_s, L.n, committed, (double)max_draining / 1000.0,
+           na ? (double)after[(na * 99) / 100 < na ? (na * 99) / 100 : na - 1] / 1000.0 : 0.0);
+    free(after);
+    spool_close(sp);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     log_init("bench_spool", LL_WARN);
@@ -116,7 +293,10 @@ int main(int argc, char **argv)
     if ((argc == 4 || argc == 6) && strcmp(argv[1], "drain") == 0)
         return bench_drain(argv[2], argv[3], argc == 6 ? (size_t)atol(argv[4]) : 32,
                            argc == 6 ? (size_t)atol(argv[5]) : 100000);
+    if (argc == 7 && strcmp(argv[1], "catchup") == 0)
+        return bench_catchup(argv[2], argv[3], argv[4], atoll(argv[5]), atoi(argv[6]));
     fprintf(stderr, "usage: bench_spool write SPOOL ROWS BATCH_ROWS PROCESS_ID\n"
-                    "       bench_spool drain DSN SPOOL [DRAIN_BATCHES DRAIN_ROWS]\n");
+                    "       bench_spool drain DSN SPOOL [DRAIN_BATCHES DRAIN_ROWS]\n"
+                    "       bench_spool catchup DSN SPOOL RECORDER_ID PROCESS_ID AFTER_S\n");
     return 2;
 }

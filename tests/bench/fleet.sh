@@ -23,9 +23,15 @@
 #
 # Last, each index of process_data_points left out once (dropped, the same
 # FLEET_INDEX_N tools run, the index made again): rows/s and PostgreSQL
-# CPU-seconds per million rows with and without it, same run. The box has 2
-# cores shared with other work; the runs are kept short and the figures
-# say so.
+# CPU-seconds per million rows with and without it, same run.
+#
+# Then the catch-up after an outage: FLEET_CATCHUP_N recorders (8) each
+# drain FLEET_CATCHUP_S seconds (an hour) of spooled reference load at once
+# through aldrecd's forwarder while recording live: drain time, rows/s and
+# the live batches' lag, during the drain and after.
+#
+# The box has 2 cores shared with other work; the runs are kept short and
+# the figures say so.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 trap ald_cleanup EXIT
@@ -100,7 +106,7 @@ for n in $NS; do
     stored=$(q "SELECT count(*) FROM process_data_points")
     [ "$stored" -eq "$total" ] || ald_die "fleet N=$n: $stored rows stored, $total written"
     b50=$(tool_q "$n" write_ms_p50 | median); b99=$(tool_q "$n" write_ms_p99 | maxof)
-    wal=$(wal_bytes "$l0" "$l1"); dk=$(disk)
+    wal=$(wal_bytes "$l0" "$l1"); dk=$(disk); rk=$(q "SELECT pg_total_relation_size('process_data_rollup')")
     # the reference: one psql \copy of the same total rows (text input, the
     # same rows n times under n process ids)
     reset_tables
@@ -112,16 +118,18 @@ for n in $NS; do
         -v b50="$b50" -v b99="$b99" -v cn="$CONNS" -v r0="$r0" -v r1="$r1" 'BEGIN {
         printf "   %4d %10.0f %12.2f %10.0f %10.0f %7.1f ms %7.1f ms %6d %14.0f\n", n, tot / (b - a), (c1 - c0) / (tot / 1e6),
                wal / tot, dk / tot, b50, b99, cn, tot / (r1 - r0) }'
-    last="$n $total $T0 $T1 $C0 $C1 $dk"
+    last="$n $total $T0 $T1 $C0 $C1 $dk $rk"
 done
 idx=$(reset_tables; "$BIN/bench_copy" "$ADMIN_DSN" "$ROWS" "$BATCH" "$WORK/o.bin" 1 tool1 >/dev/null; idx_disk)
-read -r n total t0 t1 c0 c1 dk <<<"$last"
-awk -v n="$n" -v tot="$total" -v a="$t0" -v b="$t1" -v c0="$c0" -v c1="$c1" -v dk="$dk" -v date="$(date -u +%Y-%m-%d)" 'BEGIN {
+read -r n total t0 t1 c0 c1 dk rk <<<"$last"
+awk -v n="$n" -v tot="$total" -v a="$t0" -v b="$t1" -v c0="$c0" -v c1="$c1" -v dk="$dk" -v rk="$rk" -v date="$(date -u +%Y-%m-%d)" 'BEGIN {
     rps_core = tot / (c1 - c0)             # rows per PostgreSQL CPU-second
     printf "   at N=%d: %.0f rows per PostgreSQL CPU-second = %.0f reference tools (4,000 points/s) per PostgreSQL core\n",
            n, rps_core, rps_core / 4000
     printf "   disk: %.0f bytes per row (table + indexes) = %.1f GB per reference tool per day (measured %s)\n",
-           dk / tot, dk / tot * 4000 * 86400 / 1e9, date }'
+           dk / tot, dk / tot * 4000 * 86400 / 1e9, date
+    printf "   + the rollup (one row per parameter per 10-s bucket per batch group): %.1f bytes per point = %.2f GB per tool per day (%.1f%% of the points)\n",
+           rk / tot, rk / tot * 4000 * 86400 / 1e9, rk / dk * 100 }'
 echo "   index sizes after $ROWS rows of one tool: $idx"
 
 echo "== paced: each tool one batch of $BATCH rows per second (the reference load, as aldrecd with flush_interval_ms = 1000) for $PACED_S s; 2 shared cores"
@@ -171,3 +179,44 @@ idx_run "none"
 for e in "${IDX[@]}"; do q "${e#*|}" >/dev/null; done
 [ "$(q "SELECT count(*) FROM pg_index WHERE indrelid = 'process_data_points'::regclass AND indisvalid")" = ${#IDX[@]} ] ||
     ald_die "the indexes of process_data_points were not all made again"
+
+# Catch-up: CATCHUP_N recorders come back to the network at once, each with
+# CATCHUP_S seconds of the reference load in its spool (4,000 points a
+# second, in batches of 4,000), and each keeps recording live meanwhile:
+# bench_spool catchup runs aldrecd's forwarder on the spool while a thread
+# appends a live batch a second behind the backlog, as aldrecd's main loop
+# does. The forwarder sends oldest first, so a live batch waits for the
+# backlog in front of it: its lag while the backlog drains is about the
+# drain time; after, it is the paced figure above.
+CATCHUP_N=${FLEET_CATCHUP_N:-8}
+CATCHUP_S=${FLEET_CATCHUP_S:-3600}
+CATCHUP_AFTER_S=${FLEET_CATCHUP_AFTER_S:-30}
+echo "== catch-up: $CATCHUP_N recorders, each with $CATCHUP_S s of the reference load spooled ($((CATCHUP_S * BATCH)) rows), draining at once while recording live (1 batch of 4,000 points a second each); 2 shared cores"
+reset_tables
+for k in $(seq 1 "$CATCHUP_N"); do
+    rm -f "$WORK/catch$k.db"*
+    "$BIN/bench_spool" write "$WORK/catch$k.db" $((CATCHUP_S * BATCH)) "$BATCH" "$k" >/dev/null ||
+        ald_die "could not fill the spool of recorder $k"
+done
+sb=$(du -cb "$WORK"/catch*.db | tail -1 | cut -f1)
+pids=()
+C0=$(pg_cpu); T0=$(date +%s.%N)
+for k in $(seq 1 "$CATCHUP_N"); do
+    "$BIN/bench_spool" catchup "$ADMIN_DSN" "$WORK/catch$k.db" "catch$k" "$k" "$CATCHUP_AFTER_S" > "$WORK/c$k.txt" &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || ald_die "a catch-up recorder failed"; done
+T1=$(date +%s.%N); C1=$(pg_cpu)
+printf '   %-8s %12s %10s %12s %16s %14s\n' recorder "backlog rows" "drain s" "drain rows/s" "live lag max ms" "after: p99 ms"
+for k in $(seq 1 "$CATCHUP_N"); do
+    awk -v k="$k" '{v[$1] = $2} END {printf "   catch%-3d %12d %10.1f %12.0f %16.0f %14.0f\n", k, v["backlog_rows"], v["drain_s"],
+        v["drain_rows_per_s"], v["lag_ms_max_draining"], v["lag_ms_p99_after"]}' "$WORK/c$k.txt"
+done
+stored=$(q "SELECT count(*) FROM process_data_points WHERE ts < '2026-01-01'")
+want=$((CATCHUP_N * CATCHUP_S * BATCH))
+[ "$stored" -eq "$want" ] || ald_die "catch-up: $stored backlog rows stored, $want spooled"
+dmax=$(for k in $(seq 1 "$CATCHUP_N"); do sed -n 's/^drain_s //p' "$WORK/c$k.txt"; done | maxof)
+awk -v n="$CATCHUP_N" -v s="$CATCHUP_S" -v d="$dmax" -v want="$want" -v sb="$sb" -v c0="$C0" -v c1="$C1" -v a="$T0" -v b="$T1" 'BEGIN {
+    printf "   all %d backlogs (%d rows, %.1f GB of spool) stored in %.0f s: %.0f rows/s, %.0fx faster than they were recorded; PostgreSQL %.0f%% of a core\n",
+           n, want, sb / 1e9, d, want / d, s / d, (c1 - c0) / (b - a) * 100 }'
+echo "   rollup rows: $(q "SELECT count(*) FROM process_data_rollup"), $(q "SELECT pg_total_relation_size('process_data_rollup')") bytes on disk, against $(disk) for the points"
