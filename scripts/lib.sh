@@ -17,6 +17,10 @@
 #                           transaction pooling, "aldrec_listen" in session
 #                           pooling; sets PGB_PORT, PGB_PID, PGB_REC_DSN,
 #                           PGB_LISTEN_DSN, PGB_ADMIN_DSN (its console)
+#   PGB_TLS=1 pgbouncer_start
+#                           the same with clients over TLS only: pgbouncer's
+#                           certificate signed by the test's CA (needs
+#                           PG_TLS=1); the PGB_ DSNs then carry $TLS_OPTS
 #   relay_start TARGET_PORT a TCP relay in front of it (tests/tools/relay.c);
 #                           sets RELAY_PORT, RELAY_PID; relay_hole /
 #                           relay_pass switch it to black hole and back
@@ -312,10 +316,14 @@ SQL
 # ignore_startup_parameters=options: pgbouncer refuses libpq's "options"
 # (pgconn sets the server's keepalives there); its own tcp_keepalive and
 # tcp_user_timeout settings take that place. With PG_TLS=1 it reaches the
-# cluster over TLS, verify-full against the test's CA. server_login_retry is 1 s
-# (default 15 s) so that tests see PostgreSQL back at once.
+# cluster over TLS, verify-full against the test's CA. With PGB_TLS=1 (and
+# PG_TLS=1, whose CA it uses) its clients must come over TLS as well
+# (client_tls_sslmode = require: a plain TCP login is refused), and it
+# presents a certificate for 127.0.0.1 and localhost signed by that CA
+# (tls_cert, $TLS_DIR/pgbouncer.crt). server_login_retry is 1 s (default
+# 15 s) so that tests see PostgreSQL back at once.
 pgbouncer_start() {
-    local target=${1:-$PGPORT} dir=$WORK/pgbouncer try
+    local target=${1:-$PGPORT} dir=$WORK/pgbouncer try opts=""
     mkdir -p "$dir"; chmod 700 "$dir"
     psql -XAtq -v ON_ERROR_STOP=1 "$ADMIN_DSN" -c \
         "SELECT format('\"%s\" \"%s\"', rolname, rolpassword) FROM pg_authid
@@ -326,6 +334,18 @@ pgbouncer_start() {
         cp "$TLS_CA" "$dir/ca.crt"
         tls="server_tls_sslmode = verify-full
 server_tls_ca_file = $dir/ca.crt"
+    fi
+    if [ -n "${PGB_TLS:-}" ]; then   # its clients: TLS only, its own certificate
+        [ -n "${PG_TLS:-}" ] || ald_die "pgbouncer_start: PGB_TLS=1 needs PG_TLS=1 (the test's CA)"
+        tls_cert ca pgbouncer localhost "DNS:localhost,IP:127.0.0.1"
+        cp "$TLS_DIR/pgbouncer.crt" "$TLS_DIR/pgbouncer.key" "$dir/"
+        chmod 600 "$dir/pgbouncer.key"
+        tls+="
+client_tls_sslmode = require
+client_tls_cert_file = $dir/pgbouncer.crt
+client_tls_key_file = $dir/pgbouncer.key
+client_tls_ca_file = $dir/ca.crt"
+        opts=" $TLS_OPTS"
     fi
     [ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir"
     for try in 1 2 3; do
@@ -368,11 +388,11 @@ INI
     [ -n "$PGB_PID" ] || { cat "$dir/start.log" "$dir/pgbouncer.log" >&2; ald_die "cannot start pgbouncer"; }
     export PGB_PORT PGB_PID
     echo "127.0.0.1:$PGB_PORT:*:aldrec_admin:$ADMIN_PW" >> "$WORK/pgpass"
-    wait_until 10 "pgbouncer on $PGB_PORT" psql -XAtq "host=127.0.0.1 port=$PGB_PORT dbname=pgbouncer user=aldrec_admin passfile=$WORK/pgpass" -c "SHOW VERSION" \
+    export PGB_REC_DSN="host=127.0.0.1 port=$PGB_PORT dbname=aldrec user=aldrecd passfile=$WORK/pgpass$opts"
+    export PGB_LISTEN_DSN="host=127.0.0.1 port=$PGB_PORT dbname=aldrec_listen user=aldrecd passfile=$WORK/pgpass$opts"
+    export PGB_ADMIN_DSN="host=127.0.0.1 port=$PGB_PORT dbname=pgbouncer user=aldrec_admin passfile=$WORK/pgpass$opts"
+    wait_until 10 "pgbouncer on $PGB_PORT" psql -XAtq "$PGB_ADMIN_DSN" -c "SHOW VERSION" \
         || { cat "$dir/pgbouncer.log" >&2; ald_die "pgbouncer does not answer"; }
-    export PGB_REC_DSN="host=127.0.0.1 port=$PGB_PORT dbname=aldrec user=aldrecd passfile=$WORK/pgpass"
-    export PGB_LISTEN_DSN="host=127.0.0.1 port=$PGB_PORT dbname=aldrec_listen user=aldrecd passfile=$WORK/pgpass"
-    export PGB_ADMIN_DSN="host=127.0.0.1 port=$PGB_PORT dbname=pgbouncer user=aldrec_admin passfile=$WORK/pgpass"
 }
 
 # pgb_show WHAT — pgbouncer's console: SHOW WHAT (POOLS, SERVERS, ...), unaligned.
