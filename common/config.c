@@ -180,6 +180,8 @@ static const struct key keys[] = {
         .desc = "batches per transaction while draining a backlog"),
     KEY("spool.drain_rows", T_INT, drain_rows, .def = "100000", .lo = 1, .hi = 10000000,
         .desc = "... and at most this many rows"),
+    KEY("spool.drain_connections", T_INT, drain_connections, .def = "2", .lo = 1, .hi = 2,
+        .desc = "connections a backlog drains over (2: two transactions at once, committed in order)"),
 
     /* [cache] — parameter metadata */
     KEY("cache.redis_host", T_STRING, redis_host, .def = "127.0.0.1", .desc = "Redis L2"),

@@ -93,6 +93,7 @@ typedef struct aldrec_config {
     enum config_full_policy spool_full_policy; /* drop_oldest | drop_newest (default drop_oldest) */
     int  drain_batches;         /* most batches per transaction when draining (default 32) */
     int  drain_rows;            /* most rows per transaction when draining (default 100000) */
+    int  drain_connections;     /* connections a backlog drains over (default 2) */
     /* [metrics] — Prometheus exposition and /health over HTTP */
     char metrics_listen[80];    /* "127.0.0.1:9464" (default), "[::1]:9464" or "off" */
     bool metrics_allow_remote;  /* yes|no (default no): may listen bind a non-loopback address */

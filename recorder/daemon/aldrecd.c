@@ -295,6 +295,7 @@ static int start_forwarder(struct recorder *r)
         .timeout_ms = r->cfg.connect_timeout_s * 1000,
         .drain_batches = (size_t)r->cfg.drain_batches,
         .drain_rows = (size_t)r->cfg.drain_rows,
+        .drain_connections = r->cfg.drain_connections,
     };
     r->fwd = forwarder_start(&fo, r->spool, err, sizeof err);
     if (!r->fwd)

@@ -680,6 +680,9 @@ static void render_store(const svc_snapshot_t *s, metrics_t *m)
                 (double)s->fwd.stored_batches);
         counter(m, "aldrec_db_transactions_total", "PostgreSQL transactions that stored batches.",
                 (double)s->fwd.transactions);
+        counter(m, "aldrec_db_transactions_overlapped_total",
+                "Of those, written while the one before was in flight (a drain over two"
+                " connections).", (double)s->fwd.overlapped);
         counter(m, "aldrec_duplicate_batches_total",
                 "Replayed batches PostgreSQL already had (ingest ledger).",
                 (double)s->fwd.duplicate_batches);

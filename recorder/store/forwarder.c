@@ -24,14 +24,38 @@
 #define BACKOFF_MAX_MS 5000
 #define IDLE_WAKE_MS 1000      /* idle: checkpoints, rate samples */
 #define RATE_SLOTS 11          /* one sample a second: a 10 s window */
+#define LANES 2                /* groups in flight at most (SPOOL_MAX_CLAIMS) */
+
+_Static_assert(LANES <= SPOOL_MAX_CLAIMS, "every group in flight is a claim of its own");
+
+/* A drain over two connections: a thread that writes one group at a time
+ * on its own connection, handed to it by the forwarder thread. */
+struct lane {
+    forwarder_t *f;
+    pthread_t thread;
+    pgsink_t *sink;            /* lane 0: the forwarder's, lent; lane 1: its own */
+    /* guarded by f->lock, signalled on f->lane_cond */
+    batch_t *b;                /* the group being written; NULL: none */
+    size_t n;
+    bool done;                 /* written: r, us, err hold the outcome */
+    int verdict;               /* may it COMMIT? 0: not known yet, 1 yes, -1 no */
+    bool behind;               /* handed over while the group before was in flight */
+    bool quit;
+    pgsink_result_t r;
+    int64_t us;
+    char err[512];
+};
 
 struct forwarder {
     pthread_t thread;
     pthread_mutex_t lock;      /* guards st, rate, stopping, stop_deadline, exited */
     pthread_cond_t cond;       /* exited changed */
+    pthread_cond_t lane_cond;  /* a lane's work, outcome or verdict changed */
     spool_t *sp;
-    pgsink_t *sink;            /* forwarder thread only */
+    pgsink_t *sink;            /* forwarder thread only (lent to lane 0 in a drain) */
     size_t drain_batches, drain_rows;
+    int drain_conns;
+    struct lane lane[LANES];
     int wake[2];               /* main -> thread: appended, stop */
     int cancel[2];             /* main -> pgsink: give up waiting now */
     int notify[2];             /* thread -> main: batches left the spool */
@@ -43,6 +67,7 @@ struct forwarder {
     struct { int64_t t; uint64_t rows; } rate[RATE_SLOTS];
     size_t rate_next;
     complain_t db_down;
+    complain_t lane_down;      /* lane 1 cannot connect: drains go over one */
     /* thread only */
     backoff_t backoff;         /* the wait after a failure */
     int64_t next_try;          /* mono ms: no connection attempt before */
@@ -235,6 +260,8 @@ static enum settled handle_result(forwarder_t *f, pgsink_result_t r, batch_t *b,
         snprintf(f->st.last_error, sizeof f->st.last_error, "%s", err);
         pthread_mutex_unlock(&f->lock);
         return SETTLED_GONE;
+    case PGSINK_WITHDRAWN:
+        return SETTLED_KEEP;   /* the group before it failed: it says why */
     case PGSINK_RETRY:
     case PGSINK_IN_DOUBT:
         note_error(f, err);
@@ -277,6 +304,9 @@ static void log_drain(forwarder_t *f, bool draining, uint64_t queued_rows)
 
 enum outcome { OUT_AGAIN, OUT_LINK_FAILED, OUT_EXIT };
 
+static void read_ahead(void *arg);
+static void lanes_stop(forwarder_t *f, int started);
+
 /* PostgreSQL answered: the backoff starts over, and a failure being
  * complained about ends (ss: the spool as it was before this turn). */
 static void link_recovered(forwarder_t *f, const spool_stats_t *ss)
@@ -285,6 +315,233 @@ static void link_recovered(forwarder_t *f, const spool_stats_t *ss)
     log_release(&f->db_down, LL_INFO, "PostgreSQL reachable again; %llu batches"
                 " (%llu rows) waiting in the spool", (unsigned long long)ss->batches,
                 (unsigned long long)ss->rows);
+}
+
+/* Acts on the outcome r of writing the claimed group b[0..n) (us: how
+ * long it took; behind: it was written while the group before it was)
+ * and frees it; ss: the spool before this turn. Returns false when the
+ * link failed (err says why), *what is what became of the group. */
+static bool settle(forwarder_t *f, pgsink_result_t r, int64_t us, bool behind, batch_t *b,
+                   size_t n, const spool_stats_t *ss, const char *err, enum settled *what)
+{
+    if (r == PGSINK_STORED) {
+        link_recovered(f, ss);
+        int64_t wall = clock_real_us();
+        pthread_mutex_lock(&f->lock);
+        hist_add(&f->st.write_us, us > 0 ? (uint64_t)us : 0);
+        if (behind)
+            f->st.overlapped++;
+        for (size_t i = 0; i < n; i++) {
+            if (b[i].kind != BATCH_POINTS)
+                continue;
+            int64_t d = wall - b[i].last_ts_us, l = wall - b[i].first_ts_us;
+            hist_add(&f->st.commit_delay_us, d > 0 ? (uint64_t)d : 0);
+            hist_add(&f->st.commit_lag_us, l > 0 ? (uint64_t)l : 0);
+        }
+        pthread_mutex_unlock(&f->lock);
+    }
+    bool ok;
+    *what = handle_result(f, r, b, n, err, &ok);
+    if (n == 1 && b[0].seq >= f->single_until)
+        f->single_until = 0;
+    char serr[512];
+    /* Gone: n == 0 ends the oldest claim, which this group's is (groups
+     * settle in their order) and leaves its batches' marks alone (a
+     * stored batch that failed to leave must stay undroppable). */
+    if (spool_unclaim(f->sp, b, *what == SETTLED_GONE ? 0 : n, *what == SETTLED_DOUBT, serr,
+                      sizeof serr) < 0)
+        spool_trouble(f, "releasing batches", serr);
+    spool_batches_free(b, n);
+    poke(f->notify[1]);
+    return ok;
+}
+
+/* ---- a drain over two connections (forwarder.h) --------------------------- */
+
+/* Lane's commit hook: COMMIT only once the group before it is stored. */
+static bool lane_commit_ok(void *arg)
+{
+    struct lane *l = arg;
+    forwarder_t *f = l->f;
+    pthread_mutex_lock(&f->lock);
+    while (l->verdict == 0)
+        pthread_cond_wait(&f->lane_cond, &f->lock);
+    bool ok = l->verdict > 0;
+    pthread_mutex_unlock(&f->lock);
+    return ok;
+}
+
+static void *lane_main(void *arg)
+{
+    struct lane *l = arg;
+    forwarder_t *f = l->f;
+    pthread_mutex_lock(&f->lock);
+    for (;;) {
+        while (!l->quit && (!l->b || l->done))
+            pthread_cond_wait(&f->lane_cond, &f->lock);
+        if (l->quit)
+            break;
+        const batch_t *b = l->b;
+        size_t n = l->n;
+        pthread_mutex_unlock(&f->lock);
+        char err[512];
+        int64_t t0 = clock_mono_us();
+        pgsink_result_t r = pgsink_write(l->sink, b, n, err, sizeof err);
+        int64_t us = clock_mono_us() - t0;
+        pthread_mutex_lock(&f->lock);
+        l->r = r;
+        l->us = us;
+        snprintf(l->err, sizeof l->err, "%s", err);
+        l->done = true;
+        pthread_cond_broadcast(&f->lane_cond);
+    }
+    pthread_mutex_unlock(&f->lock);
+    return NULL;
+}
+
+/* Starts both lanes: lane 0 borrows the forwarder's connection, lane 1
+ * connects its own. Returns 0, or -1 (logged): drain over one. */
+static int lanes_start(forwarder_t *f)
+{
+    char err[512];
+    if (pgsink_connect(f->lane[1].sink, err, sizeof err) < 0) {
+        log_complain(&f->lane_down, LL_WARN, "draining over one connection: a second one"
+                     " failed: %s", err);
+        return -1;
+    }
+    log_release(&f->lane_down, LL_INFO, "a second connection for draining works again");
+    f->lane[0].sink = f->sink;
+    pgsink_set_busy_hook(f->sink, NULL, NULL);
+    int started = 0;
+    for (; started < LANES; started++) {
+        struct lane *l = &f->lane[started];
+        l->f = f;
+        l->b = NULL;
+        l->done = l->quit = false;
+        pgsink_set_commit_hook(l->sink, lane_commit_ok, l);
+        if (pthread_create(&l->thread, NULL, lane_main, l) != 0)
+            break;
+    }
+    if (started == LANES)
+        return 0;
+    log_msg(LL_WARN, "draining over one connection: cannot start a thread for the second");
+    lanes_stop(f, started);
+    return -1;
+}
+
+/* Stops the first `started` lanes (idle: every group settled) and takes
+ * the forwarder's connection back; lane 1's is closed. */
+static void lanes_stop(forwarder_t *f, int started)
+{
+    pthread_mutex_lock(&f->lock);
+    for (int i = 0; i < started; i++)
+        f->lane[i].quit = true;
+    pthread_cond_broadcast(&f->lane_cond);
+    pthread_mutex_unlock(&f->lock);
+    for (int i = 0; i < started; i++)
+        pthread_join(f->lane[i].thread, NULL);
+    for (int i = 0; i < LANES; i++)
+        pgsink_set_commit_hook(f->lane[i].sink, NULL, NULL);
+    pgsink_set_busy_hook(f->sink, read_ahead, f);
+    pgsink_disconnect(f->lane[1].sink);
+}
+
+/* Hands b[0..n) to lane l; behind: a group before it is in flight, so it
+ * may not COMMIT until that one is stored. */
+static void lane_give(forwarder_t *f, struct lane *l, batch_t *b, size_t n, bool behind)
+{
+    pthread_mutex_lock(&f->lock);
+    l->b = b;
+    l->n = n;
+    l->done = false;
+    l->behind = behind;
+    l->verdict = behind ? 0 : 1;
+    pthread_cond_broadcast(&f->lane_cond);
+    pthread_mutex_unlock(&f->lock);
+}
+
+static void lane_verdict(forwarder_t *f, struct lane *l, bool commit)
+{
+    pthread_mutex_lock(&f->lock);
+    l->verdict = commit ? 1 : -1;
+    pthread_cond_broadcast(&f->lane_cond);
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* Time is up for a stopping forwarder: claim nothing more. */
+static bool stop_due(forwarder_t *f)
+{
+    pthread_mutex_lock(&f->lock);
+    bool due = f->stopping && clock_mono_ms() >= f->stop_deadline;
+    pthread_mutex_unlock(&f->lock);
+    return due;
+}
+
+/* Drains with both lanes (started), from the claimed group b[0..n), until
+ * nothing is left to claim or a group fails; then stops them. */
+static enum outcome drain_two(forwarder_t *f, batch_t *b, size_t n, const spool_stats_t *ss,
+                              char *err, size_t errlen)
+{
+    struct lane *q[LANES];     /* in flight, oldest first */
+    size_t nq = 0, next = 1;
+    bool more = true, ok = true;
+
+    lane_give(f, &f->lane[0], b, n, false);
+    q[nq++] = &f->lane[0];
+    while (nq > 0) {
+        while (more && nq < LANES) {
+            batch_t *nb = NULL;
+            size_t nn = 0;
+            uint32_t bad = 0;
+            char cerr[512];
+            if (stop_due(f) ||
+                spool_claim(f->sp, f->drain_batches, f->drain_rows, &nb, &nn, &bad, cerr,
+                            sizeof cerr) < 0) {
+                more = false;   /* a spool failure: the next turn tells */
+                break;
+            }
+            if (bad)
+                log_msg(LL_ERROR, "spool: %u batch(es) damaged on disk (checksum mismatch)"
+                        " moved to quarantine", bad);
+            if (nn == 0) {
+                more = false;
+                break;
+            }
+            struct lane *l = &f->lane[next];
+            next = (next + 1) % LANES;
+            lane_give(f, l, nb, nn, true);
+            q[nq++] = l;
+        }
+        struct lane *h = q[0];
+        pthread_mutex_lock(&f->lock);
+        while (!h->done)
+            pthread_cond_wait(&f->lane_cond, &f->lock);
+        pgsink_result_t r = h->r;
+        int64_t us = h->us;
+        bool behind = h->behind;
+        char lerr[512];
+        snprintf(lerr, sizeof lerr, "%s", h->err);
+        batch_t *hb = h->b;
+        size_t hn = h->n;
+        h->b = NULL;
+        sample_rate(f, clock_mono_ms());
+        pthread_mutex_unlock(&f->lock);
+
+        enum settled what;
+        if (!settle(f, r, us, behind, hb, hn, ss, lerr, &what)) {
+            ok = false;
+            snprintf(err, errlen, "%s", lerr);
+        }
+        if (!ok || f->single_until)
+            more = false;
+        memmove(q, q + 1, (nq - 1) * sizeof q[0]);
+        nq--;
+        if (nq > 0)   /* the next one commits only behind a group that left */
+            lane_verdict(f, q[0], what == SETTLED_GONE);
+        spool_checkpoint(f->sp);
+    }
+    lanes_stop(f, LANES);
+    return ok ? OUT_AGAIN : OUT_LINK_FAILED;
 }
 
 /* One turn of the loop: connect if needed, claim, write, settle. */
@@ -366,34 +623,15 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
     link_to(f, draining ? LINK_DRAINING : LINK_UP);
     log_drain(f, draining, ss.rows);
 
+    if (draining && !f->single_until && f->drain_conns > 1 && lanes_start(f) == 0)
+        return drain_two(f, b, n, &ss, err, errlen);
+
     f->ahead_after = draining && !f->single_until ? b[n - 1].seq : 0;
     int64_t t0 = clock_mono_us();
     pgsink_result_t r = pgsink_write(f->sink, b, n, err, errlen);
     f->ahead_after = 0;
-    if (r == PGSINK_STORED) {
-        link_recovered(f, &ss);
-        int64_t us = clock_mono_us() - t0, wall = clock_real_us();
-        pthread_mutex_lock(&f->lock);
-        hist_add(&f->st.write_us, us > 0 ? (uint64_t)us : 0);
-        for (size_t i = 0; i < n; i++) {
-            if (b[i].kind != BATCH_POINTS)
-                continue;
-            int64_t d = wall - b[i].last_ts_us, l = wall - b[i].first_ts_us;
-            hist_add(&f->st.commit_delay_us, d > 0 ? (uint64_t)d : 0);
-            hist_add(&f->st.commit_lag_us, l > 0 ? (uint64_t)l : 0);
-        }
-        pthread_mutex_unlock(&f->lock);
-    }
-    bool ok;
-    enum settled what = handle_result(f, r, b, n, err, &ok);
-    if (n == 1 && b[0].seq >= f->single_until)
-        f->single_until = 0;
-    char serr[512];
-    if (spool_unclaim(f->sp, b, what == SETTLED_GONE ? 0 : n, what == SETTLED_DOUBT, serr,
-                      sizeof serr) < 0)
-        spool_trouble(f, "releasing batches", serr);
-    spool_batches_free(b, n);
-    poke(f->notify[1]);
+    enum settled what;
+    bool ok = settle(f, r, clock_mono_us() - t0, false, b, n, &ss, err, &what);
     return ok ? OUT_AGAIN : OUT_LINK_FAILED;
 }
 
@@ -467,6 +705,7 @@ forwarder_t *forwarder_start(const forwarder_opts_t *o, spool_t *sp, char *err, 
     f->sp = sp;
     f->drain_batches = o->drain_batches ? o->drain_batches : 1;
     f->drain_rows = o->drain_rows ? o->drain_rows : 1;
+    f->drain_conns = o->drain_connections == 1 ? 1 : LANES;
     f->st.link = LINK_SPOOLING;
     f->link_since = clock_mono_ms();
     const char *crash = getenv("ALDREC_TEST_CRASH_AFTER_COMMIT");
@@ -484,13 +723,23 @@ forwarder_t *forwarder_start(const forwarder_opts_t *o, spool_t *sp, char *err, 
     }
     pgsink_set_cancel_fd(f->sink, f->cancel[0]);
     pgsink_set_busy_hook(f->sink, read_ahead, f);
+    if (f->drain_conns > 1) {
+        f->lane[1].sink = pgsink_new(o->conninfo, o->recorder_id, o->timeout_ms);
+        if (!f->lane[1].sink) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        pgsink_set_cancel_fd(f->lane[1].sink, f->cancel[0]);
+    }
     pthread_mutex_init(&f->lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&f->cond, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&f->lane_cond, NULL);
     if (pthread_create(&f->thread, NULL, forwarder_main, f) != 0) {
         snprintf(err, errlen, "cannot start the forwarder thread");
+        pthread_cond_destroy(&f->lane_cond);
         pthread_cond_destroy(&f->cond);
         pthread_mutex_destroy(&f->lock);
         goto fail;
@@ -501,6 +750,7 @@ fail:
     close_pipe(f->cancel);
     close_pipe(f->notify);
     pgsink_free(f->sink);
+    pgsink_free(f->lane[1].sink);
     free(f);
     return NULL;
 }
@@ -565,9 +815,11 @@ void forwarder_stop(forwarder_t *f, int drain_ms)
     pthread_join(f->thread, NULL);
     spool_batches_free(f->ahead, f->ahead_n);
     pgsink_free(f->sink);
+    pgsink_free(f->lane[1].sink);
     close_pipe(f->wake);
     close_pipe(f->cancel);
     close_pipe(f->notify);
+    pthread_cond_destroy(&f->lane_cond);
     pthread_cond_destroy(&f->cond);
     pthread_mutex_destroy(&f->lock);
     free(f);

@@ -16,6 +16,17 @@
  * restarting) is retried after a capped exponential backoff with jitter
  * while the batches wait in the spool.
  *
+ * With drain_connections = 2 a backlog drains over two connections, two
+ * groups in flight at once (two lane threads, each with its own
+ * connection; the forwarder thread claims and settles): while PostgreSQL
+ * inserts one group's rows on one backend, it inserts the next group's
+ * on another, so a drain can use a second core of the server. The groups
+ * still commit in their order: the second one's COMMIT waits until the
+ * first is stored, and when the first is not (a refused batch, a broken
+ * link, a COMMIT in doubt) the second is rolled back (WITHDRAWN) and
+ * claimed again later. The first lane borrows the forwarder's connection;
+ * the second lane's is open only while a backlog drains.
+ *
  *   LINK_CONNECTING ──ok──▶ LINK_UP ◀──backlog gone── LINK_DRAINING
  *         ▲  │                 │ └────backlog found────▶ │
  *         │  └─fail─▶ LINK_SPOOLING ◀──write failed──────┘
@@ -49,6 +60,7 @@ typedef struct forwarder_opts {
     int timeout_ms;            /* pgsink's deadline for every wait */
     size_t drain_batches;      /* most batches in one transaction */
     size_t drain_rows;         /* most rows in one transaction */
+    int drain_connections;     /* 1, or 2 (0: the default, 2): see above */
 } forwarder_opts_t;
 
 typedef struct forwarder_stats {
@@ -62,6 +74,7 @@ typedef struct forwarder_stats {
      * later: spool append, queue, write) and since their first (polled) */
     hist_t commit_delay_us, commit_lag_us;
     uint64_t transactions;
+    uint64_t overlapped;                /* ... of them written while the one before was */
     uint64_t duplicate_batches;
     uint64_t quarantined_batches, quarantined_rows;
     double rows_per_s;                  /* stored, over the last 10 s */

@@ -40,6 +40,8 @@ struct pgsink {
     bool answered;          /* the last command got at least one result */
     void (*busy)(void *);   /* pgsink_set_busy_hook() */
     void *busy_arg;
+    bool (*commit_ok)(void *);  /* pgsink_set_commit_hook() */
+    void *commit_arg;
     struct {                /* pgsink_prepare(): a group's rollup, worked out ahead */
         int64_t spool_id, first_seq, last_seq;
         size_t n;
@@ -54,6 +56,12 @@ void pgsink_set_busy_hook(pgsink_t *s, void (*fn)(void *), void *arg)
 {
     s->busy = fn;
     s->busy_arg = arg;
+}
+
+void pgsink_set_commit_hook(pgsink_t *s, bool (*fn)(void *), void *arg)
+{
+    s->commit_ok = fn;
+    s->commit_arg = arg;
 }
 
 const char *pgsink_copy_sql(enum batch_kind kind)
@@ -518,6 +526,12 @@ pgsink_result_t pgsink_write(pgsink_t *s, const batch_t *b, size_t n, char *err,
     roll = NULL;
     if (st != STEP_OK)
         goto fail;
+    if (s->commit_ok && !s->commit_ok(s->commit_arg)) {
+        snprintf(err, errlen, "not committed: the transaction before it did not store its"
+                 " batches");
+        rollback(s);
+        return PGSINK_WITHDRAWN;
+    }
     st = send_and_finish(s, "COMMIT", "COMMIT", NULL, tag, sizeof tag, err, errlen);
     /* A COMMIT of a failed transaction answers "ROLLBACK", not an error. */
     if (st == STEP_OK && strcmp(tag, "COMMIT") != 0) {

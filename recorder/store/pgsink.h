@@ -41,6 +41,7 @@ typedef enum pgsink_result {
                            only a later write can tell (its ledger row) */
     PGSINK_REJECTED,    /* the data was refused (SQLSTATE class 22/23, or
                            malformed COPY data) */
+    PGSINK_WITHDRAWN,   /* the commit hook said no: rolled back, nothing stored */
 } pgsink_result_t;
 
 /* New, unconnected sink. conninfo is a libpq connection string (it is never
@@ -85,6 +86,13 @@ pgsink_result_t pgsink_write(pgsink_t *s, const batch_t *b, size_t n, char *err,
  * does there costs the write no time if it takes less than the server
  * does. NULL: none. */
 void pgsink_set_busy_hook(pgsink_t *s, void (*fn)(void *), void *arg);
+
+/* fn(arg) is called in every pgsink_write() that gets that far, on the
+ * writing thread, right before COMMIT is sent, and may wait: with false
+ * the transaction is rolled back and the write is WITHDRAWN. For a drain
+ * over two connections, whose transactions commit in their order (the
+ * second only once the first is stored). NULL: none. */
+void pgsink_set_commit_hook(pgsink_t *s, bool (*fn)(void *), void *arg);
 
 /* Works out what pgsink_write() of b[0..n) will need before it sends
  * anything (the rollup rows of points), to be used by that write if it

@@ -502,7 +502,16 @@ static int read_group(spool_t *sp, sqlite3_stmt *s, size_t max_rows, batch_t *v,
     return 0;
 }
 
-/* Marks v[0..k) sent and makes them the claim in flight. From now on
+/* A claim slot not in use, or NULL when SPOOL_MAX_CLAIMS are in flight. */
+static struct claim *free_claim(spool_t *sp)
+{
+    for (int i = 0; i < SPOOL_MAX_CLAIMS; i++)
+        if (sp->claim[i].hi == 0)
+            return &sp->claim[i];
+    return NULL;
+}
+
+/* Marks v[0..k) sent and makes them a claim in flight. From now on
  * these batches may reach PostgreSQL, and whether they did is known only
  * when a send succeeds or fails before COMMIT: until then they must not be
  * dropped (their points might be counted as lost while stored). The mark
@@ -510,6 +519,11 @@ static int read_group(spool_t *sp, sqlite3_stmt *s, size_t max_rows, batch_t *v,
  * machine. */
 static int mark_claimed(spool_t *sp, const batch_t *v, size_t k, char *err, size_t errlen)
 {
+    struct claim *c = free_claim(sp);
+    if (!c) {
+        snprintf(err, errlen, "spool: %d claims in flight already", SPOOL_MAX_CLAIMS);
+        return -1;
+    }
     if (sp_set_sync(sp, false, err, errlen) < 0 || sp_begin(sp, err, errlen) < 0)
         return -1;
     sqlite3_stmt *s = sp_stmt(sp, ST_MARK_SENT);
@@ -523,11 +537,11 @@ static int mark_claimed(spool_t *sp, const batch_t *v, size_t k, char *err, size
     }
     if (sp_commit(sp, err, errlen) < 0)
         return -1;
-    sp->claim_lo = v[0].seq;
-    sp->claim_hi = v[k - 1].seq;
-    sp->claim_bytes = 0;
+    c->lo = v[0].seq;
+    c->hi = v[k - 1].seq;
+    c->bytes = 0;
     for (size_t i = 0; i < k; i++)
-        sp->claim_bytes += v[i].len;
+        c->bytes += v[i].len;
     return 0;
 }
 
@@ -562,8 +576,11 @@ int spool_claim(spool_t *sp, size_t max_batches, size_t max_rows, batch_t **out,
     pthread_mutex_lock(&sp->lock);
     for (;;) {
         int64_t bad_seq;
-        sqlite3_stmt *s = sp_stmt(sp, ST_CLAIM);
-        sqlite3_bind_int64(s, 1, (int64_t)max_batches);
+        if (!free_claim(sp))
+            break;
+        sqlite3_stmt *s = sp_stmt(sp, ST_PEEK);
+        sqlite3_bind_int64(s, 1, sp_claim_hi(sp));
+        sqlite3_bind_int64(s, 2, (int64_t)max_batches);
         if (read_group(sp, s, max_rows, v, &k, &bad_seq, err, errlen) < 0)
             goto out;
         if (!bad_seq)
@@ -613,11 +630,15 @@ int spool_claim_peeked(spool_t *sp, const batch_t *b, size_t n, char *err, size_
     int rc = 0;
     pthread_mutex_lock(&sp->lock);
     /* The rows of a seq never change, and a seq is never reused: if the
-     * queue starts at b[0] and holds exactly n batches from b[0] to
-     * b[n - 1], these are they, and a claim would have read the same. */
+     * queue (behind the claim in flight) starts at b[0] and holds exactly
+     * n batches from b[0] to b[n - 1], these are they, and a claim would
+     * have read the same. */
+    if (!free_claim(sp))
+        goto out;
     sqlite3_stmt *s = sp_stmt(sp, ST_HEAD);
     sqlite3_bind_int64(s, 1, b[0].seq);
     sqlite3_bind_int64(s, 2, b[n - 1].seq);
+    sqlite3_bind_int64(s, 3, sp_claim_hi(sp));
     int step = sqlite3_step(s);
     if (step != SQLITE_ROW) {
         sqlite3_reset(s);
@@ -634,13 +655,27 @@ out:
     return rc;
 }
 
+/* Ends the claim holding seq, or the oldest with seq 0. */
+static void end_claim(spool_t *sp, int64_t seq)
+{
+    struct claim *c = NULL;
+    for (int i = 0; i < SPOOL_MAX_CLAIMS; i++) {
+        struct claim *x = &sp->claim[i];
+        if (x->hi == 0)
+            continue;
+        if (seq ? seq >= x->lo && seq <= x->hi : !c || x->lo < c->lo)
+            c = x;
+    }
+    if (c)
+        *c = (struct claim){ 0 };
+}
+
 int spool_unclaim(spool_t *sp, const batch_t *b, size_t n, bool in_doubt, char *err,
                   size_t errlen)
 {
     int rc = 0;
     pthread_mutex_lock(&sp->lock);
-    sp->claim_hi = 0;
-    sp->claim_bytes = 0;
+    end_claim(sp, n > 0 ? b[0].seq : 0);
     /* Certainly not stored: back to droppable, except batches that were
      * already in doubt before this claim (a group that failed because one
      * of them turned out stored must not make that one droppable). Maybe

@@ -175,15 +175,21 @@ int spool_close_gaps(spool_t *sp, int64_t process_id, bool only_if_room, uint32_
 
 /* Forwarder side ---------------------------------------------------------- */
 
-/* Claims the oldest queued batch and up to max_batches - 1 batches right
- * behind it of the same kind, while their rows add up to at most max_rows
- * (the first is taken whatever its size), and marks them sent: from now on
- * they may be in PostgreSQL, so they are never dropped until they leave
- * the spool or spool_unclaim() says the send failed for sure. *out is an
- * array of *n batches with copies of their data, owned by the caller
- * (spool_batches_free()); *n == 0 when the queue is empty. A batch whose
- * data no longer matches its crc is moved to quarantine instead and
- * counted in *bad (may be NULL). Returns 0, or -1 with err. */
+/* Claims in flight at once, at most: a drain writes two groups over two
+ * connections (forwarder.h). */
+#define SPOOL_MAX_CLAIMS 2
+
+/* Claims the oldest queued batch not claimed yet (the one right behind
+ * the claim in flight, if there is one) and up to max_batches - 1
+ * batches right behind it of the same kind, while their rows add up to
+ * at most max_rows (the first is taken whatever its size), and marks them
+ * sent: from now on they may be in PostgreSQL, so they are never dropped
+ * until they leave the spool or spool_unclaim() says the send failed for
+ * sure. *out is an array of *n batches with copies of their data, owned
+ * by the caller (spool_batches_free()); *n == 0 when there is nothing to
+ * claim, or already SPOOL_MAX_CLAIMS claims in flight. A batch whose data
+ * no longer matches its crc is moved to quarantine instead and counted in
+ * *bad (may be NULL). Returns 0, or -1 with err. */
 int spool_claim(spool_t *sp, size_t max_batches, size_t max_rows, batch_t **out, size_t *n,
                 uint32_t *bad, char *err, size_t errlen);
 
@@ -194,16 +200,19 @@ int spool_claim(spool_t *sp, size_t max_batches, size_t max_rows, batch_t **out,
 int spool_peek(spool_t *sp, int64_t after_seq, size_t max_batches, size_t max_rows,
                batch_t **out, size_t *n, char *err, size_t errlen);
 
-/* Claims b[0..n) from spool_peek() if the queue now starts with exactly
- * those batches, as spool_claim() would have (1); 0: it does not (the
- * claim before them did not leave, batches were dropped or put back):
- * free them and call spool_claim(). -1 with err. */
+/* Claims b[0..n) from spool_peek() if they are exactly the batches a
+ * spool_claim() would take now (1): the queue starts with them, or they
+ * are right behind the claim in flight. 0: they are not (the claim before
+ * them did not leave, batches were dropped or put back, no claim is
+ * free): free them and call spool_claim(). -1 with err. */
 int spool_claim_peeked(spool_t *sp, const batch_t *b, size_t n, char *err, size_t errlen);
 
 /* Frees what spool_claim() or spool_peek() returned; NULL is fine. */
 void spool_batches_free(batch_t *b, size_t n);
 
-/* Ends the claim, after any outcome. in_doubt: the connection broke after
+/* Ends a claim, after any outcome: the one b[0..n) came from, or with
+ * n == 0 (its batches left the spool) the oldest in flight. Claims in
+ * flight end oldest first. in_doubt: the connection broke after
  * COMMIT was sent, so the batches (those still here) may be stored: they
  * are marked in doubt (sent = 2) until a later send settles them;
  * otherwise the claim mark is cleared, but batches that were in doubt

@@ -38,7 +38,7 @@ enum cause { CAUSE_FULL = 1, CAUSE_WRITE_FAILED = 2 };
 /* Every statement the spool runs, prepared once at open: a file whose
  * tables do not have these columns is not one of ours. */
 enum st {
-    ST_INSERT, ST_DELETE, ST_CLAIM, ST_PEEK, ST_HEAD, ST_DROP, ST_VICTIMS, ST_TO_QUARANTINE, ST_MARK_SENT,
+    ST_INSERT, ST_DELETE, ST_PEEK, ST_HEAD, ST_DROP, ST_VICTIMS, ST_TO_QUARANTINE, ST_MARK_SENT,
     ST_BETWEEN, ST_MAX_SEQ,
     ST_GAP_GET, ST_GAP_PUT, ST_GAP_LIST, ST_GAP_DEL, ST_PROC_ROWS, ST_PROC_DROPS,
     ST_META_GET, ST_META_PUT, ST_OLDEST, ST_INFO_QUEUED, ST_INFO_QUAR, ST_INFO_PROC,
@@ -71,9 +71,12 @@ struct spool {
     uint64_t gaps_open;
     /* this process */
     uint64_t appended_batches, appended_rows;
-    int64_t claim_hi;           /* highest seq claimed by the forwarder; 0: none */
-    int64_t claim_lo;           /* lowest seq of the claim in flight */
-    uint64_t claim_bytes;       /* bytes of that claim not yet removed or given back */
+    /* The forwarder's claims in flight, oldest first: each a run of
+     * consecutive seqs, the second right behind the first (hi 0: none). */
+    struct claim {
+        int64_t lo, hi;
+        uint64_t bytes;         /* of its batches not yet removed or given back */
+    } claim[SPOOL_MAX_CLAIMS];
     int64_t removed_hi;         /* highest seq that left for PostgreSQL since open */
     size_t last_len;            /* size of the last POINTS batch appended */
     int wal_pages;
@@ -106,20 +109,36 @@ struct drop {
 };
 
 /* Bytes that count against max_bytes: queued and quarantined, less the
- * claim being sent — it is leaving, and counting it would drop the newest
- * batch (everything older is in flight) the moment PostgreSQL comes back
- * to a full spool. The file holds at most one claim more than max_bytes,
- * and only while it is in flight. */
+ * claims being sent — they are leaving, and counting them would drop the
+ * newest batch (everything older is in flight) the moment PostgreSQL
+ * comes back to a full spool. The file holds at most its claims in flight
+ * more than max_bytes, and only while they are in flight. */
 static inline int64_t sp_used(const spool_t *sp)
 {
-    return (int64_t)(sp->bytes - sp->claim_bytes + sp->q_bytes);
+    uint64_t claimed = 0;
+    for (int i = 0; i < SPOOL_MAX_CLAIMS; i++)
+        claimed += sp->claim[i].bytes;
+    return (int64_t)(sp->bytes - claimed + sp->q_bytes);
 }
 
-/* The claim in flight lost a batch of len bytes (stored or quarantined). */
+/* The highest seq claimed (0: none): nothing up to it may be dropped. */
+static inline int64_t sp_claim_hi(const spool_t *sp)
+{
+    int64_t hi = 0;
+    for (int i = 0; i < SPOOL_MAX_CLAIMS; i++)
+        if (sp->claim[i].hi > hi)
+            hi = sp->claim[i].hi;
+    return hi;
+}
+
+/* A claim in flight lost a batch of len bytes (stored or quarantined). */
 static inline void sp_claim_left(spool_t *sp, int64_t seq, uint64_t len)
 {
-    if (sp->claim_bytes > 0 && seq >= sp->claim_lo && seq <= sp->claim_hi)
-        sp->claim_bytes = len < sp->claim_bytes ? sp->claim_bytes - len : 0;
+    for (int i = 0; i < SPOOL_MAX_CLAIMS; i++) {
+        struct claim *c = &sp->claim[i];
+        if (c->hi != 0 && seq >= c->lo && seq <= c->hi)
+            c->bytes = len < c->bytes ? c->bytes - len : 0;
+    }
 }
 
 /* spool.c */

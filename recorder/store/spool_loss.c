@@ -393,7 +393,7 @@ int sp_make_room(spool_t *sp, size_t need, const char *detail, spool_append_resu
     int rc = -1;
 
     sqlite3_stmt *s = sp_stmt(sp, ST_VICTIMS);
-    sqlite3_bind_int64(s, 1, sp->claim_hi);
+    sqlite3_bind_int64(s, 1, sp_claim_hi(sp));
     while (over > 0 && sqlite3_step(s) == SQLITE_ROW) {
         if (nv == cap) {
             cap = cap ? cap * 2 : 16;

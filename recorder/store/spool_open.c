@@ -64,11 +64,9 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_INSERT] = "INSERT INTO batches (kind, process_id, rows, first_ts, last_ts,"
                   " spooled_us, crc, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     [ST_DELETE] = "DELETE FROM batches WHERE seq = ? RETURNING rows, length(data)",
-    [ST_CLAIM] = "SELECT seq, kind, process_id, rows, first_ts, last_ts, crc, data"
-                 " FROM batches ORDER BY seq LIMIT ?",
     [ST_PEEK] = "SELECT seq, kind, process_id, rows, first_ts, last_ts, crc, data"
                 " FROM batches WHERE seq > ? ORDER BY seq LIMIT ?",
-    [ST_HEAD] = "SELECT (SELECT min(seq) FROM batches),"
+    [ST_HEAD] = "SELECT (SELECT min(seq) FROM batches WHERE seq > ?3),"
                 " (SELECT count(*) FROM batches WHERE seq BETWEEN ?1 AND ?2)",
     [ST_DROP] = "DELETE FROM batches WHERE seq = ?"
                 " RETURNING process_id, rows, first_ts, last_ts, data",

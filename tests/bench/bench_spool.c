@@ -8,7 +8,8 @@
  *       -> "rows_per_s N", "seconds S", "batches B"
  *   bench_spool drain DSN SPOOL [DRAIN_BATCHES DRAIN_ROWS]
  *       runs the forwarder thread on SPOOL until it is empty
- *       -> "rows_per_s N", "seconds S", "transactions T"
+ *       -> "rows_per_s N", "seconds S", "transactions T", "overlapped O"
+ *          (O: written while the one before was, over a second connection)
  *   bench_spool catchup DSN SPOOL RECORDER_ID PROCESS_ID AFTER_S
  *       a recorder back on the network with a backlog in SPOOL: the
  *       forwarder drains it while live batches keep arriving, one a second
@@ -81,6 +82,14 @@ static int bench_write(const char *path, long rows, long batch, long long proc)
     return 0;
 }
 
+/* BENCH_DRAIN_CONNECTIONS=1 drains over one connection (aldrecd's
+ * [spool] drain_connections); unset: aldrecd's default. */
+static int drain_connections(void)
+{
+    const char *v = getenv("BENCH_DRAIN_CONNECTIONS");
+    return v ? atoi(v) : 0;
+}
+
 static int bench_drain(const char *dsn, const char *path, size_t nb, size_t nr)
 {
     spool_t *sp = open_spool(path);
@@ -91,7 +100,8 @@ static int bench_drain(const char *dsn, const char *path, size_t nb, size_t nr)
     spool_get_stats(sp, &st);
     uint64_t rows = st.rows;
     forwarder_opts_t fo = { .conninfo = dsn, .recorder_id = "bench-drain", .timeout_ms = 60000,
-                            .drain_batches = nb, .drain_rows = nr };
+                            .drain_batches = nb, .drain_rows = nr,
+                            .drain_connections = drain_connections() };
     double t0 = ((double)clock_mono_ns() / 1e9);
     forwarder_t *f = forwarder_start(&fo, sp, err, sizeof err);
     if (!f) {
@@ -114,9 +124,10 @@ static int bench_drain(const char *dsn, const char *path, size_t nb, size_t nr)
     forwarder_stats_t fs;
     forwarder_get_stats(f, &fs);
     forwarder_stop(f, 1000);
-    printf("rows_per_s %.0f\nseconds %.3f\ntransactions %llu\nquarantined %llu\n",
+    printf("rows_per_s %.0f\nseconds %.3f\ntransactions %llu\noverlapped %llu\n"
+           "quarantined %llu\n",
            (double)rows / took, took, (unsigned long long)fs.transactions,
-           (unsigned long long)fs.quarantined_batches);
+           (unsigned long long)fs.overlapped, (unsigned long long)fs.quarantined_batches);
     spool_close(sp);
     return fs.quarantined_batches ? 1 : 0;
 }
@@ -221,7 +232,8 @@ static int bench_catchup(const char *dsn, const char *path, const char *rid, lon
     L.proc = proc;
     pthread_mutex_init(&L.lock, NULL);
     forwarder_opts_t fo = { .conninfo = dsn, .recorder_id = rid, .timeout_ms = 60000,
-                            .drain_batches = 32, .drain_rows = 100000 };
+                            .drain_batches = 32, .drain_rows = 100000,
+                            .drain_connections = drain_connections() };
     double t0 = (double)clock_mono_ns() / 1e9, drained_at = 0;
     forwarder_t *f = forwarder_start(&fo, sp, err, sizeof err);
     pthread_t th;

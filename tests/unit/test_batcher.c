@@ -70,6 +70,8 @@ static size_t take(spool_t *sp, batch_t *out, size_t max)
     }
     if (n && spool_remove(sp, got, n, err, sizeof err) < 0)
         printf("# spool_remove: %s\n", err);
+    if (n && spool_unclaim(sp, got, 0, false, err, sizeof err) < 0)
+        printf("# spool_unclaim: %s\n", err);
     for (size_t i = 0; i < n && i < max; i++) {
         out[i] = got[i];
         out[i].data = NULL;

@@ -126,11 +126,23 @@ static void test_queue(void)
         T_CHECK(b[0].len == want.len && memcmp(b[0].data, want.data, want.len) == 0);
         free(d);
     }
-    /* max_rows keeps a group small, but the first batch always goes. */
-    batch_t *b2;
-    size_t n2;
-    T_EQ_INT(spool_claim(sp, 10, 13, &b2, &n2, NULL, err, sizeof err), 0);
+    /* A second claim takes the batches behind the first; max_rows keeps
+     * a group small, but its first batch always goes. */
+    batch_t *b2, *b3;
+    size_t n2, n3;
+    T_EQ_INT(spool_claim(sp, 10, 1, &b2, &n2, NULL, err, sizeof err), 0);
     T_EQ_INT(n2, 1);
+    T_EQ_INT(n2 ? b2[0].seq : 0, 3);
+    /* Two claims in flight: no third, and nothing left behind them. */
+    T_EQ_INT(spool_claim(sp, 10, 1000, &b3, &n3, NULL, err, sizeof err), 0);
+    T_EQ_INT(n3, 0);
+    /* The second ends first (its send failed): its batch can be claimed
+     * again, right behind the first claim. */
+    T_EQ_INT(spool_unclaim(sp, b2, n2, false, err, sizeof err), 0);
+    spool_batches_free(b2, n2);
+    T_EQ_INT(spool_claim(sp, 10, 1000, &b2, &n2, NULL, err, sizeof err), 0);
+    T_EQ_INT(n2 ? b2[0].seq : 0, 3);
+    T_EQ_INT(spool_unclaim(sp, b2, n2, false, err, sizeof err), 0);
     spool_batches_free(b2, n2);
 
     T_EQ_INT(spool_remove(sp, b, n, err, sizeof err), 0);
@@ -882,6 +894,48 @@ static void damage_text(const char *p)
     fclose(f);
 }
 
+/* Two claims in flight (a drain over two connections): neither counts
+ * against the cap, neither is dropped, and the batch dropped to make
+ * room is the oldest behind both. */
+static void test_two_claims(void)
+{
+    char err[512];
+    spool_t *sp = open_at("two.db", 6 * 1061 + 100, SPOOL_DROP_OLDEST, NULL);
+    T_CHECK(sp != NULL);
+    if (!sp)
+        return;
+    for (int i = 0; i < 6; i++)
+        T_EQ_INT(append(sp, 9, 1000000 + i * 500000LL, 5, 4, NULL), i + 1);
+    batch_t *g1, *g2, *c;
+    size_t n1, n2, nc;
+    T_EQ_INT(spool_claim(sp, 2, 1000, &g1, &n1, NULL, err, sizeof err), 0);
+    T_EQ_INT(spool_claim(sp, 2, 1000, &g2, &n2, NULL, err, sizeof err), 0);
+    T_EQ_INT(n1, 2);
+    T_EQ_INT(n2 ? g2[0].seq : 0, 3);
+    spool_append_result_t res;
+    for (int i = 0; i < 4; i++) {   /* 2 + 4 not in flight: fits */
+        T_EQ_INT(append(sp, 9, 4000000 + i * 500000LL, 5, 4, &res), 7 + i);
+        T_EQ_INT(res.dropped_batches, 0);
+    }
+    T_EQ_INT(append(sp, 9, 6000000, 5, 4, &res), 11);   /* one too many */
+    T_EQ_INT(res.dropped_batches, 1);
+    T_EQ_INT(spool_remove(sp, g1, n1, err, sizeof err), 0);
+    T_EQ_INT(spool_unclaim(sp, NULL, 0, false, err, sizeof err), 0);
+    T_EQ_INT(spool_remove(sp, g2, n2, err, sizeof err), 0);
+    T_EQ_INT(spool_unclaim(sp, NULL, 0, false, err, sizeof err), 0);
+    T_EQ_INT(spool_claim(sp, 1, 1000, &c, &nc, NULL, err, sizeof err), 0);
+    T_EQ_INT(nc ? c[0].seq : 0, 6);   /* 5 was dropped, not 1-4 */
+    spool_unclaim(sp, c, nc, false, err, sizeof err);
+    spool_batches_free(c, nc);
+    spool_batches_free(g1, n1);
+    spool_batches_free(g2, n2);
+    spool_stats_t st;
+    spool_get_stats(sp, &st);
+    T_EQ_INT(st.dropped_batches, 1);
+    T_EQ_INT(st.batches, 6);   /* 6..11 */
+    spool_close(sp);
+}
+
 /* spool_peek() + spool_claim_peeked(): the forwarder's read-ahead is
  * claimed only when the queue starts with exactly the batches it read. */
 static void test_read_ahead(void)
@@ -909,12 +963,28 @@ static void test_read_ahead(void)
         T_CHECK(a[0].len == want.len && memcmp(a[0].data, want.data, want.len) == 0);
         free(d);
     }
-    /* The claim before it has not left: not the head, not claimed. */
-    T_EQ_INT(spool_claim_peeked(sp, a, na, err, sizeof err), 0);
+    /* Not right behind the claim in flight (a batch between): refused. */
+    batch_t *c;
+    size_t nc;
+    T_EQ_INT(spool_peek(sp, a[0].seq, 2, 1000, &c, &nc, err, sizeof err), 0);
+    T_EQ_INT(nc, 2);
+    T_EQ_INT(spool_claim_peeked(sp, c, nc, err, sizeof err), 0);
+    spool_batches_free(c, nc);
+    /* Right behind it: claimed, a second claim in flight ... */
+    T_EQ_INT(spool_claim_peeked(sp, a, na, err, sizeof err), 1);
+    /* ... and a third group behind both is refused: no claim left. */
+    T_EQ_INT(spool_peek(sp, a[na - 1].seq, 2, 1000, &c, &nc, err, sizeof err), 0);
+    T_EQ_INT(nc, 2);
+    T_EQ_INT(spool_claim_peeked(sp, c, nc, err, sizeof err), 0);
+    spool_batches_free(c, nc);
+    /* The first leaves; n == 0 ends the oldest claim, the second stays. */
     T_EQ_INT(spool_remove(sp, b, n, err, sizeof err), 0);
     spool_unclaim(sp, NULL, 0, false, err, sizeof err);
     spool_batches_free(b, n);
-    T_EQ_INT(spool_claim_peeked(sp, a, na, err, sizeof err), 1);
+    T_EQ_INT(spool_claim(sp, 1, 1000, &c, &nc, NULL, err, sizeof err), 0);
+    T_EQ_INT(nc ? c[0].seq : 0, 5);   /* behind 3-4, still in flight */
+    T_EQ_INT(spool_unclaim(sp, c, nc, false, err, sizeof err), 0);
+    spool_batches_free(c, nc);
     /* Claimed: it is not dropped when the spool fills (2 batches of 20
      * rows are in flight and do not count; 4 + 3 new ones overflow by 1). */
     spool_append_result_t res;
@@ -982,6 +1052,7 @@ int main(void)
     test_queue();
     test_cap();
     test_read_ahead();
+    test_two_claims();
     test_doubt();
     test_doubt_survives_failed_group();
     test_quarantine();
