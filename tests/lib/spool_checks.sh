@@ -80,6 +80,24 @@ check_complete() {
         "$(rollup_diff "$proc")" 0
 }
 
+# check_stored_once PROC STOP_REPLY — after kills and crashes: every row
+# that reached the spool is stored (`aldrec process stop`'s count), none
+# twice (read counter, ledger). Sets OK ZERO GAPS MISSING MAXGAP from
+# counter_steps for the caller's own bounds on the holes.
+check_stored_once() {
+    local proc=$1 stop=$2
+    check_eq "every row that reached the spool is stored, once (rows recorded = rows stored)" \
+        "$(stored_rows "$proc")" "$(recorded_rows "$stop")"
+    read -r OK ZERO GAPS MISSING MAXGAP <<<"$(counter_steps "$proc")"
+    echo "# read counter: $OK steps of one poll, $GAPS gaps, $MISSING polls missing (largest gap $MAXGAP polls)"
+    check_eq "no poll stored twice (no step of 0)" "$ZERO" 0
+    check_eq "no row stored twice (ledger rows = stored rows)" \
+        "$(q "SELECT coalesce(sum(rows), 0) FROM ingest_ledger WHERE process_id = $proc AND kind = 1")" \
+        "$(stored_rows "$proc")"
+    check_eq "every ledger key is used once" \
+        "$(q "SELECT count(*) - count(DISTINCT (recorder_id, spool_id, batch_seq)) FROM ingest_ledger")" 0
+}
+
 # spool_init_counts — REQ, NPARAM, RC_ID for the demo map (needs aldrecd up).
 spool_init_counts() {
     REQ=$(st requests_per_cycle)
