@@ -623,7 +623,12 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
     link_to(f, draining ? LINK_DRAINING : LINK_UP);
     log_drain(f, draining, ss.rows);
 
-    if (draining && !f->single_until && f->drain_conns > 1 && lanes_start(f) == 0)
+    /* Two connections for a backlog of two full groups or more: not for
+     * the few batches a slow COMMIT leaves queued under load, which
+     * would open and close a connection every few seconds. */
+    bool big = ss.rows >= 2 * (uint64_t)f->drain_rows ||
+               ss.batches >= 2 * (uint64_t)f->drain_batches;
+    if (draining && big && !f->single_until && f->drain_conns > 1 && lanes_start(f) == 0)
         return drain_two(f, b, n, &ss, err, errlen);
 
     f->ahead_after = draining && !f->single_until ? b[n - 1].seq : 0;

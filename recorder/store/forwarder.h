@@ -16,7 +16,9 @@
  * restarting) is retried after a capped exponential backoff with jitter
  * while the batches wait in the spool.
  *
- * With drain_connections = 2 a backlog drains over two connections, two
+ * With drain_connections = 2 a backlog of two full groups or more
+ * (2 x drain_rows rows or 2 x drain_batches batches) drains over two
+ * connections, two
  * groups in flight at once (two lane threads, each with its own
  * connection; the forwarder thread claims and settles): while PostgreSQL
  * inserts one group's rows on one backend, it inserts the next group's
