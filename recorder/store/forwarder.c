@@ -25,6 +25,7 @@
 #define IDLE_WAKE_MS 1000      /* idle: checkpoints, rate samples */
 #define RATE_SLOTS 11          /* one sample a second: a 10 s window */
 #define LANES 2                /* groups in flight at most (SPOOL_MAX_CLAIMS) */
+#define LANE_RETRY_MS 30000    /* after the second connection failed: drain over one */
 
 _Static_assert(LANES <= SPOOL_MAX_CLAIMS, "every group in flight is a claim of its own");
 
@@ -67,7 +68,8 @@ struct forwarder {
     struct { int64_t t; uint64_t rows; } rate[RATE_SLOTS];
     size_t rate_next;
     complain_t db_down;
-    complain_t lane_down;      /* lane 1 cannot connect: drains go over one */
+    complain_t lane_down;      /* lane 1 failed: drains go over one ... */
+    int64_t lane_retry_at;     /* ... until then (mono ms) */
     /* thread only */
     backoff_t backoff;         /* the wait after a failure */
     int64_t next_try;          /* mono ms: no connection attempt before */
@@ -342,7 +344,10 @@ static bool settle(forwarder_t *f, pgsink_result_t r, int64_t us, bool behind, b
     }
     bool ok;
     *what = handle_result(f, r, b, n, err, &ok);
-    if (n == 1 && b[0].seq >= f->single_until)
+    /* One by one up to single_until: a withdrawn batch has not been
+     * written, so it ends nothing (else a refused or replayed group with
+     * one batch behind it would be claimed whole again, for ever). */
+    if (r != PGSINK_WITHDRAWN && n == 1 && b[0].seq >= f->single_until)
         f->single_until = 0;
     char serr[512];
     /* Gone: n == 0 ends the oldest claim, which this group's is (groups
@@ -401,12 +406,21 @@ static void *lane_main(void *arg)
 
 /* Starts both lanes: lane 0 borrows the forwarder's connection, lane 1
  * connects its own. Returns 0, or -1 (logged): drain over one. */
+/* The second connection failed (what: how): drains go over one for
+ * LANE_RETRY_MS, not a connection attempt per group. */
+static void lane_failed(forwarder_t *f, const char *what, const char *err)
+{
+    log_complain(&f->lane_down, LL_WARN, "draining over one connection: %s: %s", what, err);
+    f->lane_retry_at = clock_mono_ms() + LANE_RETRY_MS;
+}
+
 static int lanes_start(forwarder_t *f)
 {
     char err[512];
+    if (clock_mono_ms() < f->lane_retry_at)
+        return -1;
     if (pgsink_connect(f->lane[1].sink, err, sizeof err) < 0) {
-        log_complain(&f->lane_down, LL_WARN, "draining over one connection: a second one"
-                     " failed: %s", err);
+        lane_failed(f, "a second one failed", err);
         return -1;
     }
     log_release(&f->lane_down, LL_INFO, "a second connection for draining works again");
@@ -529,10 +543,18 @@ static enum outcome drain_two(forwarder_t *f, batch_t *b, size_t n, const spool_
 
         enum settled what;
         if (!settle(f, r, us, behind, hb, hn, ss, lerr, &what)) {
-            ok = false;
-            snprintf(err, errlen, "%s", lerr);
+            if (h->sink != f->sink) {
+                /* The second connection failed: not the link (if the
+                 * server is gone, the first one's next write says so;
+                 * lane 0 may be writing on it now: not to be touched). */
+                lane_failed(f, "the second one failed", lerr);
+            } else {
+                ok = false;
+                snprintf(err, errlen, "%s", lerr);
+            }
+            more = false;
         }
-        if (!ok || f->single_until)
+        if (f->single_until)
             more = false;
         memmove(q, q + 1, (nq - 1) * sizeof q[0]);
         nq--;

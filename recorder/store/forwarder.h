@@ -27,7 +27,17 @@
  * first is stored, and when the first is not (a refused batch, a broken
  * link, a COMMIT in doubt) the second is rolled back (WITHDRAWN) and
  * claimed again later. The first lane borrows the forwarder's connection;
- * the second lane's is open only while a backlog drains.
+ * the second lane's is open only while a backlog drains. When the second
+ * connection is refused or fails, drains go over one for 30 s.
+ *
+ * Known limits: a sample (or step) stored twice across the boundary of
+ * two groups in flight makes the first wait on the second's row lock,
+ * which waits for the first to commit; PostgreSQL cannot see that wait,
+ * so it ends at timeout_ms (a RETRY: the groups go one by one and the
+ * duplicate is refused as it would be without the lanes; nothing is lost,
+ * the link shows a failure). A batch moved back from quarantine keeps its
+ * (lower) seq and is claimed once no claim is in flight, i.e. after the
+ * drain.
  *
  *   LINK_CONNECTING ──ok──▶ LINK_UP ◀──backlog gone── LINK_DRAINING
  *         ▲  │                 │ └────backlog found────▶ │

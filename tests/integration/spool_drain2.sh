@@ -72,6 +72,8 @@ wait_queue 60 -eq 0
 check_match "the log says the drain went over one connection, and why" "$(cat "$WORK/aldrecd.log")" \
     "draining over one connection: a second one failed: .*too many connections for role"
 check_eq "... and nothing overlapped" "$(overlapped)" "$O2"
+check_eq "... and it tried the second connection once, not once a transaction" \
+    "$(grep -c 'too many connections for role' "$WORK/pg/server.log")" 1
 q "ALTER ROLE $ROLE CONNECTION LIMIT -1" >/dev/null
 
 # 4. drain_connections = 1: one transaction at a time.
