@@ -545,6 +545,21 @@ static int mark_claimed(spool_t *sp, const batch_t *v, size_t k, char *err, size
     return 0;
 }
 
+/* Room for a group of *max_batches (at least 1); *out and *n say "none"
+ * until give_group(). NULL with err when out of memory. */
+static batch_t *new_group(size_t *max_batches, batch_t **out, size_t *n, char *err,
+                          size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    if (*max_batches == 0)
+        *max_batches = 1;
+    batch_t *v = calloc(*max_batches, sizeof *v);
+    if (!v)
+        snprintf(err, errlen, "spool: out of memory");
+    return v;
+}
+
 static void give_group(int rc, batch_t *v, size_t k, batch_t **out, size_t *n)
 {
     if (rc < 0 || k == 0) {
@@ -562,17 +577,11 @@ int spool_claim(spool_t *sp, size_t max_batches, size_t max_rows, batch_t **out,
     size_t k = 0;
     int rc = -1;
 
-    *out = NULL;
-    *n = 0;
     if (bad)
         *bad = 0;
-    if (max_batches == 0)
-        max_batches = 1;
-    batch_t *v = calloc(max_batches, sizeof *v);
-    if (!v) {
-        snprintf(err, errlen, "spool: out of memory");
+    batch_t *v = new_group(&max_batches, out, n, err, errlen);
+    if (!v)
         return -1;
-    }
     pthread_mutex_lock(&sp->lock);
     for (;;) {
         int64_t bad_seq;
@@ -606,15 +615,9 @@ int spool_peek(spool_t *sp, int64_t after_seq, size_t max_batches, size_t max_ro
     size_t k = 0;
     int64_t bad_seq;
 
-    *out = NULL;
-    *n = 0;
-    if (max_batches == 0)
-        max_batches = 1;
-    batch_t *v = calloc(max_batches, sizeof *v);
-    if (!v) {
-        snprintf(err, errlen, "spool: out of memory");
+    batch_t *v = new_group(&max_batches, out, n, err, errlen);
+    if (!v)
         return -1;
-    }
     pthread_mutex_lock(&sp->lock);
     sqlite3_stmt *s = sp_stmt(sp, ST_PEEK);
     sqlite3_bind_int64(s, 1, after_seq);

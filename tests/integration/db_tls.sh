@@ -93,17 +93,7 @@ aldrecd_config "$CFG" recorder.batch_rows=96 recorder.flush_interval_ms=300 \
     database.connect_timeout_s=$TIMEOUT_S "database.conninfo=$WRONG_DSN" \
     "database.reader_conninfo=host=127.0.0.1 port=$PGPORT dbname=aldrec user=engineer passfile=$WORK/pgpass sslmode=verify-full sslrootcert=$TLS_WRONG_CA"
 aldrecd_start "$CFG" || not_ok "aldrecd starts with the wrong CA"
-wait_until 20 "certificate error" st_match last_error "certificate" \
-    && ok "wrong CA: aldrecd's status names the certificate check" \
-    || not_ok "wrong CA: aldrecd's status names the certificate check: $(st last_error)"
-echo "# wrong CA: $(st last_error)"
-check_match "... it is the verification that failed" "$(st last_error)" "certificate verify failed"
-check_match "... and the log says so" "$(cat "$WORK/aldrecd.log")" "certificate verify failed"
-OUT=$($A runs 2>&1); rc=$?
-check_eq "wrong CA: aldrec runs exits 1" "$rc" 1
-check_match "... naming the certificate check" "$OUT" "cannot connect to PostgreSQL: .*certificate verify failed"
-sleep 5
-check_ge "wrong CA: batches wait in the spool" "$(queue_batches)" 5
+check_wrong_ca
 STORED_BEFORE=$(stored_rows "$PROC")
 
 # The CA fixed: everything waiting is stored.

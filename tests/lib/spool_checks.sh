@@ -96,6 +96,25 @@ check_stored_once() {
         "$(stored_rows "$proc")"
 }
 
+# check_wrong_ca — aldrecd (started) and aldrec (A) configured with a CA
+# that did not sign the server's certificate: refused, naming the
+# certificate check (status, log, aldrec's error), and the run goes on
+# into the spool.
+check_wrong_ca() {
+    local out rc
+    wait_until 20 "certificate error" st_match last_error "certificate" \
+        && ok "wrong CA: aldrecd's status names the certificate check" \
+        || not_ok "wrong CA: aldrecd's status names the certificate check: $(st last_error)"
+    echo "# wrong CA: $(st last_error)"
+    check_match "... it is the verification that failed" "$(st last_error)" "certificate verify failed"
+    check_match "... and the log says so" "$(cat "$WORK/aldrecd.log")" "certificate verify failed"
+    out=$($A runs 2>&1); rc=$?
+    check_eq "wrong CA: aldrec runs exits 1" "$rc" 1
+    check_match "... naming the certificate check" "$out" "cannot connect to PostgreSQL: .*certificate verify failed"
+    sleep 5
+    check_ge "wrong CA: batches wait in the spool" "$(queue_batches)" 5
+}
+
 # spool_init_counts — REQ, NPARAM, RC_ID for the demo map (needs aldrecd up).
 spool_init_counts() {
     REQ=$(st requests_per_cycle)
