@@ -19,8 +19,14 @@
  *       Each live batch's lag is its first sample -> its COMMIT (seen to
  *       within 10 ms: the forwarder stores in seq order, so batch s is
  *       committed once s batches are)
- *       -> "backlog_rows N", "drain_s S", "drain_rows_per_s N",
- *          "live_batches N", "lag_ms_max_draining L", "lag_ms_p99_after L" */
+ *       The backlog is drained when as many batches as it held are
+ *       stored; the recorder has caught up when the live batches that
+ *       queued behind it meanwhile are stored too (2 or fewer queued), and
+ *       AFTER_S counts from then; lag_ms_max_draining is the largest lag of
+ *       a live batch recorded before that, lag_ms_p99_after of those after
+ *       -> "backlog_rows N", "drain_s S", "drain_rows_per_s N", "catchup_s S",
+ *          "live_batches N", "lag_ms_max_draining L", "lag_ms_p99_after L",
+ *          "after_batches N" */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -234,7 +240,7 @@ static int bench_catchup(const char *dsn, const char *path, const char *rid, lon
     forwarder_opts_t fo = { .conninfo = dsn, .recorder_id = rid, .timeout_ms = 60000,
                             .drain_batches = 32, .drain_rows = 100000,
                             .drain_connections = drain_connections() };
-    double t0 = (double)clock_mono_ns() / 1e9, drained_at = 0;
+    double t0 = (double)clock_mono_ns() / 1e9, drained_at = 0, caught_at = 0;
     forwarder_t *f = forwarder_start(&fo, sp, err, sizeof err);
     pthread_t th;
     L.f = f;
@@ -259,7 +265,12 @@ static int bench_catchup(const char *dsn, const char *path, const char *rid, lon
         double t = (double)clock_mono_ns() / 1e9;
         if (drained_at == 0 && fs.stored_batches >= backlog)
             drained_at = t;
-        if (drained_at > 0 && t - drained_at >= after_s)
+        /* Caught up: the live batches that queued behind the backlog
+         * are stored too (at most the one being written and the next). */
+        spool_get_stats(sp, &st);
+        if (drained_at > 0 && caught_at == 0 && st.batches <= 2)
+            caught_at = t;
+        if (caught_at > 0 && t - caught_at >= after_s)
             break;
         usleep(10000);
     }
@@ -268,8 +279,8 @@ static int bench_catchup(const char *dsn, const char *path, const char *rid, lon
     pthread_mutex_unlock(&L.lock);
     pthread_join(th, NULL);
     forwarder_stop(f, 5000);
-    /* Live batches: those committed while the backlog drained, and after. */
-    int64_t drained_us = clock_real_us() - (int64_t)(((double)clock_mono_ns() / 1e9 - drained_at) * 1e6);
+    /* Live batches: those recorded before the recorder caught up, and after. */
+    int64_t caught_us = clock_real_us() - (int64_t)(((double)clock_mono_ns() / 1e9 - caught_at) * 1e6);
     int64_t max_draining = 0, *after = calloc(L.n + 1, sizeof *after);
     size_t na = 0, committed = 0;
     for (size_t i = 0; i < L.n; i++) {
@@ -277,7 +288,7 @@ static int bench_catchup(const char *dsn, const char *path, const char *rid, lon
             continue;
         committed++;
         int64_t lag = L.commit_us[i] - L.first_us[i];
-        if (L.first_us[i] < drained_us) {
+        if (L.first_us[i] < caught_us) {
             if (lag > max_draining)
                 max_draining = lag;
         } else {
@@ -287,11 +298,13 @@ static int bench_catchup(const char *dsn, const char *path, const char *rid, lon
     qsort(after, na, sizeof *after, cmp_i64);
     double drain_s = drained_at - t0;
     printf("backlog_rows %llu\nbacklog_batches %llu\ndrain_s %.1f\ndrain_rows_per_s %.0f\n"
-           "live_batches %zu\nlive_committed %zu\nlag_ms_max_draining %.0f\n"
-           "lag_ms_p99_after %.0f\n",
+           "catchup_s %.1f\nlive_batches %zu\nlive_committed %zu\nlag_ms_max_draining %.0f\n"
+           "lag_ms_p99_after %.0f\nafter_batches %zu\n",
            (unsigned long long)backlog_rows, (unsigned long long)backlog, drain_s,
-           (double)backlog_rows / drain_s, L.n, committed, (double)max_draining / 1000.0,
-           na ? (double)after[(na * 99) / 100 < na ? (na * 99) / 100 : na - 1] / 1000.0 : 0.0);
+           (double)backlog_rows / drain_s, caught_at - t0, L.n, committed,
+           (double)max_draining / 1000.0,
+           na ? (double)after[(na * 99) / 100 < na ? (na * 99) / 100 : na - 1] / 1000.0 : 0.0,
+           na);
     free(after);
     spool_close(sp);
     return 0;

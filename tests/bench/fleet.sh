@@ -187,7 +187,9 @@ for e in "${IDX[@]}"; do q "${e#*|}" >/dev/null; done
 # appends a live batch a second behind the backlog, as aldrecd's main loop
 # does. The forwarder sends oldest first, so a live batch waits for the
 # backlog in front of it: its lag while the backlog drains is about the
-# drain time; after, it is the paced figure above.
+# drain time; the recorder has caught up once the live batches that queued
+# behind the backlog meanwhile are stored too; after, the lag is the paced
+# figure above.
 CATCHUP_N=${FLEET_CATCHUP_N:-8}
 CATCHUP_S=${FLEET_CATCHUP_S:-3600}
 CATCHUP_AFTER_S=${FLEET_CATCHUP_AFTER_S:-30}
@@ -207,11 +209,14 @@ for k in $(seq 1 "$CATCHUP_N"); do
 done
 for p in "${pids[@]}"; do wait "$p" || ald_die "a catch-up recorder failed"; done
 T1=$(date +%s.%N); C1=$(pg_cpu)
-printf '   %-8s %12s %10s %12s %16s %14s\n' recorder "backlog rows" "drain s" "drain rows/s" "live lag max ms" "after: p99 ms"
+printf '   %-8s %12s %10s %12s %12s %16s %14s\n' recorder "backlog rows" "drain s" "drain rows/s" "caught up s" "live lag max ms" "after: p99 ms"
 for k in $(seq 1 "$CATCHUP_N"); do
-    awk -v k="$k" '{v[$1] = $2} END {printf "   catch%-3d %12d %10.1f %12.0f %16.0f %14.0f\n", k, v["backlog_rows"], v["drain_s"],
-        v["drain_rows_per_s"], v["lag_ms_max_draining"], v["lag_ms_p99_after"]}' "$WORK/c$k.txt"
+    awk -v k="$k" '{v[$1] = $2} END {printf "   catch%-3d %12d %10.1f %12.0f %12.1f %16.0f %14.0f (%d batches)\n", k, v["backlog_rows"], v["drain_s"],
+        v["drain_rows_per_s"], v["catchup_s"], v["lag_ms_max_draining"], v["lag_ms_p99_after"], v["after_batches"]}' "$WORK/c$k.txt"
 done
+cmax=$(for k in $(seq 1 "$CATCHUP_N"); do sed -n 's/^catchup_s //p' "$WORK/c$k.txt"; done | maxof)
+echo "   caught up (the live batches that queued behind the backlog stored too) after $cmax s at the latest"
+
 stored=$(q "SELECT count(*) FROM process_data_points WHERE ts < '2026-01-01'")
 want=$((CATCHUP_N * CATCHUP_S * BATCH))
 [ "$stored" -eq "$want" ] || ald_die "catch-up: $stored backlog rows stored, $want spooled"
