@@ -211,6 +211,15 @@ static void spool_trouble(forwarder_t *f, const char *what, const char *err)
     note_error(f, err);
 }
 
+/* A claim moved `bad` batches whose data no longer matched their crc to
+ * quarantine. */
+static void log_damaged(uint32_t bad)
+{
+    if (bad)
+        log_msg(LL_ERROR, "spool: %u batch(es) damaged on disk (checksum mismatch) moved to"
+                " quarantine", bad);
+}
+
 /* What became of a claimed group. */
 enum settled {
     SETTLED_GONE,      /* the batches left the spool (stored, duplicate, quarantined) */
@@ -404,8 +413,6 @@ static void *lane_main(void *arg)
     return NULL;
 }
 
-/* Starts both lanes: lane 0 borrows the forwarder's connection, lane 1
- * connects its own. Returns 0, or -1 (logged): drain over one. */
 /* The second connection failed (what: how): drains go over one for
  * LANE_RETRY_MS, not a connection attempt per group. */
 static void lane_failed(forwarder_t *f, const char *what, const char *err)
@@ -414,6 +421,8 @@ static void lane_failed(forwarder_t *f, const char *what, const char *err)
     f->lane_retry_at = clock_mono_ms() + LANE_RETRY_MS;
 }
 
+/* Starts both lanes: lane 0 borrows the forwarder's connection, lane 1
+ * connects its own. Returns 0, or -1 (logged): drain over one. */
 static int lanes_start(forwarder_t *f)
 {
     char err[512];
@@ -482,15 +491,6 @@ static void lane_verdict(forwarder_t *f, struct lane *l, bool commit)
     pthread_mutex_unlock(&f->lock);
 }
 
-/* Time is up for a stopping forwarder: claim nothing more. */
-static bool stop_due(forwarder_t *f)
-{
-    pthread_mutex_lock(&f->lock);
-    bool due = f->stopping && clock_mono_ms() >= f->stop_deadline;
-    pthread_mutex_unlock(&f->lock);
-    return due;
-}
-
 /* Drains with both lanes (started), from the claimed group b[0..n), until
  * nothing is left to claim or a group fails; then stops them. */
 static enum outcome drain_two(forwarder_t *f, batch_t *b, size_t n, const spool_stats_t *ss,
@@ -508,15 +508,13 @@ static enum outcome drain_two(forwarder_t *f, batch_t *b, size_t n, const spool_
             size_t nn = 0;
             uint32_t bad = 0;
             char cerr[512];
-            if (stop_due(f) ||
+            if (should_exit(f, false) ||   /* stopping, time up: claim nothing more */
                 spool_claim(f->sp, f->drain_batches, f->drain_rows, &nb, &nn, &bad, cerr,
                             sizeof cerr) < 0) {
                 more = false;   /* a spool failure: the next turn tells */
                 break;
             }
-            if (bad)
-                log_msg(LL_ERROR, "spool: %u batch(es) damaged on disk (checksum mismatch)"
-                        " moved to quarantine", bad);
+            log_damaged(bad);
             if (nn == 0) {
                 more = false;
                 break;
@@ -627,9 +625,7 @@ static enum outcome run_once(forwarder_t *f, char *err, size_t errlen)
         wait_until(f, clock_mono_ms() + IDLE_WAKE_MS, -1, false);
         return OUT_AGAIN;
     }
-    if (bad)
-        log_msg(LL_ERROR, "spool: %u batch(es) damaged on disk (checksum mismatch) moved to"
-                " quarantine", bad);
+    log_damaged(bad);
     if (n == 0) {
         link_to(f, LINK_UP);
         log_drain(f, false, 0);
