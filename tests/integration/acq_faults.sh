@@ -135,9 +135,15 @@ FLAT=$(param db flat); STEP=$(param db step)
 gaps() { q "SELECT string_agg(round(d * 1000)::text, ' ') FROM (SELECT extract(epoch FROM ts - lag(ts) OVER (ORDER BY ts)) AS d FROM process_data_points WHERE process_id = $PROC AND parameter_id = $1 $2) x WHERE d IS NOT NULL"; }
 FG=$(gaps "$FLAT" "")
 echo "# db_flat stored every (ms): $FG"
-# every_second GAPS — "ok" when there are at least 3 gaps, all 1000 ± 60 ms
-every_second() { awk '{for (i = 1; i <= NF; i++) if ($i < 940 || $i > 1060) bad++; print (NF >= 3 && !bad) ? "ok" : "no"}' <<<"$1"; }
-check_eq "db: a constant value is stored every max_interval (1000 ms, ±60)" "$(every_second "$FG")" ok
+# every_second GAPS — "ok" when there are at least 3 gaps, their median
+# 1000 ± 60 ms and each within 940-1160 ms. The keep decision is taken at
+# the poll's scheduled time but a row carries its reply's time, so one
+# late or skipped poll (10 Hz: the next is 100 ms on) may stretch a gap
+# by a cycle; a recorder storing every 11th poll has a median of 1100.
+every_second() { tr ' ' '\n' <<<"$1" | sort -n | awk '{g[NR] = $1; if ($1 < 940 || $1 > 1160) bad++}
+    END {m = NR % 2 ? g[(NR + 1) / 2] : (g[NR / 2] + g[NR / 2 + 1]) / 2;
+         print (NR >= 3 && !bad && m >= 940 && m <= 1060) ? "ok" : "no"}'; }
+check_eq "db: a constant value is stored every max_interval (1000 ms: median ±60, each 940-1160)" "$(every_second "$FG")" ok
 RUN_S=$(awk -v a="$T_START" -v b="$T_STOP" 'BEGIN {printf "%d", b - a}')
 check_ge "db: ... from the start of the run (first row within 200 ms of START)" 200 \
     "$(q "SELECT round(extract(epoch FROM min(ts) - to_timestamp($T_START)) * 1000) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $FLAT")"

@@ -85,7 +85,10 @@ read -r HEAD TAIL <<<"$(q "SELECT round(extract(epoch FROM min(d.ts) - p.started
    WHERE d.process_id = $PROC AND d.parameter_id = $RC_ID GROUP BY p.started_at")"
 echo "# first poll ${HEAD}s after the start, last poll ${TAIL}s before the stop"
 check "no poll lost at the start (first poll ${HEAD}s after it, < 0.25)" awk -v d="$HEAD" 'BEGIN { exit !(d >= 0 && d < 0.25) }'
-check "no poll lost at the stop (last poll ${TAIL}s before it, < 0.25)" awk -v d="$TAIL" 'BEGIN { exit !(d > -0.05 && d < 0.25) }'
+# T_STOP is read before aldrec starts: the polls until aldrecd handles STOP
+# belong to the run, and on a loaded box starting aldrec and connecting may
+# take longer than a period, hence a last poll up to 250 ms "after" T_STOP.
+check "no poll lost at the stop (last poll ${TAIL}s before it, -0.25 .. 0.25)" awk -v d="$TAIL" 'BEGIN { exit !(d > -0.25 && d < 0.25) }'
 SAMPLED=$(sed -n "s/.*process $PROC stopped: \([0-9]*\) rows sampled by this aldrecd.*/\1/p" "$WORK/aldrecd.log")
 check_eq "rows stored = rows aldrecd sampled for the run" "$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC")" "$SAMPLED"
 check_ge "the contiguity check detects a dropped poll (self-test)" \

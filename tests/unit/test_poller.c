@@ -205,7 +205,10 @@ int main(int argc, char **argv)
     /* 50 ms group: 20 a second; 200 ms group: 5 (+1 or 2 at the edges) */
     T_CHECK(n.b >= 10 && n.b <= 23);
     T_CHECK(n.b2 >= 3 && n.b2 <= 7);
-    T_CHECK(n.b >= 3 * n.b2);
+    /* 4 times as often; "3 times, less 3 polls" leaves room for a stall
+     * of the shared thread (150 ms costs the 50 ms group 3 polls, the
+     * 200 ms group at most 1), and one rate for both (b == b2) fails */
+    T_CHECK(n.b + 3 >= 3 * n.b2);
     T_CHECK(cycles_of(p, a.port) > ca + 10);
 
     /* a is deactivated: it stops, nothing of it arrives afterwards */
