@@ -101,11 +101,12 @@ N=$(rows "$FAST_RC" "")
 SPAN_MS=$(q "SELECT round(extract(epoch FROM max(ts) - min(ts)) * 1000) FROM process_data_points WHERE process_id = $PROC AND parameter_id = $FAST_RC")
 RUN_MS=$(awk -v a="$T_START" -v b="$T_STOP" 'BEGIN {printf "%d", (b - a) * 1000}')
 check_ge "fast: one sample per 100 ms over the whole run ($N samples, run $RUN_MS ms)" "$N" $((RUN_MS / 100 - 3))
+FAST_ST=$(grep "127.0.0.1:$SIM_PORT_fast unit" <<<"$STATUS")
 # A cycle that overran (a starved CPU) may push the next one a period on.
-FAST_OVR=$(echo "$STATUS" | grep "127.0.0.1:$SIM_PORT_fast unit" | sed -n 's/.*(\([0-9]*\) overruns).*/\1/p')
+FAST_OVR=$(sed -n 's/.*(\([0-9]*\) overruns).*/\1/p' <<<"$FAST_ST")
 check_eq "fast: samples = span / interval + 1 (no cycle lost, span $SPAN_MS ms, $FAST_OVR overruns)" \
     "$(awk -v n="$N" -v s="$SPAN_MS" -v o="${FAST_OVR:-0}" 'BEGIN {d = (n - 1) - s / 100; print (d >= -1 - o && d <= 1) ? "yes" : "no: " d}')" yes
-REQ=$(echo "$STATUS" | grep "127.0.0.1:$SIM_PORT_fast unit" | sed -n 's/.*groups, \([0-9]*\) requests\/cycle.*/\1/p')
+REQ=$(sed -n 's/.*groups, \([0-9]*\) requests\/cycle.*/\1/p' <<<"$FAST_ST")
 check_eq "fast: read in 4 requests per cycle" "$REQ" 4
 check_eq "fast: read counter contiguous (each stored cycle is the next one)" \
     "$(q "SELECT count(*) FROM (SELECT value - lag(value) OVER (ORDER BY ts) AS d FROM process_data_points WHERE process_id = $PROC AND parameter_id = $FAST_RC) x WHERE d <> $REQ")" 0

@@ -124,8 +124,8 @@ check_eq "ledger rows of kind idle add up to machine_history (one snapshot)" \
     "$(q "SELECT (SELECT coalesce(sum(rows), 0) FROM ingest_ledger WHERE kind = 5) - (SELECT count(*) FROM machine_history)")" 0
 check_eq "idle ledger rows carry no process" \
     "$(q "SELECT count(*) FROM ingest_ledger WHERE kind = 5 AND process_id IS NOT NULL")" 0
-# STATUS's count R, read at T: every row counted is stored with ts <= T,
-# and every row polled more than 1 s before T was counted
+# A count R, read at T: every row counted is stored with ts <= T, and every
+# row polled more than AGE_S before T was counted
 sandwich() {   # NAME R T [AGE_S] — R counted at most AGE_S (1) seconds before T
     local age=${4:-1}
     wait_until 10 "$1: $2 idle rows stored" bash -c "[ \$(psql -XAtq '$ADMIN_DSN' -c \"SELECT count(*) FROM machine_history WHERE ts <= to_timestamp($3)\") -ge $2 ]"

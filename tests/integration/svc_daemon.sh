@@ -125,8 +125,8 @@ done
 check_eq "during the recording: written <= rows in PostgreSQL <= spooled <= read, every scrape" "$consistent" 5
 # /metrics is republished once a second, so its count may still be older
 # than the fresh $r: wait for it to pass $r rather than read it once.
-check "... and the counters move" wait_until 5 "/metrics read counter above $r" \
-    bash -c "[ \"\$($PROM get '$URL' aldrec_points_read_total)\" -gt $r ]"
+read_above() { [ "$($PROM get "$URL" aldrec_points_read_total)" -gt "$1" ]; }
+check "... and the counters move" wait_until 5 "/metrics read counter above $r" read_above "$r"
 out=$($A process stop)
 check_match "process stop: all stored" "$out" "all stored"
 ROWS=$(q "SELECT count(*) FROM process_data_points WHERE process_id = $PROC")

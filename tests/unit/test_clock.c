@@ -6,6 +6,11 @@
 #include "common/clock.h"
 #include "t.h"
 
+static int64_t tv_us(const struct timeval *tv)
+{
+    return (int64_t)tv->tv_sec * 1000000 + tv->tv_usec;
+}
+
 int main(void)
 {
     int64_t ns = clock_mono_ns(), us = clock_mono_us(), ms = clock_mono_ms();
@@ -29,9 +34,7 @@ int main(void)
         gettimeofday(&tb, NULL);
         int64_t real = clock_real_us();
         gettimeofday(&ta, NULL);
-        int64_t b = (int64_t)tb.tv_sec * 1000000 + tb.tv_usec;
-        int64_t a = (int64_t)ta.tv_sec * 1000000 + ta.tv_usec;
-        outside += real < b || real > a;
+        outside += real < tv_us(&tb) || real > tv_us(&ta);
     }
     T_EQ_INT(outside, 0);
     return t_done("test_clock");
